@@ -1,0 +1,223 @@
+"""Dataclass configs that map one to one onto YAML sections.
+
+A recipe YAML names only what differs from the defaults; `load_config` merges one or more
+recipes and `--set a.b=c` overrides on top of the defaults, rejects unknown keys with the list
+of valid ones, and checks types. The resolved config is written into every run folder, so a run
+can be rebuilt from it alone.
+"""
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+from keras_nlp_app.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    dataset: typing.Optional[str] = "sst2"  # registry name (knlp datasets list); null to use files
+    train_split: str = "train"  # registry split used for training
+    validation_split: typing.Optional[str] = "validation"  # registry split for validation; null for none
+    train_file: typing.Optional[str] = None  # path used instead of the registry's train split
+    validation_file: typing.Optional[str] = None  # path used instead of the registry's validation split
+    format: str = "auto"  # auto (from the file suffix) | tsv | csv | jsonl | txt
+    header: bool = True  # tsv/csv: first line names the columns
+    columns: typing.List[str] = field(default_factory=list)  # tsv/csv without header: column names in order
+    text_field: str = "sentence"  # column or JSON field holding the text
+    label_field: str = "label"  # column or JSON field holding the label
+    on_bad_line: str = "error"  # error: stop at the first malformed line | skip: drop it and report the count
+    holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded)
+    max_train_examples: typing.Optional[int] = None  # keep only the first N training examples; null for all
+
+
+@dataclass
+class TokenizerConfig:
+    kind: str = "word"  # word (Unicode-aware words and punctuation) | wordpiece (learned subwords)
+    lowercase: bool = True  # Unicode case folding before splitting
+    vocab_size: int = 20000  # largest vocabulary, special tokens included
+    min_count: int = 1  # word tokenizer: drop words seen fewer times in training data
+    sequence_length: int = 128  # tokens kept per text; longer texts are truncated at the end
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lstm_classifier"  # factory in keras_nlp_app.models.MODELS
+    params: typing.Dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3  # passes over the training data
+    batch_size: int = 64  # per replica; global batch = batch_size x replicas
+    optimizer: str = "adam"  # adam | adamw | sgd
+    learning_rate: float = 0.001  # peak learning rate
+    weight_decay: float = 0.0  # adamw only: decoupled weight decay
+    warmup_steps: int = 0  # linear warmup from 0 to learning_rate
+    decay: str = "none"  # none | cosine | linear: decay after warmup to 0 over all steps
+    clipnorm: typing.Optional[float] = None  # clip gradients to this global norm; null for none
+    strategy: str = "auto"  # auto | one_device | mirrored | multi_worker
+    seed: int = 1337  # seeds Python, NumPy, TensorFlow and the shuffle order
+    shuffle_buffer: int = 100000  # examples in the shuffle buffer
+    bucket_boundaries: typing.List[int] = field(default_factory=lambda: [8, 16, 32, 64])  # token-length bucket edges
+    monitor: str = "val_accuracy"  # metric for the best checkpoint and early stopping
+    early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 turns it off
+    backup_every_steps: int = 0  # BackupAndRestore every N steps; 0: at the end of every epoch
+    mixed_precision: str = "none"  # none | mixed_float16 | bfloat16
+    steps_per_epoch: typing.Optional[int] = None  # cap on steps per epoch; null for a full pass
+    verbose: str = "auto"  # auto (progress bar on a terminal) | 0 | 1 | 2
+
+
+@dataclass
+class Config:
+    name: str = "sst2_lstm"  # experiment name: default run folder runs/<name>
+    task: str = "classification"  # classification (later: tagging, lm, seq2seq, qa)
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+CHOICES = {
+    "data.format": ("auto", "tsv", "csv", "jsonl", "txt"),
+    "data.on_bad_line": ("error", "skip"),
+    "tokenizer.kind": ("word", "wordpiece"),
+    "train.optimizer": ("adam", "adamw", "sgd"),
+    "train.decay": ("none", "cosine", "linear"),
+    "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
+    "train.mixed_precision": ("none", "mixed_float16", "bfloat16"),
+    "train.verbose": ("auto", "0", "1", "2"),
+    "task": ("classification",),
+}
+
+
+def _check_type(key, value, annotation):
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return value
+        inner = [a for a in args if a is not type(None)][0]
+        return _check_type(key, value, inner)
+    if origin in (list, typing.List):
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key} must be a list, got {value!r}")
+        return [_check_type(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if origin in (dict, typing.Dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key} must be a mapping, got {value!r}")
+        return dict(value)
+    if annotation is typing.Any:
+        return value
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"config key {key} must be {annotation.__name__}, got {value!r}"
+        )
+    return value
+
+
+def _merge(instance, updates, prefix=""):
+    """Applies a nested mapping onto a dataclass instance, rejecting unknown keys."""
+    if not isinstance(updates, dict):
+        raise ConfigError(f"config section {prefix or '(top)'} must be a mapping, got {updates!r}")
+    fields = {f.name: f for f in dataclasses.fields(instance)}
+    hints = typing.get_type_hints(type(instance))
+    for key, value in updates.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            valid = ", ".join(prefix + name for name in fields)
+            raise ConfigError(f"unknown config key {dotted}; valid keys: {valid}")
+        current = getattr(instance, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, prefix=dotted + ".")
+            continue
+        if key == "params" and isinstance(current, dict) and isinstance(value, dict):
+            value = {**current, **value}
+        value = _check_type(dotted, value, hints[key])
+        if dotted in CHOICES and value is not None and value not in CHOICES[dotted]:
+            raise ConfigError(
+                f"config key {dotted} must be one of {', '.join(CHOICES[dotted])}, got {value!r}"
+            )
+        setattr(instance, key, value)
+
+
+def parse_override(text):
+    """Turns `a.b=c` into the nested mapping {'a': {'b': c}}, c parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    dotted, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    nested = value
+    for part in reversed(dotted.strip().split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def _read_yaml(path):
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            loaded = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text")
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections")
+    return loaded
+
+
+def load_config(paths=(), overrides=()):
+    """Builds a `Config` from defaults, then each YAML file, then `a.b=c` overrides.
+
+    Args:
+        paths: YAML files, applied in order.
+        overrides: strings like `train.epochs=5`.
+
+    Example:
+        cfg = load_config(["configs/sst2_lstm.yaml"], ["train.epochs=1"])
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    cfg = Config()
+    for path in paths:
+        loaded = _read_yaml(os.fspath(path))
+        try:
+            _merge(cfg, loaded)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    for text in overrides:
+        _merge(cfg, parse_override(text))
+    return cfg
+
+
+def config_to_dict(cfg):
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg, path):
+    """Writes the resolved config as YAML (atomically)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
+    os.replace(tmp, path)
+
+
+def config_from_dict(mapping):
+    cfg = Config()
+    _merge(cfg, mapping)
+    return cfg

@@ -1,0 +1,264 @@
+"""Readers for plain text, TSV/CSV and JSONL files into (text, label) examples.
+
+Every malformed line is reported with its file and line number. With `on_bad_line="skip"` the
+reader drops such lines and counts them in the returned `ReadReport`, so the caller can say how
+many were lost. Files must be UTF-8 (a byte-order mark is allowed); Windows line endings and a
+missing final newline are fine.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+
+from keras_nlp_app.errors import DataError
+
+FORMATS = ("tsv", "csv", "jsonl", "txt")
+_SUFFIXES = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "txt"}
+
+
+@dataclasses.dataclass
+class ReadReport:
+    """What a reader kept and dropped."""
+
+    path: str
+    examples: int = 0
+    skipped: int = 0
+    first_skipped: str = ""  # the message of the first dropped line, for the log
+
+
+@dataclasses.dataclass
+class Examples:
+    texts: list
+    labels: list  # strings; None for unlabelled text
+    lines: list  # the line (first line of a multi-line CSV record) each example came from
+    report: ReadReport
+
+
+def detect_format(path, fmt="auto"):
+    if fmt != "auto":
+        return fmt
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in _SUFFIXES:
+        raise DataError(
+            f"cannot tell the format from the suffix {suffix or '(none)'}; "
+            f"set data.format to one of {', '.join(FORMATS)}", path=path)
+    return _SUFFIXES[suffix]
+
+
+def _read_text(path):
+    """The whole file as str, with a clear error for missing, binary or non-UTF-8 files."""
+    if os.path.isdir(path):
+        raise DataError("is a directory, expected a data file", path=path)
+    if not os.path.exists(path):
+        raise DataError("file not found", path=path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise DataError(f"cannot read: {exc.strerror}", path=path)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError("is UTF-16 encoded; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
+                        path=path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); re-encode the file as UTF-8",
+            path=path, line=line)
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise DataError("contains a NUL byte; is this a binary file?", path=path, line=line)
+    return text
+
+
+def _lines(text):
+    """Physical lines without their terminators (\\n or \\r\\n), numbered from 1."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        yield number, line[:-1] if line.endswith("\r") else line
+
+
+class _Collector:
+    """Applies the on_bad_line policy and builds the report."""
+
+    def __init__(self, path, on_bad_line):
+        if on_bad_line not in ("error", "skip"):
+            raise DataError(f"on_bad_line must be error or skip, got {on_bad_line!r}")
+        self.path = path
+        self.on_bad_line = on_bad_line
+        self.texts, self.labels, self.lines = [], [], []
+        self.report = ReadReport(path=path)
+
+    def bad(self, line, message):
+        if self.on_bad_line == "error":
+            raise DataError(message, path=self.path, line=line)
+        self.report.skipped += 1
+        if not self.report.first_skipped:
+            self.report.first_skipped = f"{self.path}:{line}: {message}"
+
+    def add(self, line, text, label):
+        self.lines.append(line)
+        self.texts.append(text)
+        self.labels.append(label)
+
+    def finish(self, require_examples=True):
+        self.report.examples = len(self.texts)
+        if require_examples and not self.texts:
+            detail = f" ({self.report.skipped} malformed lines skipped)" if self.report.skipped else ""
+            raise DataError(f"no examples in file{detail}", path=self.path)
+        return Examples(self.texts, self.labels, self.lines, self.report)
+
+
+def _label_string(value, path, line):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f"label must be a string or integer, got {value!r}", path=path, line=line)
+    return str(value)
+
+
+def _resolve_columns(path, header_fields, columns, text_field, label_field):
+    if len(set(header_fields)) != len(header_fields):
+        raise DataError(f"duplicate column names {header_fields}", path=path, line=1)
+    missing = [f for f in (text_field, label_field) if f is not None and f not in header_fields]
+    if missing:
+        where = "header" if columns is None else "data.columns"
+        raise DataError(
+            f"{where} has no column {missing[0]!r} (columns: {', '.join(header_fields)}); "
+            f"set data.text_field / data.label_field", path=path, line=1 if columns is None else None)
+    return header_fields.index(text_field), (
+        header_fields.index(label_field) if label_field is not None else None)
+
+
+def read_delimited(path, *, delimiter, text_field, label_field, header=True, columns=None,
+                   on_bad_line="error"):
+    """Reads TSV (tab, no quoting) or CSV (RFC 4180 quoting) with a header or named columns."""
+    text = _read_text(path)
+    out = _Collector(path, on_bad_line)
+    if delimiter == "\t":
+        rows = ((n, line.split("\t")) for n, line in _lines(text))
+    else:
+        rows = _csv_rows(path, text)
+    header_fields = None
+    if not header:
+        if not columns:
+            raise DataError("data.header is false, so data.columns must name the columns", path=path)
+        header_fields = list(columns)
+    text_index = label_index = None
+    if header_fields is not None:
+        text_index, label_index = _resolve_columns(path, header_fields, columns, text_field, label_field)
+    for number, fields in rows:
+        if header_fields is None:
+            header_fields = [f.strip() for f in fields]
+            text_index, label_index = _resolve_columns(path, header_fields, None, text_field, label_field)
+            continue
+        if fields == [""]:
+            continue  # blank line
+        if len(fields) != len(header_fields):
+            out.bad(number, f"expected {len(header_fields)} fields ({', '.join(header_fields)}), "
+                            f"found {len(fields)}")
+            continue
+        label = None
+        if label_index is not None:
+            label = fields[label_index].strip()
+            if label == "":
+                out.bad(number, f"empty {label_field}")
+                continue
+        out.add(number, fields[text_index], label)
+    if header_fields is None:
+        raise DataError("file is empty", path=path)
+    return out.finish()
+
+
+def _csv_rows(path, text):
+    """CSV rows with the physical line number where each record starts."""
+    csv.field_size_limit(1 << 30)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"malformed CSV: {exc}", path=path, line=reader.line_num)
+        yield start, row if row else [""]
+        start = reader.line_num + 1
+
+
+def read_jsonl(path, *, text_field, label_field, on_bad_line="error"):
+    """Reads one JSON object per line; blank lines are ignored."""
+    text = _read_text(path)
+    out = _Collector(path, on_bad_line)
+    for number, line in _lines(text):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.bad(number, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(record, dict):
+            out.bad(number, f"expected a JSON object, found {type(record).__name__}")
+            continue
+        missing = [f for f in (text_field, label_field) if f is not None and f not in record]
+        if missing:
+            out.bad(number, f"missing field {missing[0]!r} (fields: {', '.join(record) or 'none'})")
+            continue
+        value = record[text_field]
+        if not isinstance(value, str):
+            out.bad(number, f"field {text_field!r} must be a string, got {type(value).__name__}")
+            continue
+        label = None
+        if label_field is not None:
+            try:
+                label = _label_string(record[label_field], path, number)
+            except DataError as exc:
+                out.bad(number, str(exc).split(": ", 1)[-1])
+                continue
+        out.add(number, value, label)
+    return out.finish()
+
+
+def read_text_lines(path, *, on_bad_line="error"):
+    """Reads plain text, one example per line (unlabelled)."""
+    text = _read_text(path)
+    out = _Collector(path, on_bad_line)
+    for number, line in _lines(text):
+        out.add(number, line, None)
+    return out.finish()
+
+
+def read_examples(path, *, fmt="auto", text_field="sentence", label_field="label", header=True,
+                  columns=None, on_bad_line="error"):
+    """Reads a labelled (or, with label_field=None, unlabelled) data file of any supported format.
+
+    Args:
+        path: the file.
+        fmt: auto | tsv | csv | jsonl | txt.
+        text_field, label_field: column names or JSON keys.
+        header, columns: for tsv/csv, whether the first line names the columns, or the names.
+        on_bad_line: error (raise at the first malformed line) or skip (drop and count).
+
+    Returns:
+        Examples(texts, labels, report).
+    """
+    fmt = detect_format(path, fmt)
+    if fmt == "tsv":
+        return read_delimited(path, delimiter="\t", text_field=text_field, label_field=label_field,
+                              header=header, columns=columns, on_bad_line=on_bad_line)
+    if fmt == "csv":
+        return read_delimited(path, delimiter=",", text_field=text_field, label_field=label_field,
+                              header=header, columns=columns, on_bad_line=on_bad_line)
+    if fmt == "jsonl":
+        return read_jsonl(path, text_field=text_field, label_field=label_field,
+                          on_bad_line=on_bad_line)
+    if fmt == "txt":
+        if label_field is not None:
+            raise DataError("plain text files carry no labels; use tsv, csv or jsonl", path=path)
+        return read_text_lines(path, on_bad_line=on_bad_line)
+    raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", path=path)

@@ -1,0 +1,27 @@
+"""Model factories: keyword arguments in, `keras.Model` out. `MODELS` maps names to factories."""
+
+import inspect
+
+from keras_nlp_app.errors import ConfigError
+from keras_nlp_app.models.bilstm_classifier import build_bilstm_classifier
+from keras_nlp_app.models.lstm_classifier import build_lstm_classifier
+from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
+
+MODELS = {
+    "lstm_classifier": build_lstm_classifier,
+    "bilstm_classifier": build_bilstm_classifier,
+    "transformer_classifier": build_transformer_classifier,
+}
+
+
+def build_model(name, **kwargs):
+    """Calls the factory `name`, rejecting unknown names and unknown keyword arguments."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    factory = MODELS[name]
+    valid = [p for p in inspect.signature(factory).parameters]
+    unknown = [k for k in kwargs if k not in valid]
+    if unknown:
+        raise ConfigError(
+            f"model {name} has no parameter {unknown[0]!r}; valid: {', '.join(valid)}")
+    return factory(**kwargs)

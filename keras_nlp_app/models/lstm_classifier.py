@@ -1,0 +1,39 @@
+"""The classic Embedding → LSTM → Dense text classifier as a Keras `Sequential` model."""
+
+import keras
+
+
+def classifier_head(num_classes, name="probabilities"):
+    """Sigmoid unit for two classes, softmax otherwise; float32 even under mixed precision."""
+    if num_classes == 2:
+        return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=name)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)
+
+
+def build_lstm_classifier(*, vocab_size, num_classes=2, sequence_length=None, embedding_dim=64,
+                          lstm_units=64, dropout=0.0, recurrent_dropout=0.0):
+    """Embedding → LSTM → Dense, padding id 0 masked.
+
+    Args:
+        vocab_size: token ids are in [0, vocab_size); 0 is padding.
+        num_classes: 2 gives one sigmoid unit `[B, 1]`, more a softmax `[B, num_classes]`.
+        sequence_length: unused by this model (accepted so every classifier factory takes it).
+        embedding_dim, lstm_units: layer widths.
+        dropout: dropout on the LSTM output before the classifier.
+        recurrent_dropout: dropout on the LSTM's recurrent state.
+
+    Example:
+        model = build_lstm_classifier(vocab_size=20000)
+        model(np.array([[5, 9, 2, 0]]))  # shape [1, 1]
+    """
+    del sequence_length
+    return keras.Sequential(
+        [
+            keras.Input(shape=(None,), dtype="int32", name="token_ids"),
+            keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding"),
+            keras.layers.LSTM(lstm_units, recurrent_dropout=recurrent_dropout, name="lstm"),
+            keras.layers.Dropout(dropout, name="dropout"),
+            classifier_head(num_classes),
+        ],
+        name="lstm_classifier",
+    )

@@ -1,0 +1,32 @@
+"""Transformer encoder classifier built from keras-hub blocks (functional API)."""
+
+import keras
+
+from keras_nlp_app.models.lstm_classifier import classifier_head
+
+
+def build_transformer_classifier(*, vocab_size, num_classes=2, sequence_length=128, hidden_dim=128,
+                                 num_layers=2, num_heads=4, intermediate_dim=256, dropout=0.1):
+    """Token + position embedding → Transformer encoder blocks → masked mean pool → Dense.
+
+    Args:
+        vocab_size: token ids are in [0, vocab_size); 0 is padding (masked in attention).
+        num_classes: 2 gives one sigmoid unit, more a softmax.
+        sequence_length: longest input; sizes the learned position table.
+        hidden_dim, num_layers, num_heads, intermediate_dim: encoder shape.
+        dropout: inside every block.
+    """
+    import keras_hub
+
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary_size=vocab_size, sequence_length=sequence_length, embedding_dim=hidden_dim,
+        mask_zero=True, name="embedding")(token_ids)
+    for i in range(num_layers):
+        x = keras_hub.layers.TransformerEncoder(
+            intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
+            normalize_first=True, name=f"encoder_{i}")(x)
+    x = keras.layers.LayerNormalization(name="final_norm")(x)
+    pooled = keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    pooled = keras.layers.Dropout(dropout)(pooled)
+    return keras.Model(token_ids, classifier_head(num_classes)(pooled), name="transformer_classifier")

@@ -1,0 +1,188 @@
+"""In-graph tokenizers: word level and WordPiece, with vocabularies learned from training data.
+
+A tokenizer is a Keras layer mapping a string tensor `[B]` (or a scalar) to ragged token ids. The
+same object runs inside the tf.data pipeline and is traced into the exported SavedModel, so
+training and serving tokenize identically. Id 0 is always padding and id 1 the unknown token.
+Vocabularies are saved as run assets (`vocab.txt` + `tokenizer.json`) and rebuilt from them.
+"""
+
+import collections
+import json
+import os
+
+import keras
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from keras_nlp_app.errors import ConfigError, UserError
+
+PAD = "[PAD]"
+UNK = "[UNK]"
+# Words are runs of letters, marks, digits and connector punctuation in any script; every other
+# non-space character (punctuation, symbols, emoji) and every Han ideograph (Chinese and Japanese
+# are written without spaces) is a token of its own.
+_WORD_KEEP = r"[^\s\p{L}\p{M}\p{N}\p{Pc}]|\p{Han}"
+_WORD_SPLIT = r"\s+|" + _WORD_KEEP
+
+
+def normalize(strings, lowercase):
+    """NFKC-normalizes (and case-folds when `lowercase`) UTF-8 strings, in graph."""
+    if lowercase:
+        return tf_text.case_fold_utf8(strings)  # NFKC + Unicode case folding
+    return tf_text.normalize_utf8(strings, "NFKC")
+
+
+def split_words(strings, lowercase=True):
+    """Splits `[B]` strings into a ragged `[B, None]` tensor of words (a scalar into `[None]`)."""
+    strings = tf.convert_to_tensor(strings, dtype=tf.string)
+    words = tf_text.regex_split(normalize(strings, lowercase), _WORD_SPLIT, _WORD_KEEP)
+    if strings.shape.rank == 0:
+        return words.values if isinstance(words, tf.RaggedTensor) else words
+    return words
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class WordTokenizer(keras.layers.Layer):
+    """Unicode-aware word tokenizer with a fixed vocabulary; unknown words map to id 1.
+
+    Args:
+        vocabulary: list of tokens; index 0 must be `[PAD]` and index 1 `[UNK]`.
+        lowercase: case-fold before splitting.
+
+    Example:
+        tokenizer = WordTokenizer(vocabulary=["[PAD]", "[UNK]", "good", "film"])
+        tokenizer(tf.constant(["A good film!"]))  # <tf.RaggedTensor [[1, 2, 3, 1]]>
+    """
+
+    kind = "word"
+
+    def __init__(self, vocabulary, lowercase=True, **kwargs):
+        super().__init__(**kwargs)
+        vocabulary = list(vocabulary)
+        if vocabulary[:2] != [PAD, UNK]:
+            raise ConfigError(f"a word vocabulary must start with {PAD} and {UNK}")
+        self.vocabulary = vocabulary
+        self.lowercase = lowercase
+        self._lookup = keras.layers.StringLookup(
+            vocabulary=vocabulary[2:], mask_token="", oov_token=UNK, num_oov_indices=1)
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    def tokenize(self, strings):
+        return split_words(strings, self.lowercase)
+
+    def call(self, strings):
+        words = self.tokenize(strings)
+        if isinstance(words, tf.RaggedTensor):
+            return words.with_flat_values(tf.cast(self._lookup(words.flat_values), tf.int32))
+        return tf.cast(self._lookup(words), tf.int32)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class WordPieceTokenizer(keras.layers.Layer):
+    """WordPiece subwords (keras-hub / tensorflow-text) with the same interface as WordTokenizer."""
+
+    kind = "wordpiece"
+
+    def __init__(self, vocabulary, lowercase=True, **kwargs):
+        super().__init__(**kwargs)
+        import keras_hub
+
+        vocabulary = list(vocabulary)
+        if vocabulary[:2] != [PAD, UNK]:
+            raise ConfigError(f"a WordPiece vocabulary must start with {PAD} and {UNK}")
+        self.vocabulary = vocabulary
+        self.lowercase = lowercase
+        self._wordpiece = keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=vocabulary, lowercase=lowercase, oov_token=UNK, dtype="int32")
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    def tokenize(self, strings):
+        ids = self.call(strings)
+        vocabulary = tf.constant(self.vocabulary)
+        if isinstance(ids, tf.RaggedTensor):
+            return ids.with_flat_values(tf.gather(vocabulary, ids.flat_values))
+        return tf.gather(vocabulary, ids)
+
+    def call(self, strings):
+        strings = tf.convert_to_tensor(strings, dtype=tf.string)
+        if not self.lowercase:
+            strings = normalize(strings, False)
+        ids = tf.cast(self._wordpiece(strings), tf.int32)
+        if strings.shape.rank == 1 and not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(ids)  # keras-hub densifies equal-length rows
+        return ids
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}
+
+
+TOKENIZERS = {"word": WordTokenizer, "wordpiece": WordPieceTokenizer}
+
+
+def _batched(texts, batch_size=4096):
+    for start in range(0, len(texts), batch_size):
+        yield texts[start:start + batch_size]
+
+
+def learn_word_vocabulary(texts, *, vocab_size=20000, min_count=1, lowercase=True):
+    """Counts words over `texts` and keeps the most frequent (ties broken alphabetically)."""
+    counts = collections.Counter()
+    for chunk in _batched(texts):
+        counts.update(split_words(tf.constant(chunk), lowercase).flat_values.numpy().tolist())
+    ranked = sorted(((c, w) for w, c in counts.items() if c >= min_count),
+                    key=lambda cw: (-cw[0], cw[1]))
+    words = [w.decode("utf-8") for _, w in ranked[: max(vocab_size - 2, 0)]]
+    return [PAD, UNK] + words
+
+
+def learn_wordpiece_vocabulary(texts, *, vocab_size=20000, lowercase=True):
+    """Learns a WordPiece vocabulary with keras-hub's trainer (tensorflow-text's BERT learner)."""
+    import keras_hub
+
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string)).batch(1024)
+    if not lowercase:
+        dataset = dataset.map(lambda s: normalize(s, False))
+    return keras_hub.tokenizers.compute_word_piece_vocabulary(
+        dataset, vocabulary_size=vocab_size, lowercase=lowercase, reserved_tokens=[PAD, UNK])
+
+
+def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowercase=True):
+    """Builds a tokenizer of `kind` with a vocabulary learned from `texts` (training split only)."""
+    if kind == "word":
+        vocabulary = learn_word_vocabulary(
+            texts, vocab_size=vocab_size, min_count=min_count, lowercase=lowercase)
+    elif kind == "wordpiece":
+        vocabulary = learn_wordpiece_vocabulary(texts, vocab_size=vocab_size, lowercase=lowercase)
+    else:
+        raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TOKENIZERS)}")
+    if len(vocabulary) <= 2:
+        raise UserError("the training data yields an empty vocabulary; is the text column empty?")
+    return TOKENIZERS[kind](vocabulary=vocabulary, lowercase=lowercase)
+
+
+def save_tokenizer(tokenizer, folder):
+    """Writes `vocab.txt` (one token per line) and `tokenizer.json` into `folder`."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(tokenizer.vocabulary) + "\n")
+    with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump({"kind": tokenizer.kind, "lowercase": tokenizer.lowercase,
+                   "vocabulary_size": tokenizer.vocabulary_size}, f, indent=2)
+
+
+def load_tokenizer(folder):
+    """Rebuilds the tokenizer saved by `save_tokenizer`."""
+    with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
+        spec = json.load(f)
+    with open(os.path.join(folder, "vocab.txt"), encoding="utf-8") as f:
+        vocabulary = f.read().split("\n")[:-1]
+    return TOKENIZERS[spec["kind"]](vocabulary=vocabulary, lowercase=spec["lowercase"])

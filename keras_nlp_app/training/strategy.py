@@ -1,0 +1,52 @@
+"""Picks the tf.distribute strategy a config asks for."""
+
+import json
+import os
+
+import tensorflow as tf
+
+from keras_nlp_app.errors import ConfigError
+
+
+def get_strategy(name="auto"):
+    """Returns the strategy for `train.strategy`.
+
+    auto: MultiWorkerMirroredStrategy when TF_CONFIG names a cluster, MirroredStrategy with more
+    than one GPU, otherwise the default one-device strategy.
+    """
+    if name == "auto":
+        if _tf_config_has_cluster():
+            name = "multi_worker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "one_device"
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker":
+        if not _tf_config_has_cluster():
+            raise ConfigError("train.strategy multi_worker needs TF_CONFIG naming the cluster")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"unknown strategy {name!r}; choose auto, one_device, mirrored or multi_worker")
+
+
+def _tf_config_has_cluster():
+    try:
+        return bool(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster"))
+    except json.JSONDecodeError:
+        raise ConfigError("TF_CONFIG is not valid JSON")
+
+
+def is_chief(strategy):
+    """True on the worker that writes checkpoints, logs and exports."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())

@@ -1,0 +1,261 @@
+"""The shared trainer: `train(cfg) -> run_dir`, for every task, under any tf.distribute strategy.
+
+Run folder layout (knlp train, evaluate and export rely on it):
+
+    config.yaml              the resolved config; the run is rebuilt from it alone
+    assets/                  tokenizer (vocab.txt, tokenizer.json) and labels.txt
+    checkpoints/best.weights.h5   best weights by train.monitor (written atomically)
+    checkpoints/last.weights.h5   weights after the last epoch
+    backup/                  BackupAndRestore state while training; the same command resumes
+    logs/train, logs/validation   TensorBoard
+    metrics.json             validation metrics of the best checkpoint
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from keras_nlp_app import config as config_lib
+from keras_nlp_app.errors import ConfigError, UserError
+
+log = logging.getLogger("keras_nlp_app")
+
+
+def default_run_dir(cfg, root="runs"):
+    """`runs/<name>`, or the first `runs/<name>-N` that is free or holds an unfinished run."""
+    base = os.path.join(root, cfg.name)
+    candidate, n = base, 1
+    while os.path.exists(candidate):
+        if os.path.isdir(os.path.join(candidate, "backup")) or not os.path.exists(
+                os.path.join(candidate, "metrics.json")):
+            return candidate
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def _prepare_run_dir(cfg, run_dir):
+    os.makedirs(run_dir, exist_ok=True)
+    saved = os.path.join(run_dir, "config.yaml")
+    if os.path.exists(saved):
+        previous = config_lib.config_from_dict(_read_yaml(saved))
+        if config_lib.config_to_dict(previous) != config_lib.config_to_dict(cfg):
+            raise UserError(
+                f"{run_dir} holds a run with a different config; pick another --run-dir "
+                f"or delete that folder")
+    config_lib.dump_config(cfg, saved)
+
+
+def _read_yaml(path):
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _write_json(path, payload):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _task(cfg):
+    from keras_nlp_app.tasks import TASKS
+
+    return TASKS[cfg.task]
+
+
+def _learn_or_load_assets(cfg, run_dir, train_examples):
+    """Tokenizer and labels from the run's assets when resuming, else learned from train data."""
+    from keras_nlp_app.text import tokenizers
+
+    task = _task(cfg)
+    assets = os.path.join(run_dir, "assets")
+    labels_file = os.path.join(assets, "labels.txt")
+    if os.path.exists(labels_file) and os.path.exists(os.path.join(assets, "tokenizer.json")):
+        return tokenizers.load_tokenizer(assets), _read_labels(labels_file)
+    tok_cfg = cfg.tokenizer
+    tokenizer = tokenizers.learn_tokenizer(
+        train_examples.texts, kind=tok_cfg.kind, vocab_size=tok_cfg.vocab_size,
+        min_count=tok_cfg.min_count, lowercase=tok_cfg.lowercase)
+    labels = task.label_vocabulary(train_examples.labels)
+    tokenizers.save_tokenizer(tokenizer, assets)
+    with open(labels_file + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\n".join(labels) + "\n")
+    os.replace(labels_file + ".tmp", labels_file)
+    return tokenizer, labels
+
+
+def _read_labels(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().split("\n")[:-1]
+
+
+def build_run_model(cfg, vocab_size, num_classes):
+    from keras_nlp_app.models import build_model
+
+    return build_model(cfg.model.name, vocab_size=vocab_size, num_classes=num_classes,
+                       sequence_length=cfg.tokenizer.sequence_length, **cfg.model.params)
+
+
+def restore_run(run_dir):
+    """Rebuilds (cfg, preprocessor, model with its best weights, labels) from a run folder."""
+    from keras_nlp_app.text import tokenizers
+    from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
+
+    saved = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(saved):
+        raise UserError(f"{run_dir}: not a run folder (no config.yaml)")
+    cfg = config_lib.config_from_dict(_read_yaml(saved))
+    assets = os.path.join(run_dir, "assets")
+    tokenizer = tokenizers.load_tokenizer(assets)
+    labels = _read_labels(os.path.join(assets, "labels.txt"))
+    preprocessor = ClassifierPreprocessor(tokenizer, cfg.tokenizer.sequence_length)
+    model = build_run_model(cfg, tokenizer.vocabulary_size, len(labels))
+    for name in ("best.weights.h5", "last.weights.h5"):
+        path = os.path.join(run_dir, "checkpoints", name)
+        if os.path.exists(path):
+            model.load_weights(path)
+            break
+    else:
+        raise UserError(f"{run_dir}: no checkpoint yet (checkpoints/best.weights.h5); train it first")
+    return cfg, preprocessor, model, labels
+
+
+def _set_seeds(seed):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def _set_precision(policy):
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
+
+
+def _verbosity(setting):
+    if setting == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(setting)
+
+
+def train(cfg, run_dir=None):
+    """Trains the model a config describes and returns its run folder.
+
+    The model is built and compiled inside the strategy's scope; the global batch is
+    `train.batch_size` × replicas. Running the same command on the same run folder after an
+    interruption resumes from the last backup.
+
+    Args:
+        cfg: a `keras_nlp_app.config.Config`.
+        run_dir: output folder; default `runs/<cfg.name>` (see `default_run_dir`).
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_nlp_app.data.pipelines import make_dataset
+    from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
+    from keras_nlp_app.training import callbacks as callbacks_lib
+    from keras_nlp_app.training.schedules import make_optimizer
+    from keras_nlp_app.training.strategy import get_strategy, is_chief
+
+    task = _task(cfg)
+    run_dir = run_dir or default_run_dir(cfg)
+    started = time.time()
+    _set_seeds(cfg.train.seed)
+    _set_precision(cfg.train.mixed_precision)
+    strategy = get_strategy(cfg.train.strategy)
+    chief = is_chief(strategy)
+
+    train_examples = task.read_split(cfg.data, "train")
+    validation_examples = task.read_split(cfg.data, "validation")
+    if cfg.data.max_train_examples:
+        train_examples.texts = train_examples.texts[: cfg.data.max_train_examples]
+        train_examples.labels = train_examples.labels[: cfg.data.max_train_examples]
+        train_examples.lines = train_examples.lines[: cfg.data.max_train_examples]
+    if validation_examples is None and cfg.data.holdout_fraction:
+        train_examples, validation_examples = task.holdout(
+            train_examples, cfg.data.holdout_fraction, cfg.train.seed)
+    for examples in (train_examples, validation_examples):
+        if examples is not None and examples.report.skipped:
+            log.warning("%s: skipped %d malformed lines (first: %s)", examples.report.path,
+                        examples.report.skipped, examples.report.first_skipped)
+
+    _prepare_run_dir(cfg, run_dir)
+    tokenizer, labels = _learn_or_load_assets(cfg, run_dir, train_examples)
+    num_classes = len(labels)
+    preprocessor = ClassifierPreprocessor(tokenizer, cfg.tokenizer.sequence_length)
+
+    replicas = strategy.num_replicas_in_sync
+    global_batch = cfg.train.batch_size * replicas
+    train_targets = task.targets(task.class_ids(train_examples, labels), num_classes)
+    pipeline = dict(preprocessor=preprocessor, batch_size=global_batch, seed=cfg.train.seed,
+                    shuffle_buffer=cfg.train.shuffle_buffer,
+                    bucket_boundaries=cfg.train.bucket_boundaries)
+    train_data = make_dataset(train_examples.texts, train_targets, training=True, **pipeline)
+    validation_data = None
+    if validation_examples is not None:
+        validation_targets = task.targets(task.class_ids(validation_examples, labels), num_classes)
+        validation_data = make_dataset(
+            validation_examples.texts, validation_targets, training=False, **pipeline)
+    elif cfg.train.monitor.startswith("val_"):
+        raise ConfigError(
+            f"train.monitor is {cfg.train.monitor} but there is no validation data; set "
+            f"data.validation_file, data.holdout_fraction, or train.monitor=accuracy")
+
+    steps_per_epoch = cfg.train.steps_per_epoch or -(-len(train_examples.texts) // global_batch)
+    with strategy.scope():
+        model = build_run_model(cfg, tokenizer.vocabulary_size, num_classes)
+        model.compile(optimizer=make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs),
+                      **task.compile_arguments(num_classes))
+
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    best_path = os.path.join(checkpoints, "best.weights.h5")
+    callbacks = [
+        callbacks_lib.LearningRateLogger(),
+        keras.callbacks.BackupAndRestore(
+            os.path.join(run_dir, "backup"),
+            save_freq=cfg.train.backup_every_steps or "epoch", delete_checkpoint=True),
+    ]
+    if chief:
+        callbacks += [
+            callbacks_lib.AtomicBestCheckpoint(best_path, monitor=cfg.train.monitor),
+            keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),
+        ]
+    if cfg.train.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=cfg.train.monitor, patience=cfg.train.early_stopping_patience,
+            mode="min" if "loss" in cfg.train.monitor else "max"))
+
+    fit_data = train_data.repeat() if cfg.train.steps_per_epoch else train_data
+    history = model.fit(
+        fit_data, validation_data=validation_data, epochs=cfg.train.epochs,
+        steps_per_epoch=cfg.train.steps_per_epoch, callbacks=callbacks, shuffle=False,
+        verbose=_verbosity(cfg.train.verbose))
+
+    if not chief:
+        return run_dir
+    os.makedirs(checkpoints, exist_ok=True)
+    model.save_weights(os.path.join(checkpoints, "last.tmp.weights.h5"))
+    os.replace(os.path.join(checkpoints, "last.tmp.weights.h5"),
+               os.path.join(checkpoints, "last.weights.h5"))
+    if os.path.exists(best_path):
+        model.load_weights(best_path)
+    result = {"task": cfg.task, "train_examples": len(train_examples.texts),
+              "epochs_run": len(history.epoch), "train_seconds": round(time.time() - started, 1),
+              "replicas": replicas, "global_batch_size": global_batch}
+    if validation_examples is not None:
+        probs = task.predict(preprocessor, model, validation_examples.texts)
+        ids = task.class_ids(validation_examples, labels)
+        report = task.evaluate(ids, probs, labels)
+        result.update({k: report[k] for k in ("examples", "accuracy", "macro_f1")})
+    _write_json(os.path.join(run_dir, "metrics.json"), result)
+    return run_dir
+

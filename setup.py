@@ -1,0 +1,25 @@
+"""Installs keras_nlp_app and the `knlp` console script (`pip install -e .`)."""
+
+from setuptools import find_packages, setup
+
+TF_FAMILY = [
+    "tensorflow>=2.21,<2.22",
+    "tensorflow-text>=2.21,<2.22",
+    "tensorboard>=2.21,<2.22",
+]
+
+setup(
+    name="keras_nlp_app",
+    version="0.1.0",
+    description="From raw text to a trained, inspected, served NLP model with TensorFlow/Keras.",
+    packages=find_packages(include=["keras_nlp_app", "keras_nlp_app.*"]),
+    python_requires=">=3.10",
+    install_requires=TF_FAMILY + [
+        "keras>=3.15,<4",
+        "keras-hub>=0.32",
+        "pyyaml>=6",
+        "numpy>=1.26",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["knlp=keras_nlp_app.cli:main"]},
+)
