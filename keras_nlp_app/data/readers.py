@@ -47,12 +47,16 @@ def detect_format(path, fmt="auto"):
     return _SUFFIXES[suffix]
 
 
-def _read_text(path):
-    """The whole file as str, with a clear error for missing, binary or non-UTF-8 files."""
+def _check_path(path):
     if os.path.isdir(path):
         raise DataError("is a directory, expected a data file", path=path)
     if not os.path.exists(path):
         raise DataError("file not found", path=path)
+
+
+def _read_text(path):
+    """The whole file as str, with a clear error for missing, binary or non-UTF-8 files."""
+    _check_path(path)
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -245,8 +249,9 @@ def read_examples(path, *, fmt="auto", text_field="sentence", label_field="label
         on_bad_line: error (raise at the first malformed line) or skip (drop and count).
 
     Returns:
-        Examples(texts, labels, report).
+        Examples(texts, labels, lines, report).
     """
+    _check_path(path)
     fmt = detect_format(path, fmt)
     if fmt == "tsv":
         return read_delimited(path, delimiter="\t", text_field=text_field, label_field=label_field,

@@ -3,6 +3,7 @@
 import keras
 
 from keras_nlp_app.models.lstm_classifier import classifier_head
+from keras_nlp_app.models.pooling import masked_max, masked_mean
 
 
 def build_bilstm_classifier(*, vocab_size, num_classes=2, sequence_length=None, embedding_dim=128,
@@ -24,9 +25,6 @@ def build_bilstm_classifier(*, vocab_size, num_classes=2, sequence_length=None, 
     for i in range(num_layers):
         x = keras.layers.Bidirectional(
             keras.layers.LSTM(lstm_units, return_sequences=True), name=f"bilstm_{i}")(x)
-    pooled = keras.layers.Concatenate()([
-        keras.layers.GlobalMaxPooling1D()(x),
-        keras.layers.GlobalAveragePooling1D()(x),
-    ])
+    pooled = keras.layers.Concatenate()([masked_max(x, token_ids), masked_mean(x, token_ids)])
     pooled = keras.layers.Dropout(dropout)(pooled)
     return keras.Model(token_ids, classifier_head(num_classes)(pooled), name="bilstm_classifier")

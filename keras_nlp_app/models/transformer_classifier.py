@@ -3,6 +3,7 @@
 import keras
 
 from keras_nlp_app.models.lstm_classifier import classifier_head
+from keras_nlp_app.models.pooling import masked_mean
 
 
 def build_transformer_classifier(*, vocab_size, num_classes=2, sequence_length=128, hidden_dim=128,
@@ -19,14 +20,15 @@ def build_transformer_classifier(*, vocab_size, num_classes=2, sequence_length=1
     import keras_hub
 
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    padding_mask = keras.ops.not_equal(token_ids, 0)
     x = keras_hub.layers.TokenAndPositionEmbedding(
         vocabulary_size=vocab_size, sequence_length=sequence_length, embedding_dim=hidden_dim,
-        mask_zero=True, name="embedding")(token_ids)
+        name="embedding")(token_ids)
     for i in range(num_layers):
         x = keras_hub.layers.TransformerEncoder(
             intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
-            normalize_first=True, name=f"encoder_{i}")(x)
+            normalize_first=True, name=f"encoder_{i}")(x, padding_mask=padding_mask)
     x = keras.layers.LayerNormalization(name="final_norm")(x)
-    pooled = keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    pooled = masked_mean(x, token_ids)
     pooled = keras.layers.Dropout(dropout)(pooled)
     return keras.Model(token_ids, classifier_head(num_classes)(pooled), name="transformer_classifier")

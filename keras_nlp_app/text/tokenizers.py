@@ -85,21 +85,21 @@ class WordTokenizer(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
 class WordPieceTokenizer(keras.layers.Layer):
-    """WordPiece subwords (keras-hub / tensorflow-text) with the same interface as WordTokenizer."""
+    """WordPiece subwords over the same word split as `WordTokenizer` (tensorflow-text's
+    FastWordpieceTokenizer), so rare and unseen words become known pieces instead of `[UNK]`."""
 
     kind = "wordpiece"
 
     def __init__(self, vocabulary, lowercase=True, **kwargs):
         super().__init__(**kwargs)
-        import keras_hub
-
         vocabulary = list(vocabulary)
         if vocabulary[:2] != [PAD, UNK]:
             raise ConfigError(f"a WordPiece vocabulary must start with {PAD} and {UNK}")
         self.vocabulary = vocabulary
         self.lowercase = lowercase
-        self._wordpiece = keras_hub.tokenizers.WordPieceTokenizer(
-            vocabulary=vocabulary, lowercase=lowercase, oov_token=UNK, dtype="int32")
+        self._wordpiece = tf_text.FastWordpieceTokenizer(
+            vocab=vocabulary, suffix_indicator="##", unknown_token=UNK, no_pretokenization=True,
+            support_detokenization=True)
 
     @property
     def vocabulary_size(self):
@@ -113,13 +113,9 @@ class WordPieceTokenizer(keras.layers.Layer):
         return tf.gather(vocabulary, ids)
 
     def call(self, strings):
-        strings = tf.convert_to_tensor(strings, dtype=tf.string)
-        if not self.lowercase:
-            strings = normalize(strings, False)
-        ids = tf.cast(self._wordpiece(strings), tf.int32)
-        if strings.shape.rank == 1 and not isinstance(ids, tf.RaggedTensor):
-            ids = tf.RaggedTensor.from_tensor(ids)  # keras-hub densifies equal-length rows
-        return ids
+        words = split_words(strings, self.lowercase)
+        pieces = tf.cast(self._wordpiece.tokenize(words), tf.int32)  # [B, words, pieces]
+        return pieces.merge_dims(-2, -1)
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}
@@ -145,14 +141,15 @@ def learn_word_vocabulary(texts, *, vocab_size=20000, min_count=1, lowercase=Tru
 
 
 def learn_wordpiece_vocabulary(texts, *, vocab_size=20000, lowercase=True):
-    """Learns a WordPiece vocabulary with keras-hub's trainer (tensorflow-text's BERT learner)."""
+    """Learns WordPiece pieces (keras-hub's trainer, tensorflow-text's BERT learner) over the
+    words `split_words` produces, so training and tokenizing split text the same way."""
     import keras_hub
 
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string)).batch(1024)
-    if not lowercase:
-        dataset = dataset.map(lambda s: normalize(s, False))
+    words = tf.data.Dataset.from_tensor_slices(tf.constant(texts, dtype=tf.string)).batch(1024).map(
+        lambda batch: split_words(batch, lowercase).flat_values)
     return keras_hub.tokenizers.compute_word_piece_vocabulary(
-        dataset, vocabulary_size=vocab_size, lowercase=lowercase, reserved_tokens=[PAD, UNK])
+        words, vocabulary_size=vocab_size, lowercase=False, strip_accents=False, split=False,
+        reserved_tokens=[PAD, UNK])
 
 
 def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowercase=True):

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from keras_nlp_app.errors import ConfigError
+from keras_nlp_app.models import MODELS, build_model
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("num_classes,width", [(2, 1), (4, 4)])
+def test_factories_give_probabilities_of_the_right_shape(name, num_classes, width):
+    model = build_model(name, vocab_size=50, num_classes=num_classes, sequence_length=12)
+    ids = np.array([[5, 9, 2, 0, 0], [3, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype="int32")
+    out = np.asarray(model(ids))
+    assert out.shape == (3, width)
+    assert np.all((out >= 0) & (out <= 1))
+    if width > 1:
+        np.testing.assert_allclose(out.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_lstm_classifier_is_the_classic_sequential_model():
+    model = build_model("lstm_classifier", vocab_size=50)
+    assert type(model).__name__ == "Sequential"
+    assert [type(l).__name__ for l in model.layers] == ["Embedding", "LSTM", "Dropout", "Dense"]
+    assert model.get_layer("embedding").output_dim == 64 and model.get_layer("lstm").units == 64
+
+
+def test_unknown_model_or_parameter_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="valid models: .*lstm_classifier"):
+        build_model("gru", vocab_size=5)
+    with pytest.raises(ConfigError, match="no parameter 'units'.*lstm_units"):
+        build_model("lstm_classifier", vocab_size=5, units=3)

@@ -1,0 +1,51 @@
+import pytest
+
+from keras_nlp_app.config import Config, config_to_dict, load_config, parse_override
+from keras_nlp_app.errors import ConfigError
+
+
+def test_base_yaml_documents_exactly_the_defaults():
+    assert config_to_dict(load_config(["configs/base.yaml"])) == config_to_dict(Config())
+    text = open("configs/base.yaml", encoding="utf-8").read()
+    leaf_lines = [l for l in text.splitlines() if ":" in l and not l.rstrip().endswith(":")
+                  and not l.startswith("#")]
+    assert all("  # " in line for line in leaf_lines)
+
+
+def test_recipe_then_overrides_apply_in_order():
+    cfg = load_config(["configs/sst2_lstm.yaml"], ["train.epochs=7", "model.params.lstm_units=8",
+                                                   "train.clipnorm=1.5"])
+    assert cfg.train.epochs == 7
+    assert cfg.model.params["lstm_units"] == 8
+    assert cfg.model.params["embedding_dim"] == 64  # the recipe's other params survive
+    assert cfg.train.clipnorm == 1.5
+
+
+def test_override_values_are_parsed_as_yaml():
+    assert parse_override("a.b=[1, 2]") == {"a": {"b": [1, 2]}}
+    assert parse_override("a=null") == {"a": None}
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("no_equals_sign")
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as error:
+        load_config([], ["train.epoch=3"])
+    assert "unknown config key train.epoch" in str(error.value)
+    assert "train.epochs" in str(error.value)
+
+
+def test_wrong_type_and_bad_choice_are_rejected():
+    with pytest.raises(ConfigError, match="train.epochs must be int"):
+        load_config([], ["train.epochs=three"])
+    with pytest.raises(ConfigError, match="one of auto, one_device, mirrored, multi_worker"):
+        load_config([], ["train.strategy=tpu"])
+
+
+def test_bad_yaml_file_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epochs: [1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
+        load_config([str(path)])
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config([str(tmp_path / "missing.yaml")])

@@ -1,0 +1,51 @@
+import json
+import os
+
+import pytest
+
+from keras_nlp_app.config import load_config
+from keras_nlp_app.errors import UserError
+from keras_nlp_app.inference import evaluate
+from keras_nlp_app.training.train import default_run_dir, train
+from tests.conftest import tiny_overrides
+
+
+def test_tiny_run_learns_the_easy_task_and_writes_the_run_folder(trained_run):
+    with open(os.path.join(trained_run, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["accuracy"] > 0.9
+    for path in ["config.yaml", "assets/vocab.txt", "assets/labels.txt", "assets/tokenizer.json",
+                 "checkpoints/best.weights.h5", "checkpoints/last.weights.h5"]:
+        assert os.path.exists(os.path.join(trained_run, path)), path
+    assert os.listdir(os.path.join(trained_run, "logs")) and sorted(os.listdir(os.path.join(trained_run, "logs"))) == ["train", "validation"]
+    assert not os.path.exists(os.path.join(trained_run, "backup"))  # removed once training ends
+
+
+def test_evaluate_run_folder_on_its_validation_split(trained_run, easy_files):
+    report = evaluate(trained_run)
+    assert report["task"] == "classification" and report["examples"] == 120
+    assert report["accuracy"] > 0.9 and 0 < report["macro_f1"] <= 1
+    assert sum(map(sum, report["confusion_matrix"])) == 120
+    assert report == evaluate(trained_run, data=easy_files[1])
+
+
+def test_unknown_label_at_evaluation_is_an_error(trained_run, tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("sentence\tlabel\ngood film\t1\nbad film\tpositive\n")
+    with pytest.raises(UserError, match=r"bad.tsv:3: unknown label 'positive'"):
+        evaluate(trained_run, data=str(path))
+
+
+def test_rerun_with_another_config_in_the_same_folder_is_refused(trained_run, easy_files):
+    cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(*easy_files, **{"train.epochs": 9}))
+    with pytest.raises(UserError, match="different config"):
+        train(cfg, run_dir=trained_run)
+
+
+def test_default_run_dir_never_reuses_a_finished_run(tmp_path):
+    cfg = load_config([], ["name=demo"])
+    root = str(tmp_path)
+    assert default_run_dir(cfg, root) == os.path.join(root, "demo")
+    os.makedirs(os.path.join(root, "demo"))
+    open(os.path.join(root, "demo", "metrics.json"), "w").close()
+    assert default_run_dir(cfg, root) == os.path.join(root, "demo-2")
