@@ -49,3 +49,31 @@ def test_default_run_dir_never_reuses_a_finished_run(tmp_path):
     os.makedirs(os.path.join(root, "demo"))
     open(os.path.join(root, "demo", "metrics.json"), "w").close()
     assert default_run_dir(cfg, root) == os.path.join(root, "demo-2")
+
+
+def test_interrupted_run_resumes_from_backup_with_the_same_command(easy_files, tmp_path, monkeypatch):
+    from keras_nlp_app.training import callbacks
+
+    cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(*easy_files, **{"train.epochs": 3}))
+    run_dir = str(tmp_path / "resumable")
+    original = callbacks.LearningRateLogger.on_epoch_end
+
+    def crash_in_second_epoch(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("power cut")
+        return original(self, epoch, logs)
+
+    monkeypatch.setattr(callbacks.LearningRateLogger, "on_epoch_end", crash_in_second_epoch)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(cfg, run_dir=run_dir)
+    assert os.path.isdir(os.path.join(run_dir, "backup"))
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", "best.weights.h5"))
+    assert not os.path.exists(os.path.join(run_dir, "metrics.json"))
+    monkeypatch.setattr(callbacks.LearningRateLogger, "on_epoch_end", original)
+
+    train(cfg, run_dir=run_dir)
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["epochs_run"] == 2  # epochs 2 and 3 only: epoch 1 came from the backup
+    assert metrics["accuracy"] > 0.9
+    assert not os.path.isdir(os.path.join(run_dir, "backup"))
