@@ -111,7 +111,9 @@ def evaluate(target, data=None, split=None):
     if data is not None:
         examples = readers.read_examples(data, **task.read_options(data_cfg, explicit_file=True))
     else:
-        examples = task.read_split(data_cfg, split or "validation")
+        seed = predictor.run_config.train.seed if predictor.run_config else 0
+        train, validation = task.load_splits(data_cfg, seed)
+        examples = train if split == "train" else validation
         if examples is None:
             raise UserError(f"{target}: its config names no {split or 'validation'} data; use --data")
     ids = task.class_ids(examples, predictor.labels)

@@ -53,6 +53,20 @@ def read_split(data_cfg, split):
     return readers.read_examples(path, **read_options(data_cfg, explicit))
 
 
+def load_splits(data_cfg, seed):
+    """(train, validation) examples as training sees them: capped at `max_train_examples`, and
+    with validation held out of train (seeded) when the config asks for a holdout."""
+    train = read_split(data_cfg, "train")
+    if data_cfg.max_train_examples:
+        keep = data_cfg.max_train_examples
+        train = readers.Examples(train.texts[:keep], train.labels[:keep], train.lines[:keep],
+                                 dataclasses.replace(train.report, examples=min(keep, len(train.texts))))
+    validation = read_split(data_cfg, "validation")
+    if validation is None and data_cfg.holdout_fraction:
+        train, validation = holdout(train, data_cfg.holdout_fraction, seed)
+    return train, validation
+
+
 def holdout(examples, fraction, seed):
     """Splits examples into (train, held-out) by a seeded permutation."""
     if not 0 < fraction < 1:

@@ -174,15 +174,7 @@ def train(cfg, run_dir=None):
     strategy = get_strategy(cfg.train.strategy)
     chief = is_chief(strategy)
 
-    train_examples = task.read_split(cfg.data, "train")
-    validation_examples = task.read_split(cfg.data, "validation")
-    if cfg.data.max_train_examples:
-        train_examples.texts = train_examples.texts[: cfg.data.max_train_examples]
-        train_examples.labels = train_examples.labels[: cfg.data.max_train_examples]
-        train_examples.lines = train_examples.lines[: cfg.data.max_train_examples]
-    if validation_examples is None and cfg.data.holdout_fraction:
-        train_examples, validation_examples = task.holdout(
-            train_examples, cfg.data.holdout_fraction, cfg.train.seed)
+    train_examples, validation_examples = task.load_splits(cfg.data, cfg.train.seed)
     for examples in (train_examples, validation_examples):
         if examples is not None and examples.report.skipped:
             log.warning("%s: skipped %d malformed lines (first: %s)", examples.report.path,
