@@ -51,12 +51,16 @@ def cmd_train(args):
 
 def _print_report(report):
     print(f"task: {report['task']}   examples: {report['examples']}")
-    print(f"accuracy: {report['accuracy']:.4f}   macro-F1: {report['macro_f1']:.4f}")
+    extra = f"   micro-F1: {report['micro_f1']:.4f}" if "micro_f1" in report else ""
+    exact = " (exact match)" if report.get("multi_label") else ""
+    print(f"accuracy{exact}: {report['accuracy']:.4f}   macro-F1: {report['macro_f1']:.4f}{extra}")
     labels = list(report["per_class"])
     width = max(8, *(len(l) for l in labels))
     print(f"\n{'label':<{width}} precision  recall      f1  support")
     for label, row in report["per_class"].items():
         print(f"{label:<{width}} {row['precision']:9.4f} {row['recall']:7.4f} {row['f1']:7.4f} {row['support']:8d}")
+    if "confusion_matrix" not in report:
+        return
     print("\nconfusion matrix (rows: true, columns: predicted)")
     print(" " * width + "".join(f"{l[:8]:>9}" for l in labels))
     for label, row in zip(labels, report["confusion_matrix"]):
@@ -87,9 +91,7 @@ def _read_inputs(path, predictor):
 
     suffix = os.path.splitext(path)[1].lower()
     if suffix in (".tsv", ".csv", ".jsonl"):
-        from keras_nlp_app.inference import _data_config_for
-
-        data_cfg = _data_config_for(predictor)
+        data_cfg = predictor.run_config.data
         return readers.read_examples(path, text_field=data_cfg.text_field, label_field=None,
                                      header=data_cfg.header, columns=data_cfg.columns or None).texts
     return readers.read_examples(path, fmt="txt", label_field=None).texts
@@ -103,15 +105,23 @@ def predict_texts(model, texts):
     outputs = predictor.predict(list(texts))
     results = []
     for i, text in enumerate(texts):
-        label = outputs["label"][i]
-        results.append({
+        result = {
             "text": text,
-            "label": label.decode("utf-8") if isinstance(label, bytes) else str(label),
+            "label": _text(outputs["label"][i]),
             "class_id": int(outputs["class_id"][i]),
             "probabilities": {l: round(float(p), 6)
                               for l, p in zip(predictor.labels, outputs["probabilities"][i])},
-        })
+            "top_k": [{"label": _text(l), "probability": round(float(p), 6)} for l, p in
+                      zip(outputs["top_k_labels"][i], outputs["top_k_probabilities"][i])],
+        }
+        if "labels" in outputs:
+            result["labels"] = [_text(l) for l in outputs["labels"][i] if l]
+        results.append(result)
     return results
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def cmd_predict(args):
@@ -127,7 +137,11 @@ def cmd_predict(args):
         print(json.dumps({"predictions": results}, ensure_ascii=False))
     else:
         for r in results:
-            print(f"{r['label']}\t{max(r['probabilities'].values()):.3f}\t{r['text']}")
+            if "labels" in r:
+                chosen = ",".join(r["labels"]) or "(none)"
+                print(f"{chosen}\t{r['text']}")
+            else:
+                print(f"{r['label']}\t{max(r['probabilities'].values()):.3f}\t{r['text']}")
     return 0
 
 

@@ -26,8 +26,10 @@ class DataConfig:
     format: str = "auto"  # auto (from the file suffix) | tsv | csv | jsonl | txt
     header: bool = True  # tsv/csv: first line names the columns
     columns: typing.List[str] = field(default_factory=list)  # tsv/csv without header: column names in order
-    text_field: str = "sentence"  # column or JSON field holding the text
+    text_field: typing.Union[str, typing.List[str]] = "sentence"  # column or JSON field of the text; a list joins several fields with newlines
     label_field: str = "label"  # column or JSON field holding the label
+    multi_label: bool = False  # each example has a set of labels (a JSON list, or joined by label_separator)
+    label_separator: str = ","  # multi-label tsv/csv: separator between the labels of one example
     on_bad_line: str = "error"  # error: stop at the first malformed line | skip: drop it and report the count
     holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded)
     max_train_examples: typing.Optional[int] = None  # keep only the first N training examples; null for all
@@ -39,13 +41,17 @@ class TokenizerConfig:
     lowercase: bool = True  # Unicode case folding before splitting
     vocab_size: int = 20000  # largest vocabulary, special tokens included
     min_count: int = 1  # word tokenizer: drop words seen fewer times in training data
-    sequence_length: int = 128  # tokens kept per text; longer texts are truncated at the end
+    sequence_length: int = 128  # tokens kept per text (per n-gram order when ngrams > 1)
+    truncation: str = "head"  # head | tail | head+tail: which tokens of a longer text are kept
+    ngrams: int = 1  # 2 or more adds hashed word n-grams up to this order (fastText-style features)
+    ngram_buckets: int = 0  # hash buckets shared by all n-grams; required when ngrams > 1
 
 
 @dataclass
 class ModelConfig:
     name: str = "lstm_classifier"  # factory in keras_nlp_app.models.MODELS
     params: typing.Dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
+    top_k: int = 5  # the serving signature also returns this many best labels (capped at the label count)
 
 
 @dataclass
@@ -58,6 +64,9 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warmup from 0 to learning_rate
     decay: str = "none"  # none | cosine | linear: decay after warmup to 0 over all steps
     clipnorm: typing.Optional[float] = None  # clip gradients to this global norm; null for none
+    label_smoothing: float = 0.0  # mix targets with the uniform distribution by this much
+    class_weight: typing.Any = "none"  # none | balanced (inverse class frequency) | {label: weight}
+    tune_thresholds: bool = True  # multi-label: each label's threshold maximizes its validation F1
     strategy: str = "auto"  # auto | one_device | mirrored | multi_worker
     seed: int = 1337  # seeds Python, NumPy, TensorFlow and the shuffle order
     shuffle_buffer: int = 100000  # examples in the shuffle buffer
@@ -84,6 +93,7 @@ CHOICES = {
     "data.format": ("auto", "tsv", "csv", "jsonl", "txt"),
     "data.on_bad_line": ("error", "skip"),
     "tokenizer.kind": ("word", "wordpiece"),
+    "tokenizer.truncation": ("head", "tail", "head+tail"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.decay": ("none", "cosine", "linear"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
@@ -99,8 +109,13 @@ def _check_type(key, value, annotation):
     if origin is typing.Union:
         if value is None and type(None) in args:
             return value
-        inner = [a for a in args if a is not type(None)][0]
-        return _check_type(key, value, inner)
+        error = None
+        for inner in (a for a in args if a is not type(None)):
+            try:
+                return _check_type(key, value, inner)
+            except ConfigError as exc:
+                error = exc
+        raise error
     if origin in (list, typing.List):
         if not isinstance(value, list):
             raise ConfigError(f"config key {key} must be a list, got {value!r}")

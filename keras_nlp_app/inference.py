@@ -16,18 +16,19 @@ from keras_nlp_app.errors import UserError
 @dataclasses.dataclass
 class Predictor:
     task: str
-    labels: list
+    space: object  # the task's label space (labels, multi_label, thresholds)
     source: str
     _predict_batch: object  # callable: list[str] -> dict of numpy arrays
-    run_config: object = None  # the run's Config when loaded from a run folder
+    run_config: object = None  # the run's Config (from the run folder or the export's metadata)
+
+    @property
+    def labels(self):
+        return self.space.labels
 
     def predict(self, texts, batch_size=256):
-        """Serving outputs (`label`, `class_id`, `probabilities`) for raw texts, in order."""
+        """The serving signature's outputs for raw texts, in order (numpy arrays)."""
         chunks = [self._predict_batch(texts[i:i + batch_size])
-                  for i in range(0, len(texts), batch_size)]
-        if not chunks:
-            return {"label": np.array([], dtype=object), "class_id": np.array([], np.int32),
-                    "probabilities": np.zeros((0, len(self.labels)), np.float32)}
+                  for i in range(0, len(texts) or 1, batch_size)]
         return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
 
 
@@ -50,24 +51,28 @@ def _run_predictor(run_dir):
     from keras_nlp_app.tasks import TASKS
     from keras_nlp_app.training.train import restore_run
 
-    cfg, preprocessor, model, labels = restore_run(run_dir)
-    task = TASKS[cfg.task]
+    run = restore_run(run_dir)
+    task = TASKS[run.cfg.task]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], reduce_retracing=True)
     def serve(text):
-        return task.serving_outputs(task.probabilities(model(preprocessor(text), training=False)), labels)
+        return task.serving_outputs(
+            task.probabilities(run.model(run.preprocessor(text), training=False)), run.space,
+            run.cfg.model.top_k)
 
     def predict_batch(texts):
         outputs = serve(tf.constant(texts, dtype=tf.string))
         return {key: value.numpy() for key, value in outputs.items()}
 
-    return Predictor(cfg.task, labels, run_dir, predict_batch, run_config=cfg)
+    return Predictor(run.cfg.task, run.space, run_dir, predict_batch, run_config=run.cfg)
 
 
 def _saved_model_predictor(path):
     import tensorflow as tf
 
+    from keras_nlp_app.config import config_from_dict
     from keras_nlp_app.export.saved_model import load_saved_model, read_metadata, resolve_model_dir
+    from keras_nlp_app.tasks import TASKS
 
     model_dir = resolve_model_dir(path)
     metadata = read_metadata(model_dir)
@@ -78,17 +83,10 @@ def _saved_model_predictor(path):
         outputs = signature(text=tf.constant(texts, dtype=tf.string))
         return {key: value.numpy() for key, value in outputs.items()}
 
-    predictor = Predictor(metadata["task"], metadata["labels"], model_dir, predict_batch)
-    predictor.metadata = metadata
-    return predictor
-
-
-def _data_config_for(predictor):
-    from keras_nlp_app.config import config_from_dict
-
-    if predictor.run_config is not None:
-        return predictor.run_config.data
-    return config_from_dict(getattr(predictor, "metadata", {}).get("config", {})).data
+    space = TASKS[metadata["task"]].LabelSpace(
+        metadata["labels"], metadata.get("multi_label", False), metadata.get("thresholds"))
+    return Predictor(metadata["task"], space, model_dir, predict_batch,
+                     run_config=config_from_dict(metadata.get("config", {})))
 
 
 def evaluate(target, data=None, split=None):
@@ -107,18 +105,19 @@ def evaluate(target, data=None, split=None):
 
     predictor = load_predictor(target)
     task = TASKS[predictor.task]
-    data_cfg = _data_config_for(predictor)
+    data_cfg = predictor.run_config.data
     if data is not None:
         examples = readers.read_examples(data, **task.read_options(data_cfg, explicit_file=True))
+        if data_cfg.multi_label:
+            task.split_multi_labels(examples, data_cfg.label_separator)
     else:
-        seed = predictor.run_config.train.seed if predictor.run_config else 0
-        train, validation = task.load_splits(data_cfg, seed)
+        train, validation = task.load_splits(data_cfg, predictor.run_config.train.seed)
         examples = train if split == "train" else validation
         if examples is None:
             raise UserError(f"{target}: its config names no {split or 'validation'} data; use --data")
-    ids = task.class_ids(examples, predictor.labels)
+    encoded = task.encode(examples, predictor.space)
     probabilities = predictor.predict(examples.texts)["probabilities"]
-    report = task.evaluate(ids, probabilities, predictor.labels)
+    report = task.evaluate(encoded, probabilities, predictor.space)
     if examples.report.skipped:
         report["skipped_lines"] = examples.report.skipped
     return report

@@ -38,3 +38,33 @@ def classification_report(true_ids, pred_ids, labels):
         },
         "confusion_matrix": matrix.tolist(),
     }
+
+
+def _f1(tp, fp, fn):
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=np.float64),
+                     where=denominator > 0)
+
+
+def multilabel_report(true_hot, pred_hot, labels):
+    """Exact-match accuracy, macro- and micro-F1 and per-label scores for `[N, C]` 0/1 matrices."""
+    true_hot = np.asarray(true_hot).astype(bool)
+    pred_hot = np.asarray(pred_hot).astype(bool)
+    tp = (true_hot & pred_hot).sum(axis=0).astype(np.float64)
+    fp = (~true_hot & pred_hot).sum(axis=0).astype(np.float64)
+    fn = (true_hot & ~pred_hot).sum(axis=0).astype(np.float64)
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
+    recall = np.divide(tp, tp + fn, out=np.zeros_like(tp), where=(tp + fn) > 0)
+    f1 = _f1(tp, fp, fn)
+    present = (tp + fp + fn) > 0
+    return {
+        "examples": int(len(true_hot)),
+        "accuracy": float((true_hot == pred_hot).all(axis=1).mean()) if len(true_hot) else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "micro_f1": float(_f1(tp.sum(), fp.sum(), fn.sum())),
+        "per_class": {
+            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                    "support": int(true_hot[:, i].sum())}
+            for i, label in enumerate(labels)
+        },
+    }

@@ -119,22 +119,32 @@ class _Collector:
         return Examples(self.texts, self.labels, self.lines, self.report)
 
 
-def _label_string(value, path, line):
+def _label_value(value, path, line, allow_list=True):
+    """A label as a string, or a list of strings for a JSON list (multi-label data)."""
+    if isinstance(value, list) and allow_list:
+        return [_label_value(v, path, line, allow_list=False) for v in value]
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DataError(f"label must be a string or integer, got {value!r}", path=path, line=line)
+        raise DataError(f"label must be a string, an integer or a list of them, got {value!r}",
+                        path=path, line=line)
     return str(value)
+
+
+def _fields(text_field):
+    """`text_field` as a list: several fields are joined with a newline into one text."""
+    return [text_field] if isinstance(text_field, str) else list(text_field)
 
 
 def _resolve_columns(path, header_fields, columns, text_field, label_field):
     if len(set(header_fields)) != len(header_fields):
         raise DataError(f"duplicate column names {header_fields}", path=path, line=1)
-    missing = [f for f in (text_field, label_field) if f is not None and f not in header_fields]
+    wanted = _fields(text_field) + ([label_field] if label_field is not None else [])
+    missing = [f for f in wanted if f not in header_fields]
     if missing:
         where = "header" if columns is None else "data.columns"
         raise DataError(
             f"{where} has no column {missing[0]!r} (columns: {', '.join(header_fields)}); "
             f"set data.text_field / data.label_field", path=path, line=1 if columns is None else None)
-    return header_fields.index(text_field), (
+    return [header_fields.index(f) for f in _fields(text_field)], (
         header_fields.index(label_field) if label_field is not None else None)
 
 
@@ -172,7 +182,7 @@ def read_delimited(path, *, delimiter, text_field, label_field, header=True, col
             if label == "":
                 out.bad(number, f"empty {label_field}")
                 continue
-        out.add(number, fields[text_index], label)
+        out.add(number, "\n".join(fields[i] for i in text_index), label)
     if header_fields is None:
         raise DataError("file is empty", path=path)
     return out.finish()
@@ -209,18 +219,20 @@ def read_jsonl(path, *, text_field, label_field, on_bad_line="error"):
         if not isinstance(record, dict):
             out.bad(number, f"expected a JSON object, found {type(record).__name__}")
             continue
-        missing = [f for f in (text_field, label_field) if f is not None and f not in record]
+        wanted = _fields(text_field) + ([label_field] if label_field is not None else [])
+        missing = [f for f in wanted if f not in record]
         if missing:
             out.bad(number, f"missing field {missing[0]!r} (fields: {', '.join(record) or 'none'})")
             continue
-        value = record[text_field]
-        if not isinstance(value, str):
-            out.bad(number, f"field {text_field!r} must be a string, got {type(value).__name__}")
+        wrong = [f for f in _fields(text_field) if not isinstance(record[f], str)]
+        if wrong:
+            out.bad(number, f"field {wrong[0]!r} must be a string, got {type(record[wrong[0]]).__name__}")
             continue
+        value = "\n".join(record[f] for f in _fields(text_field))
         label = None
         if label_field is not None:
             try:
-                label = _label_string(record[label_field], path, number)
+                label = _label_value(record[label_field], path, number)
             except DataError as exc:
                 out.bad(number, str(exc).split(": ", 1)[-1])
                 continue
@@ -244,7 +256,8 @@ def read_examples(path, *, fmt="auto", text_field="sentence", label_field="label
     Args:
         path: the file.
         fmt: auto | tsv | csv | jsonl | txt.
-        text_field, label_field: column names or JSON keys.
+        text_field: column name or JSON key of the text, or a list of them (joined by newlines).
+        label_field: column name or JSON key of the label (a JSON list for multi-label data).
         header, columns: for tsv/csv, whether the first line names the columns, or the names.
         on_bad_line: error (raise at the first malformed line) or skip (drop and count).
 

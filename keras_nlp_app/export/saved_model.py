@@ -67,7 +67,7 @@ def _versions_info():
             "tensorflow_text": tensorflow_text.__version__, "keras": keras.__version__}
 
 
-def _build_archive(preprocessor, model, labels, task):
+def _build_archive(preprocessor, model, space, task, top_k):
     import keras
     import tensorflow as tf
 
@@ -78,12 +78,19 @@ def _build_archive(preprocessor, model, labels, task):
 
     def serving_default(text):
         return task.serving_outputs(
-            task.probabilities(model(preprocessor(text), training=False)), labels)
+            task.probabilities(model(preprocessor(text), training=False)), space, top_k)
 
     archive.add_endpoint(
         "serving_default", serving_default,
         input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     return archive
+
+
+def reloaded_outputs(model_dir):
+    """The serving_default signature's output specs of a written SavedModel."""
+    import tensorflow as tf
+
+    return tf.saved_model.load(model_dir).signatures["serving_default"].structured_outputs
 
 
 def export_run(run_dir, output, check_texts=None):
@@ -106,7 +113,8 @@ def export_run(run_dir, output, check_texts=None):
     from keras_nlp_app.text.tokenizers import save_tokenizer
     from keras_nlp_app.training.train import restore_run
 
-    cfg, preprocessor, model, labels = restore_run(run_dir)
+    run = restore_run(run_dir)
+    cfg, preprocessor, model, space = run.cfg, run.preprocessor, run.model, run.space
     task = TASKS[cfg.task]
     os.makedirs(output, exist_ok=True)
     version = (versions(output) or [0])[-1] + 1
@@ -114,22 +122,24 @@ def export_run(run_dir, output, check_texts=None):
     tmp = os.path.join(output, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        archive = _build_archive(preprocessor, model, labels, task)
+        archive = _build_archive(preprocessor, model, space, task, cfg.model.top_k)
         archive.write_out(tmp, verbose=False)
         assets = os.path.join(tmp, "assets")
         save_tokenizer(preprocessor.tokenizer, assets)
+        outputs = {name: f"{spec.dtype.name}{spec.shape.as_list()}".replace("None", "B")
+                   for name, spec in reloaded_outputs(tmp).items()}
         metadata = {
-            "task": cfg.task, "labels": labels, "version": version,
+            "task": cfg.task, "labels": space.labels, "multi_label": space.multi_label,
+            "thresholds": space.thresholds, "version": version,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "run_dir": os.path.abspath(run_dir),
-            "signature": {"serving_default": {"inputs": {"text": "string[B]"},
-                                              "outputs": {"label": "string[B]",
-                                                          "class_id": "int32[B]",
-                                                          "probabilities": f"float32[B, {len(labels)}]"}}},
+            "signature": {"serving_default": {"inputs": {"text": "string[B]"}, "outputs": outputs}},
             "tokenizer": {"kind": preprocessor.tokenizer.kind,
                           "lowercase": preprocessor.tokenizer.lowercase,
                           "vocabulary_size": preprocessor.tokenizer.vocabulary_size,
-                          "sequence_length": preprocessor.sequence_length},
+                          "sequence_length": preprocessor.sequence_length,
+                          "truncation": preprocessor.truncation, "ngrams": preprocessor.ngrams,
+                          "ngram_buckets": preprocessor.ngram_buckets},
             "data": {"text_field": cfg.data.text_field, "label_field": cfg.data.label_field},
             "config": config_to_dict(cfg),
             "versions": _versions_info(),

@@ -4,12 +4,16 @@ import inspect
 
 from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.models.bilstm_classifier import build_bilstm_classifier
+from keras_nlp_app.models.cnn_classifier import build_cnn_classifier
+from keras_nlp_app.models.fasttext_classifier import build_fasttext_classifier
 from keras_nlp_app.models.lstm_classifier import build_lstm_classifier
 from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
 
 MODELS = {
     "lstm_classifier": build_lstm_classifier,
     "bilstm_classifier": build_bilstm_classifier,
+    "cnn_classifier": build_cnn_classifier,
+    "fasttext_classifier": build_fasttext_classifier,
     "transformer_classifier": build_transformer_classifier,
 }
 
@@ -24,4 +28,7 @@ def build_model(name, **kwargs):
     if unknown:
         raise ConfigError(
             f"model {name} has no parameter {unknown[0]!r}; valid: {', '.join(valid)}")
-    return factory(**kwargs)
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model {name}: {exc}") from None

@@ -1,30 +1,43 @@
-"""Bidirectional LSTM classifier (functional API) with max- and mean-pooling over time."""
+"""Bidirectional LSTM classifier (functional API) with attention or max+mean pooling."""
 
 import keras
 
 from keras_nlp_app.models.lstm_classifier import classifier_head
-from keras_nlp_app.models.pooling import masked_max, masked_mean
+from keras_nlp_app.models.pooling import AttentionPooling, masked_max, masked_mean
+
+POOLINGS = ("attention", "max_mean")
 
 
-def build_bilstm_classifier(*, vocab_size, num_classes=2, sequence_length=None, embedding_dim=128,
-                            lstm_units=64, num_layers=1, dropout=0.2):
-    """Embedding → stacked BiLSTM → [masked max-pool ; masked mean-pool] → Dense.
+def build_bilstm_classifier(*, vocab_size, num_classes=2, multi_label=False, sequence_length=None,
+                            embedding_dim=128, lstm_units=64, num_layers=1, pooling="attention",
+                            attention_dim=64, dropout=0.3, embedding_dropout=0.2):
+    """Embedding → stacked BiLSTM → pooling over time → Dense.
 
     Args:
         vocab_size: token ids are in [0, vocab_size); 0 is padding.
         num_classes: 2 gives one sigmoid unit, more a softmax.
+        multi_label: a sigmoid per label instead.
         sequence_length: unused (accepted so every classifier factory takes it).
         embedding_dim, lstm_units: widths; each direction has `lstm_units`.
         num_layers: stacked bidirectional layers.
-        dropout: on the embeddings and the pooled features.
+        pooling: attention (learned weights over time, Yang et al. 2016) or max_mean
+            (masked max- and mean-pooling concatenated).
+        attention_dim: hidden width of the attention scorer.
+        dropout: on the pooled features; embedding_dropout: on the embeddings.
     """
     del sequence_length
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
-    x = keras.layers.Dropout(dropout)(x)
+    x = keras.layers.Dropout(embedding_dropout)(x)
     for i in range(num_layers):
         x = keras.layers.Bidirectional(
             keras.layers.LSTM(lstm_units, return_sequences=True), name=f"bilstm_{i}")(x)
-    pooled = keras.layers.Concatenate()([masked_max(x, token_ids), masked_mean(x, token_ids)])
+    if pooling == "attention":
+        pooled = AttentionPooling(attention_dim, name="attention_pooling")(x, token_ids)
+    else:
+        pooled = keras.layers.Concatenate()([masked_max(x, token_ids), masked_mean(x, token_ids)])
     pooled = keras.layers.Dropout(dropout)(pooled)
-    return keras.Model(token_ids, classifier_head(num_classes)(pooled), name="bilstm_classifier")
+    return keras.Model(token_ids, classifier_head(num_classes, multi_label)(pooled),
+                       name="bilstm_classifier")

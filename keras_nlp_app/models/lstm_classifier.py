@@ -3,20 +3,26 @@
 import keras
 
 
-def classifier_head(num_classes, name="probabilities"):
-    """Sigmoid unit for two classes, softmax otherwise; float32 even under mixed precision."""
+def classifier_head(num_classes, multi_label=False, name="probabilities"):
+    """One sigmoid unit for two classes, a sigmoid per label for multi-label, softmax otherwise.
+
+    Float32 even under mixed precision, so probabilities and the loss stay accurate.
+    """
+    if multi_label:
+        return keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name=name)
     if num_classes == 2:
         return keras.layers.Dense(1, activation="sigmoid", dtype="float32", name=name)
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)
 
 
-def build_lstm_classifier(*, vocab_size, num_classes=2, sequence_length=None, embedding_dim=64,
-                          lstm_units=64, dropout=0.0, recurrent_dropout=0.0):
+def build_lstm_classifier(*, vocab_size, num_classes=2, multi_label=False, sequence_length=None,
+                          embedding_dim=64, lstm_units=64, dropout=0.0, recurrent_dropout=0.0):
     """Embedding → LSTM → Dense, padding id 0 masked.
 
     Args:
         vocab_size: token ids are in [0, vocab_size); 0 is padding.
         num_classes: 2 gives one sigmoid unit `[B, 1]`, more a softmax `[B, num_classes]`.
+        multi_label: a sigmoid per label `[B, num_classes]` instead.
         sequence_length: unused by this model (accepted so every classifier factory takes it).
         embedding_dim, lstm_units: layer widths.
         dropout: dropout on the LSTM output before the classifier.
@@ -33,7 +39,7 @@ def build_lstm_classifier(*, vocab_size, num_classes=2, sequence_length=None, em
             keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding"),
             keras.layers.LSTM(lstm_units, recurrent_dropout=recurrent_dropout, name="lstm"),
             keras.layers.Dropout(dropout, name="dropout"),
-            classifier_head(num_classes),
+            classifier_head(num_classes, multi_label),
         ],
         name="lstm_classifier",
     )

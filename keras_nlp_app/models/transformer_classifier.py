@@ -6,13 +6,15 @@ from keras_nlp_app.models.lstm_classifier import classifier_head
 from keras_nlp_app.models.pooling import masked_mean
 
 
-def build_transformer_classifier(*, vocab_size, num_classes=2, sequence_length=128, hidden_dim=128,
+def build_transformer_classifier(*, vocab_size, num_classes=2, multi_label=False,
+                                 sequence_length=128, hidden_dim=128,
                                  num_layers=2, num_heads=4, intermediate_dim=256, dropout=0.1):
     """Token + position embedding → Transformer encoder blocks → masked mean pool → Dense.
 
     Args:
         vocab_size: token ids are in [0, vocab_size); 0 is padding (masked in attention).
         num_classes: 2 gives one sigmoid unit, more a softmax.
+        multi_label: a sigmoid per label instead.
         sequence_length: longest input; sizes the learned position table.
         hidden_dim, num_layers, num_heads, intermediate_dim: encoder shape.
         dropout: inside every block.
@@ -31,4 +33,4 @@ def build_transformer_classifier(*, vocab_size, num_classes=2, sequence_length=1
     x = keras.layers.LayerNormalization(name="final_norm")(x)
     pooled = masked_mean(x, token_ids)
     pooled = keras.layers.Dropout(dropout)(pooled)
-    return keras.Model(token_ids, classifier_head(num_classes)(pooled), name="transformer_classifier")
+    return keras.Model(token_ids, classifier_head(num_classes, multi_label)(pooled), name="transformer_classifier")

@@ -1,4 +1,5 @@
-"""Text classification: labelled text in, one label per text out (binary or multi-class).
+"""Text classification: labelled text in; one label (binary, multi-class) or a set of labels
+(multi-label) per text out.
 
 This module says what is particular to classification — how examples and labels are read, which
 loss and metrics, how model outputs become probabilities, what the serving signature returns.
@@ -6,6 +7,8 @@ The trainer and exporter call it through `TASKS["classification"]`.
 """
 
 import dataclasses
+import json
+import os
 
 import numpy as np
 
@@ -57,11 +60,15 @@ def load_splits(data_cfg, seed):
     """(train, validation) examples as training sees them: capped at `max_train_examples`, and
     with validation held out of train (seeded) when the config asks for a holdout."""
     train = read_split(data_cfg, "train")
+    if train is not None and data_cfg.multi_label:
+        split_multi_labels(train, data_cfg.label_separator)
     if data_cfg.max_train_examples:
         keep = data_cfg.max_train_examples
         train = readers.Examples(train.texts[:keep], train.labels[:keep], train.lines[:keep],
                                  dataclasses.replace(train.report, examples=min(keep, len(train.texts))))
     validation = read_split(data_cfg, "validation")
+    if validation is not None and data_cfg.multi_label:
+        split_multi_labels(validation, data_cfg.label_separator)
     if validation is None and data_cfg.holdout_fraction:
         train, validation = holdout(train, data_cfg.holdout_fraction, seed)
     return train, validation
@@ -86,44 +93,152 @@ def holdout(examples, fraction, seed):
     return subset(order[:cut]), subset(order[cut:])
 
 
-def label_vocabulary(labels):
-    """Sorted distinct labels; numerically when every label is an integer ("2" before "10")."""
-    distinct = set(labels)
-    if len(distinct) < 2:
-        raise UserError(f"training data has {len(distinct)} distinct label(s); need at least 2")
+def split_multi_labels(examples, separator):
+    """Multi-label data: each label becomes a list (JSON lists stay, strings split on separator)."""
+    examples.labels = [
+        label if isinstance(label, list) else [p.strip() for p in label.split(separator) if p.strip()]
+        for label in examples.labels]
+    return examples
+
+
+@dataclasses.dataclass
+class LabelSpace:
+    """The labels a classifier knows, whether it is multi-label, and its decision thresholds."""
+
+    labels: list
+    multi_label: bool = False
+    thresholds: list = None  # multi-label only: one probability threshold per label
+
+    @property
+    def num_classes(self):
+        return len(self.labels)
+
+    def threshold_vector(self):
+        return np.asarray(self.thresholds or [0.5] * self.num_classes, dtype=np.float32)
+
+    def save(self, folder):
+        os.makedirs(folder, exist_ok=True)
+        _atomic_write(os.path.join(folder, "labels.txt"), "\n".join(self.labels) + "\n")
+        _atomic_write(os.path.join(folder, "label_space.json"), json.dumps(
+            {"multi_label": self.multi_label, "thresholds": self.thresholds}, indent=2))
+
+    @classmethod
+    def load(cls, folder):
+        with open(os.path.join(folder, "labels.txt"), encoding="utf-8") as f:
+            labels = f.read().split("\n")[:-1]
+        with open(os.path.join(folder, "label_space.json"), encoding="utf-8") as f:
+            spec = json.load(f)
+        return cls(labels, spec["multi_label"], spec["thresholds"])
+
+    @staticmethod
+    def exists(folder):
+        return os.path.exists(os.path.join(folder, "label_space.json"))
+
+
+def _atomic_write(path, text):
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def _sorted_labels(distinct):
     if all(label.lstrip("-").isdigit() for label in distinct):
         return sorted(distinct, key=int)
     return sorted(distinct)
 
 
-def class_ids(examples, labels):
-    """Maps label strings to ids; a label the model does not know is an error naming the line."""
-    index = {label: i for i, label in enumerate(labels)}
-    ids = np.empty(len(examples.labels), dtype=np.int32)
+def label_space(examples, multi_label=False):
+    """The label space of the training data: labels sorted (numerically when all are integers)."""
+    if multi_label:
+        distinct = {label for labels in examples.labels for label in labels}
+        if not distinct:
+            raise UserError(f"{examples.report.path}: no labels in the multi-label training data")
+        return LabelSpace(_sorted_labels(distinct), multi_label=True)
     for position, label in enumerate(examples.labels):
-        if label not in index:
+        if isinstance(label, list):
+            raise DataError("a list of labels in single-label data; set data.multi_label: true",
+                            path=examples.report.path, line=examples.lines[position])
+    distinct = set(examples.labels)
+    if len(distinct) < 2:
+        raise UserError(f"training data has {len(distinct)} distinct label(s); need at least 2")
+    return LabelSpace(_sorted_labels(distinct))
+
+
+def encode(examples, space):
+    """Class ids `[N]` (single-label) or a multi-hot `[N, C]` matrix (multi-label).
+
+    A label the model does not know is an error naming the file and line.
+    """
+    index = {label: i for i, label in enumerate(space.labels)}
+
+    def lookup(label, position):
+        if not isinstance(label, str) or label not in index:
             raise DataError(
-                f"unknown label {label!r}; this model knows {', '.join(labels)}",
+                f"unknown label {label!r}; this model knows {', '.join(space.labels)}",
                 path=examples.report.path, line=examples.lines[position])
-        ids[position] = index[label]
-    return ids
+        return index[label]
+
+    if space.multi_label:
+        hot = np.zeros((len(examples.labels), space.num_classes), dtype=np.int32)
+        for position, labels in enumerate(examples.labels):
+            for label in labels:
+                hot[position, lookup(label, position)] = 1
+        return hot
+    return np.array([lookup(label, i) for i, label in enumerate(examples.labels)], dtype=np.int32)
 
 
-def targets(ids, num_classes):
-    """Training targets: `[N, 1]` floats for the sigmoid head, `[N]` ids for softmax."""
-    if num_classes == 2:
-        return ids.astype(np.float32).reshape(-1, 1)
-    return ids
+def targets(encoded, space):
+    """Training targets: `[N, 1]` for the binary sigmoid head, one-hot or multi-hot `[N, C]`."""
+    if space.multi_label:
+        return encoded.astype(np.float32)
+    if space.num_classes == 2:
+        return encoded.astype(np.float32).reshape(-1, 1)
+    return np.eye(space.num_classes, dtype=np.float32)[encoded]
 
 
-def compile_arguments(num_classes):
+def example_weights(encoded, space, class_weight):
+    """Per-example loss weights from `train.class_weight`, or None when every weight is 1.
+
+    balanced: weight of class c = N / (C * count(c)), as scikit-learn defines it.
+    """
+    if class_weight in ("none", None):
+        return None
+    if space.multi_label:
+        raise UserError("train.class_weight is for single-label data; multi-label data has no "
+                        "single class per example")
+    counts = np.bincount(encoded, minlength=space.num_classes).astype(np.float64)
+    if class_weight == "balanced":
+        weights = len(encoded) / (space.num_classes * np.maximum(counts, 1))
+    elif isinstance(class_weight, dict):
+        unknown = [k for k in map(str, class_weight) if k not in space.labels]
+        if unknown:
+            raise UserError(f"train.class_weight names unknown label {unknown[0]!r}; labels: "
+                            f"{', '.join(space.labels)}")
+        weights = np.array([float(class_weight.get(l, class_weight.get(_maybe_int(l), 1.0)))
+                            for l in space.labels])
+    else:
+        raise UserError(f"train.class_weight must be none, balanced or a mapping label: weight, "
+                        f"got {class_weight!r}")
+    return weights[encoded].astype(np.float32)
+
+
+def _maybe_int(label):
+    return int(label) if label.lstrip("-").isdigit() else label
+
+
+def classifier_kwargs(space):
+    """Keyword arguments every classifier factory takes for the label space."""
+    return {"num_classes": space.num_classes, "multi_label": space.multi_label}
+
+
+def compile_arguments(space, label_smoothing=0.0):
     import keras
 
-    if num_classes == 2:
-        return {"loss": keras.losses.BinaryCrossentropy(),
+    if space.multi_label or space.num_classes == 2:
+        return {"loss": keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
                 "metrics": [keras.metrics.BinaryAccuracy(name="accuracy")]}
-    return {"loss": keras.losses.SparseCategoricalCrossentropy(),
-            "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
+    return {"loss": keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+            "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")]}
 
 
 def probabilities(model_output):
@@ -136,19 +251,64 @@ def probabilities(model_output):
     return model_output
 
 
-def serving_outputs(probs, labels):
-    """The classification signature's outputs: label[B], class_id[B], probabilities[B, C]."""
+def serving_outputs(probs, space, top_k=5):
+    """The signature's outputs for `[B, C]` probabilities.
+
+    Always: label[B] and class_id[B] (the most probable class), probabilities[B, C],
+    top_k_labels[B, k] and top_k_probabilities[B, k]. Multi-label models add labels[B, C]: every
+    label over its threshold, most probable first, padded with "" (and predicted[B, C], 0/1).
+    """
     import tensorflow as tf
 
+    names = tf.constant(space.labels)
     class_id = tf.argmax(probs, axis=-1, output_type=tf.int32)
-    return {"label": tf.gather(tf.constant(labels), class_id), "class_id": class_id,
-            "probabilities": probs}
+    k = min(top_k, space.num_classes)
+    top_probs, top_ids = tf.math.top_k(probs, k=k)
+    outputs = {"label": tf.gather(names, class_id), "class_id": class_id, "probabilities": probs,
+               "top_k_labels": tf.gather(names, top_ids), "top_k_probabilities": top_probs}
+    if space.multi_label:
+        chosen = probs >= tf.constant(space.threshold_vector())
+        order = tf.argsort(probs, axis=-1, direction="DESCENDING")
+        chosen_in_order = tf.gather(chosen, order, batch_dims=1)
+        outputs["labels"] = tf.where(chosen_in_order, tf.gather(names, order), "")
+        outputs["predicted"] = tf.cast(chosen, tf.int32)
+    return outputs
 
 
-def evaluate(true_ids, probs, labels):
-    """Metrics over the whole evaluation set from `[N, C]` probabilities."""
-    report = metrics_lib.classification_report(true_ids, np.argmax(probs, axis=-1), labels)
-    return {"task": "classification", **report}
+def decisions(probs, space):
+    """Predicted class ids `[N]`, or the multi-hot `[N, C]` decisions of a multi-label model."""
+    if space.multi_label:
+        return (probs >= space.threshold_vector()).astype(np.int32)
+    return np.argmax(probs, axis=-1)
+
+
+def evaluate(encoded, probs, space):
+    """Metrics over the whole evaluation set from `[N, C]` probabilities.
+
+    Single-label: accuracy, macro_f1, per_class, confusion_matrix. Multi-label: accuracy is the
+    exact-match ratio, macro_f1 and micro_f1 are over labels, per_class has each label's scores.
+    """
+    predicted = decisions(probs, space)
+    if not space.multi_label:
+        return {"task": "classification",
+                **metrics_lib.classification_report(encoded, predicted, space.labels)}
+    return {"task": "classification", "multi_label": True,
+            **metrics_lib.multilabel_report(encoded, predicted, space.labels)}
+
+
+def tune_thresholds(encoded, probs, grid=np.arange(0.05, 0.96, 0.05)):
+    """Per-label thresholds that maximize each label's F1 on `[N, C]` multi-hot truth."""
+    thresholds = []
+    for c in range(encoded.shape[1]):
+        truth = encoded[:, c].astype(bool)
+        scores = []
+        for t in grid:
+            guess = probs[:, c] >= t
+            tp = np.sum(guess & truth)
+            denominator = guess.sum() + truth.sum()
+            scores.append(2 * tp / denominator if denominator else 0.0)
+        thresholds.append(round(float(grid[int(np.argmax(scores))]), 2))
+    return thresholds
 
 
 def predict(preprocessor, model, texts, batch_size=256):
@@ -162,3 +322,31 @@ def predict(preprocessor, model, texts, batch_size=256):
     outputs = [batch_probabilities(tf.constant(texts[i:i + batch_size], dtype=tf.string)).numpy()
                for i in range(0, len(texts), batch_size)]
     return np.concatenate(outputs, axis=0) if outputs else np.zeros((0, 0), np.float32)
+
+
+def decode_targets(batch_targets, space):
+    """Training targets back to what `evaluate` takes: class ids, or the multi-hot matrix."""
+    if space.multi_label:
+        return batch_targets.astype(np.int32)
+    if batch_targets.shape[-1] == 1:
+        return batch_targets[:, 0].astype(np.int32)
+    return np.argmax(batch_targets, axis=-1)
+
+
+def callbacks(*, run_dir, validation_data, space):
+    """Validation macro-F1 into the epoch logs (`val_macro_f1`, usable as train.monitor) and the
+    confusion matrix as an image and a table in TensorBoard, each epoch."""
+    from keras_nlp_app.training.callbacks import ValidationReport
+
+    if validation_data is None:
+        return []
+
+    def report(batch_targets, probs):
+        result = evaluate(decode_targets(batch_targets, space), probs, space)
+        scalars = {"macro_f1": result["macro_f1"]}
+        if "micro_f1" in result:
+            scalars["micro_f1"] = result["micro_f1"]
+        return scalars, result.get("confusion_matrix"), space.labels
+
+    return [ValidationReport(validation_data, report, os.path.join(run_dir, "logs", "validation"),
+                             transform=probabilities)]

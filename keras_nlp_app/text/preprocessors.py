@@ -1,4 +1,4 @@
-"""Keras layers that turn raw strings into model inputs: tokenize, truncate, pad.
+"""Keras layers that turn raw strings into model inputs: tokenize, add n-grams, truncate, pad.
 
 The preprocessor is mapped over tf.data during training and traced into the exported signature,
 so the model sees exactly the same ids in both places.
@@ -7,33 +7,83 @@ so the model sees exactly the same ids in both places.
 import keras
 import tensorflow as tf
 
+TRUNCATIONS = ("head", "tail", "head+tail")
+
+
+def truncate(ids, length, policy="head"):
+    """Keeps at most `length` items per row of a ragged `[B, None]` tensor.
+
+    head keeps the beginning, tail the end, head+tail the first half and the last half (for
+    reviews, whose verdict is often at the end). Rows no longer than `length` are untouched.
+    """
+    if policy == "head":
+        return ids[:, :length]
+    positions = tf.ragged.range(ids.row_lengths())
+    lengths = tf.expand_dims(ids.row_lengths(), 1)
+    if policy == "tail":
+        keep = positions >= lengths - length
+    elif policy == "head+tail":
+        head = length - length // 2
+        keep = (positions < head) | (positions >= lengths - (length - head))
+    else:
+        raise ValueError(f"unknown truncation {policy!r}; choose one of {', '.join(TRUNCATIONS)}")
+    return tf.ragged.boolean_mask(ids, keep)
+
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
 class ClassifierPreprocessor(keras.layers.Layer):
-    """Strings → token ids for a classifier, truncated to `sequence_length`.
+    """Strings → token ids for a classifier.
 
     Args:
         tokenizer: a tokenizer layer from `keras_nlp_app.text.tokenizers` (id 0 = padding).
-        sequence_length: most tokens kept per text (the head of the text).
+        sequence_length: most tokens kept per text.
+        truncation: head | tail | head+tail.
+        ngrams: with 2 or more, hashed n-grams of the tokens (orders 2..ngrams) follow the token
+            ids, each order truncated like the tokens; their ids start at the vocabulary size.
+        ngram_buckets: number of hash buckets for the n-grams.
 
-    Call with a batch `[B]` of strings to get padded int32 ids `[B, T]` with
-    `1 <= T <= sequence_length` (T is the longest text in the batch, so short batches stay
-    small); call `token_ids` on one scalar string for the unpadded `[T]` ids that tf.data buckets.
+    Call with a batch `[B]` of strings to get padded int32 ids `[B, T]`, `T >= 1`; `ragged_ids`
+    gives the unpadded rows that tf.data buckets by length.
     """
 
-    def __init__(self, tokenizer, sequence_length=128, **kwargs):
+    def __init__(self, tokenizer, sequence_length=128, truncation="head", ngrams=1,
+                 ngram_buckets=0, **kwargs):
         super().__init__(**kwargs)
+        if truncation not in TRUNCATIONS:
+            raise ValueError(f"unknown truncation {truncation!r}; choose one of {', '.join(TRUNCATIONS)}")
+        if ngrams > 1 and ngram_buckets <= 0:
+            raise ValueError("tokenizer.ngrams > 1 needs tokenizer.ngram_buckets > 0")
         self.tokenizer = tokenizer
         self.sequence_length = int(sequence_length)
+        self.truncation = truncation
+        self.ngrams = int(ngrams)
+        self.ngram_buckets = int(ngram_buckets) if ngrams > 1 else 0
 
-    def token_ids(self, text):
-        return self.tokenizer(text)[: self.sequence_length]
+    @property
+    def input_vocabulary_size(self):
+        """Size of the id space the model's embedding must cover."""
+        return self.tokenizer.vocabulary_size + self.ngram_buckets
+
+    def ragged_ids(self, strings):
+        ids = truncate(self.tokenizer(strings), self.sequence_length, self.truncation)
+        if self.ngrams < 2:
+            return ids
+        tokens = self.tokenizer.tokenize(strings)
+        rows = [ids]
+        for order in range(2, self.ngrams + 1):
+            grams = tf.strings.ngrams(tokens, order, separator=" ")
+            hashed = tf.strings.to_hash_bucket_fast(grams, self.ngram_buckets)
+            hashed = tf.cast(hashed, tf.int32) + self.tokenizer.vocabulary_size
+            rows.append(truncate(hashed, self.sequence_length, self.truncation))
+        return tf.concat(rows, axis=1)
 
     def call(self, strings):
-        ids = self.tokenizer(strings)[:, : self.sequence_length].to_tensor(0)
+        ids = self.ragged_ids(strings).to_tensor(0)
         width = tf.shape(ids)[1]
         # An all-empty batch still gets one (padding) step so recurrent layers have a time axis.
         return tf.pad(ids, [[0, 0], [0, tf.maximum(1 - width, 0)]])
 
     def get_config(self):
-        return {**super().get_config(), "sequence_length": self.sequence_length}
+        return {**super().get_config(), "sequence_length": self.sequence_length,
+                "truncation": self.truncation, "ngrams": self.ngrams,
+                "ngram_buckets": self.ngram_buckets}

@@ -50,3 +50,81 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         with open(self._best_file + ".tmp", "w") as f:
             f.write(repr(self.best))
         os.replace(self._best_file + ".tmp", self._best_file)
+
+
+def confusion_image(matrix, cell=24):
+    """`[1, H, W, 3]` uint8 heatmap of a confusion matrix, rows normalized (true class recall).
+
+    Diagonal cells are green, off-diagonal red; brighter means a larger share of the row.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = len(matrix)
+    image = np.zeros((size, size, 3), dtype=np.float64)
+    diagonal = np.eye(size, dtype=bool)
+    image[..., 1] = np.where(diagonal, shares, 0)
+    image[..., 0] = np.where(diagonal, 0, shares)
+    image = 40 + 215 * image
+    image = np.kron(image, np.ones((cell, cell, 1)))
+    image[::cell, :, :] = image[:, ::cell, :] = 255  # grid lines between cells
+    return image.astype(np.uint8)[None]
+
+
+def confusion_table(matrix, labels):
+    """The confusion matrix as a Markdown table (TensorBoard's text dashboard renders it)."""
+    header = "| true \\ predicted | " + " | ".join(labels) + " |"
+    rule = "|---" * (len(labels) + 1) + "|"
+    rows = [f"| {label} | " + " | ".join(str(int(v)) for v in row) + " |"
+            for label, row in zip(labels, matrix)]
+    return "\n".join([header, rule, *rows])
+
+
+class ValidationReport(keras.callbacks.Callback):
+    """Scores the whole validation set at each epoch end with a task's report function.
+
+    `report(targets, outputs) -> (scalars, confusion_matrix or None, labels)`: the scalars go into
+    the epoch logs as `val_<name>` (so checkpointing, early stopping and the TensorBoard callback
+    placed after this one see them); the confusion matrix is written as an image and a table.
+
+    Args:
+        validation_data: batched (inputs, targets) dataset, as given to `fit`.
+        report: the task's function of all targets and model outputs.
+        log_dir: TensorBoard folder for the validation summaries.
+        transform: applied to each batch of model outputs before `report` (e.g. to probabilities).
+    """
+
+    def __init__(self, validation_data, report, log_dir, transform=None):
+        super().__init__()
+        self.validation_data = validation_data
+        self.report = report
+        self.log_dir = log_dir
+        self.transform = transform
+        self._writer = None
+        self._predict = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        if self._predict is None:
+            model, transform = self.model, self.transform or (lambda x: x)
+            self._predict = tf.function(lambda x: transform(model(x, training=False)),
+                                        reduce_retracing=True)
+        targets, outputs = [], []
+        for inputs, batch_targets, *_ in self.validation_data:
+            outputs.append(self._predict(inputs).numpy())
+            targets.append(batch_targets.numpy())
+        scalars, matrix, labels = self.report(np.concatenate(targets), np.concatenate(outputs))
+        if logs is not None:
+            logs.update({f"val_{name}": value for name, value in scalars.items()})
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        if matrix is None:
+            return
+        with self._writer.as_default(step=epoch):
+            tf.summary.image("confusion_matrix", confusion_image(matrix))
+            tf.summary.text("confusion_matrix", confusion_table(matrix, labels))
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()

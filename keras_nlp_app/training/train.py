@@ -3,7 +3,7 @@
 Run folder layout (knlp train, evaluate and export rely on it):
 
     config.yaml              the resolved config; the run is rebuilt from it alone
-    assets/                  tokenizer (vocab.txt, tokenizer.json) and labels.txt
+    assets/                  tokenizer (vocab.txt, tokenizer.json), labels.txt, label_space.json
     checkpoints/best.weights.h5   best weights by train.monitor (written atomically)
     checkpoints/last.weights.h5   weights after the last epoch
     backup/                  BackupAndRestore state while training; the same command resumes
@@ -11,6 +11,7 @@ Run folder layout (knlp train, evaluate and export rely on it):
     metrics.json             validation metrics of the best checkpoint
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -72,52 +73,65 @@ def _task(cfg):
 
 
 def _learn_or_load_assets(cfg, run_dir, train_examples):
-    """Tokenizer and labels from the run's assets when resuming, else learned from train data."""
+    """Tokenizer and label space from the run's assets when resuming, else learned from train."""
     from keras_nlp_app.text import tokenizers
 
     task = _task(cfg)
     assets = os.path.join(run_dir, "assets")
-    labels_file = os.path.join(assets, "labels.txt")
-    if os.path.exists(labels_file) and os.path.exists(os.path.join(assets, "tokenizer.json")):
-        return tokenizers.load_tokenizer(assets), _read_labels(labels_file)
+    if task.LabelSpace.exists(assets) and os.path.exists(os.path.join(assets, "tokenizer.json")):
+        return tokenizers.load_tokenizer(assets), task.LabelSpace.load(assets)
     tok_cfg = cfg.tokenizer
     tokenizer = tokenizers.learn_tokenizer(
         train_examples.texts, kind=tok_cfg.kind, vocab_size=tok_cfg.vocab_size,
         min_count=tok_cfg.min_count, lowercase=tok_cfg.lowercase)
-    labels = task.label_vocabulary(train_examples.labels)
+    space = task.label_space(train_examples, cfg.data.multi_label)
     tokenizers.save_tokenizer(tokenizer, assets)
-    with open(labels_file + ".tmp", "w", encoding="utf-8") as f:
-        f.write("\n".join(labels) + "\n")
-    os.replace(labels_file + ".tmp", labels_file)
-    return tokenizer, labels
+    space.save(assets)
+    return tokenizer, space
 
 
-def _read_labels(path):
-    with open(path, encoding="utf-8") as f:
-        return f.read().split("\n")[:-1]
+def build_preprocessor(cfg, tokenizer):
+    from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
+
+    tok = cfg.tokenizer
+    try:
+        return ClassifierPreprocessor(tokenizer, tok.sequence_length, truncation=tok.truncation,
+                                      ngrams=tok.ngrams, ngram_buckets=tok.ngram_buckets)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def build_run_model(cfg, vocab_size, num_classes):
+def build_run_model(cfg, preprocessor, space):
     from keras_nlp_app.models import build_model
 
-    return build_model(cfg.model.name, vocab_size=vocab_size, num_classes=num_classes,
-                       sequence_length=cfg.tokenizer.sequence_length, **cfg.model.params)
+    task = _task(cfg)
+    return build_model(cfg.model.name, vocab_size=preprocessor.input_vocabulary_size,
+                       sequence_length=preprocessor.sequence_length * max(preprocessor.ngrams, 1),
+                       **task.classifier_kwargs(space), **cfg.model.params)
+
+
+@dataclasses.dataclass
+class RestoredRun:
+    """Everything needed to predict with or export a trained run."""
+
+    cfg: object
+    preprocessor: object
+    model: object
+    space: object  # the task's label space
 
 
 def restore_run(run_dir):
-    """Rebuilds (cfg, preprocessor, model with its best weights, labels) from a run folder."""
+    """Rebuilds the preprocessor and the model with its best weights from a run folder."""
     from keras_nlp_app.text import tokenizers
-    from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
 
     saved = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(saved):
         raise UserError(f"{run_dir}: not a run folder (no config.yaml)")
     cfg = config_lib.config_from_dict(_read_yaml(saved))
     assets = os.path.join(run_dir, "assets")
-    tokenizer = tokenizers.load_tokenizer(assets)
-    labels = _read_labels(os.path.join(assets, "labels.txt"))
-    preprocessor = ClassifierPreprocessor(tokenizer, cfg.tokenizer.sequence_length)
-    model = build_run_model(cfg, tokenizer.vocabulary_size, len(labels))
+    preprocessor = build_preprocessor(cfg, tokenizers.load_tokenizer(assets))
+    space = _task(cfg).LabelSpace.load(assets)
+    model = build_run_model(cfg, preprocessor, space)
     for name in ("best.weights.h5", "last.weights.h5"):
         path = os.path.join(run_dir, "checkpoints", name)
         if os.path.exists(path):
@@ -125,7 +139,7 @@ def restore_run(run_dir):
             break
     else:
         raise UserError(f"{run_dir}: no checkpoint yet (checkpoints/best.weights.h5); train it first")
-    return cfg, preprocessor, model, labels
+    return RestoredRun(cfg, preprocessor, model, space)
 
 
 def _set_seeds(seed):
@@ -161,7 +175,6 @@ def train(cfg, run_dir=None):
     import tensorflow as tf
 
     from keras_nlp_app.data.pipelines import make_dataset
-    from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
     from keras_nlp_app.training import callbacks as callbacks_lib
     from keras_nlp_app.training.schedules import make_optimizer
     from keras_nlp_app.training.strategy import get_strategy, is_chief
@@ -181,22 +194,24 @@ def train(cfg, run_dir=None):
                         examples.report.skipped, examples.report.first_skipped)
 
     _prepare_run_dir(cfg, run_dir)
-    tokenizer, labels = _learn_or_load_assets(cfg, run_dir, train_examples)
-    num_classes = len(labels)
-    preprocessor = ClassifierPreprocessor(tokenizer, cfg.tokenizer.sequence_length)
+    tokenizer, space = _learn_or_load_assets(cfg, run_dir, train_examples)
+    preprocessor = build_preprocessor(cfg, tokenizer)
 
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.train.batch_size * replicas
-    train_targets = task.targets(task.class_ids(train_examples, labels), num_classes)
+    train_encoded = task.encode(train_examples, space)
     pipeline = dict(preprocessor=preprocessor, batch_size=global_batch, seed=cfg.train.seed,
                     shuffle_buffer=cfg.train.shuffle_buffer,
                     bucket_boundaries=cfg.train.bucket_boundaries)
-    train_data = make_dataset(train_examples.texts, train_targets, training=True, **pipeline)
+    train_data = make_dataset(
+        train_examples.texts, task.targets(train_encoded, space), training=True,
+        weights=task.example_weights(train_encoded, space, cfg.train.class_weight), **pipeline)
     validation_data = None
     if validation_examples is not None:
-        validation_targets = task.targets(task.class_ids(validation_examples, labels), num_classes)
+        validation_encoded = task.encode(validation_examples, space)
         validation_data = make_dataset(
-            validation_examples.texts, validation_targets, training=False, **pipeline)
+            validation_examples.texts, task.targets(validation_encoded, space), training=False,
+            **pipeline)
     elif cfg.train.monitor.startswith("val_"):
         raise ConfigError(
             f"train.monitor is {cfg.train.monitor} but there is no validation data; set "
@@ -204,14 +219,15 @@ def train(cfg, run_dir=None):
 
     steps_per_epoch = cfg.train.steps_per_epoch or -(-len(train_examples.texts) // global_batch)
     with strategy.scope():
-        model = build_run_model(cfg, tokenizer.vocabulary_size, num_classes)
+        model = build_run_model(cfg, preprocessor, space)
         model.compile(optimizer=make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs),
-                      **task.compile_arguments(num_classes))
+                      **task.compile_arguments(space, cfg.train.label_smoothing))
 
     checkpoints = os.path.join(run_dir, "checkpoints")
     best_path = os.path.join(checkpoints, "best.weights.h5")
     callbacks = [
         callbacks_lib.LearningRateLogger(),
+        *task.callbacks(run_dir=run_dir, validation_data=validation_data, space=space),
         keras.callbacks.BackupAndRestore(
             os.path.join(run_dir, "backup"),
             save_freq=cfg.train.backup_every_steps or "epoch", delete_checkpoint=True),
@@ -245,9 +261,13 @@ def train(cfg, run_dir=None):
               "replicas": replicas, "global_batch_size": global_batch}
     if validation_examples is not None:
         probs = task.predict(preprocessor, model, validation_examples.texts)
-        ids = task.class_ids(validation_examples, labels)
-        report = task.evaluate(ids, probs, labels)
-        result.update({k: report[k] for k in ("examples", "accuracy", "macro_f1")})
+        if space.multi_label and cfg.train.tune_thresholds:
+            space.thresholds = task.tune_thresholds(validation_encoded, probs)
+            space.save(os.path.join(run_dir, "assets"))
+        report = task.evaluate(validation_encoded, probs, space)
+        result.update({k: report[k] for k in ("examples", "accuracy", "macro_f1", "micro_f1")
+                       if k in report})
+    result["parameters"] = int(model.count_params())
     _write_json(os.path.join(run_dir, "metrics.json"), result)
     return run_dir
 

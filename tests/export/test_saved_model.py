@@ -20,8 +20,9 @@ import tensorflow_text
 model = tf.saved_model.load(sys.argv[1])
 out = model.signatures["serving_default"](text=tf.constant(json.loads(sys.argv[2])))
 assert not any(m.startswith(("keras_nlp_app", "keras_hub")) for m in sys.modules)
-print(json.dumps({k: v.numpy().tolist() if k != "label" else [x.decode() for x in v.numpy()]
-                  for k, v in out.items()}))
+decode = lambda x: [decode(y) for y in x] if isinstance(x, list) else (
+    x.decode() if isinstance(x, bytes) else x)
+print(json.dumps({k: decode(v.numpy().tolist()) for k, v in out.items()}))
 """
 
 
@@ -56,6 +57,8 @@ def test_fresh_process_with_only_tensorflow_predicts_as_the_trained_model(export
     np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-5)
     assert served["class_id"] == expected["class_id"].tolist()
     assert served["label"] == [l.decode() for l in expected["label"]]
+    assert set(served) == {"label", "class_id", "probabilities", "top_k_labels", "top_k_probabilities"}
+    assert served["top_k_labels"][0] == ["1", "0"]  # top-k is capped at the two labels
     assert served["class_id"][0] == 1 and served["class_id"][1] == 0
 
 

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 
 from keras_nlp_app.config import load_config
+from keras_nlp_app.data.readers import read_examples
 from keras_nlp_app.errors import DataError, UserError
 from keras_nlp_app.tasks import classification
+from keras_nlp_app.tasks.classification import LabelSpace
 from tests.conftest import easy_sentiment, write_tsv
 
 
@@ -19,17 +21,23 @@ def test_holdout_is_seeded_disjoint_and_used_the_same_way_everywhere(tmp_path):
     assert max(train.lines + validation.lines) <= 41  # only the first 40 rows (lines 2..41)
 
 
-def test_labels_sort_numerically_and_need_two_classes():
-    assert classification.label_vocabulary(["10", "2", "1", "2"]) == ["1", "2", "10"]
-    assert classification.label_vocabulary(["pos", "neg"]) == ["neg", "pos"]
+def _examples(tmp_path, rows):
+    return read_examples(write_tsv(tmp_path / "data.tsv", rows))
+
+
+def test_labels_sort_numerically_and_need_two_classes(tmp_path):
+    assert classification.label_space(_examples(tmp_path, [("a", 10), ("b", 2), ("c", 1)])).labels == ["1", "2", "10"]
+    assert classification.label_space(_examples(tmp_path, [("a", "pos"), ("b", "neg")])).labels == ["neg", "pos"]
     with pytest.raises(UserError, match="1 distinct label"):
-        classification.label_vocabulary(["1", "1"])
+        classification.label_space(_examples(tmp_path, [("a", 1), ("b", 1)]))
 
 
-def test_targets_and_probabilities_for_sigmoid_and_softmax_heads():
-    ids = np.array([0, 1, 1])
-    assert classification.targets(ids, 2).shape == (3, 1)
-    assert classification.targets(ids, 3).shape == (3,)
+def test_targets_for_binary_multiclass_and_multilabel_heads():
+    ids = np.array([0, 1, 2])
+    assert classification.targets(ids[:2], LabelSpace(["0", "1"])).shape == (2, 1)
+    np.testing.assert_array_equal(classification.targets(ids, LabelSpace(["a", "b", "c"])), np.eye(3))
+    hot = np.array([[1, 0, 1]])
+    assert classification.targets(hot, LabelSpace(["a", "b", "c"], multi_label=True)).shape == (1, 3)
     probs = classification.probabilities(np.array([[0.25], [0.9]], dtype="float32")).numpy()
     np.testing.assert_allclose(probs, [[0.75, 0.25], [0.1, 0.9]], rtol=1e-6)
 
@@ -37,7 +45,7 @@ def test_targets_and_probabilities_for_sigmoid_and_softmax_heads():
 def test_macro_f1_and_confusion_matrix_over_the_whole_set():
     report = classification.evaluate(np.array([0, 0, 1, 1]),
                                      np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.4, 0.6]]),
-                                     ["neg", "pos"])
+                                     LabelSpace(["neg", "pos"]))
     assert report["accuracy"] == 0.75
     assert report["confusion_matrix"] == [[1, 1], [0, 2]]
     assert report["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
@@ -45,9 +53,51 @@ def test_macro_f1_and_confusion_matrix_over_the_whole_set():
 
 
 def test_unknown_label_names_file_and_line(tmp_path):
-    path = write_tsv(tmp_path / "dev.tsv", [("fine", 1), ("odd", 7)])
-    examples = classification.read_split(
-        load_config([], ["data.dataset=null", f"data.validation_file={path}",
-                         "data.train_file=x"]).data, "validation")
-    with pytest.raises(DataError, match=r"dev.tsv:3: unknown label '7'"):
-        classification.class_ids(examples, ["0", "1"])
+    examples = _examples(tmp_path, [("fine", 1), ("odd", 7)])
+    with pytest.raises(DataError, match=r"data.tsv:3: unknown label '7'"):
+        classification.encode(examples, LabelSpace(["0", "1"]))
+
+
+def test_multilabel_lists_and_separated_labels_become_multi_hot(tmp_path):
+    path = tmp_path / "ml.jsonl"
+    path.write_text('{"sentence": "a", "label": ["sport", "news"]}\n{"sentence": "b", "label": []}\n')
+    examples = read_examples(str(path))
+    space = classification.label_space(examples, multi_label=True)
+    assert space.labels == ["news", "sport"]
+    np.testing.assert_array_equal(classification.encode(examples, space), [[1, 1], [0, 0]])
+    tsv = classification.split_multi_labels(_examples(tmp_path, [("x", "news, sport"), ("y", "news")]), ",")
+    assert tsv.labels == [["news", "sport"], ["news"]]
+    with pytest.raises(DataError, match="set data.multi_label"):
+        classification.label_space(examples, multi_label=False)
+
+
+def test_multilabel_report_and_tuned_thresholds():
+    truth = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
+    probs = np.array([[0.9, 0.2], [0.6, 0.35], [0.2, 0.4], [0.1, 0.1]])
+    thresholds = classification.tune_thresholds(truth, probs)
+    assert thresholds[0] <= 0.6 and 0.2 < thresholds[1] <= 0.35
+    space = LabelSpace(["a", "b"], multi_label=True, thresholds=thresholds)
+    report = classification.evaluate(truth, probs, space)
+    assert report["accuracy"] == 1.0 and report["macro_f1"] == 1.0 and report["micro_f1"] == 1.0
+    untuned = classification.evaluate(truth, probs, LabelSpace(["a", "b"], multi_label=True))
+    assert untuned["accuracy"] == 0.5  # threshold 0.5 misses label b twice
+
+
+def test_class_weights_balanced_and_explicit():
+    ids = np.array([0, 0, 0, 1])
+    space = LabelSpace(["0", "1"])
+    np.testing.assert_allclose(classification.example_weights(ids, space, "balanced"),
+                               [4 / 6, 4 / 6, 4 / 6, 2.0])
+    np.testing.assert_allclose(classification.example_weights(ids, space, {1: 3.0}), [1, 1, 1, 3])
+    assert classification.example_weights(ids, space, "none") is None
+    with pytest.raises(UserError, match="unknown label '7'"):
+        classification.example_weights(ids, space, {"7": 2.0})
+
+
+def test_serving_outputs_top_k_and_multilabel_labels():
+    probs = np.array([[0.7, 0.2, 0.6], [0.1, 0.3, 0.2]], dtype="float32")
+    single = classification.serving_outputs(probs, LabelSpace(["a", "b", "c"]), top_k=2)
+    assert single["top_k_labels"].numpy().tolist() == [[b"a", b"c"], [b"b", b"c"]]
+    multi = classification.serving_outputs(probs, LabelSpace(["a", "b", "c"], multi_label=True), top_k=5)
+    assert multi["labels"].numpy().tolist() == [[b"a", b"c", b""], [b"", b"", b""]]
+    assert multi["top_k_labels"].shape == (2, 3)

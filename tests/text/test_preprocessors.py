@@ -1,0 +1,22 @@
+import tensorflow as tf
+
+from keras_nlp_app.text import tokenizers
+from keras_nlp_app.text.preprocessors import ClassifierPreprocessor, truncate
+
+
+def test_truncation_policies_keep_head_tail_or_both():
+    ids = tf.ragged.constant([[1, 2, 3, 4, 5, 6, 7], [1, 2]])
+    assert truncate(ids, 4, "head").to_list() == [[1, 2, 3, 4], [1, 2]]
+    assert truncate(ids, 4, "tail").to_list() == [[4, 5, 6, 7], [1, 2]]
+    assert truncate(ids, 5, "head+tail").to_list() == [[1, 2, 3, 6, 7], [1, 2]]
+
+
+def test_hashed_bigrams_follow_words_in_their_own_id_range():
+    tokenizer = tokenizers.learn_tokenizer(["a b c"], kind="word")
+    preprocessor = ClassifierPreprocessor(tokenizer, sequence_length=8, ngrams=2, ngram_buckets=50)
+    assert preprocessor.input_vocabulary_size == tokenizer.vocabulary_size + 50
+    row = preprocessor.ragged_ids(tf.constant(["a b c"])).to_list()[0]
+    words, bigrams = row[:3], row[3:]
+    assert len(bigrams) == 2 and all(tokenizer.vocabulary_size <= b < tokenizer.vocabulary_size + 50 for b in bigrams)
+    again = preprocessor.ragged_ids(tf.constant(["x a b"])).to_list()[0]
+    assert again[-1] == bigrams[0]  # "a b" hashes to the same bucket wherever it appears
