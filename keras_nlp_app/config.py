@@ -143,6 +143,8 @@ def _merge(instance, updates, prefix=""):
         raise ConfigError(f"config section {prefix or '(top)'} must be a mapping, got {updates!r}")
     fields = {f.name: f for f in dataclasses.fields(instance)}
     hints = typing.get_type_hints(type(instance))
+    if isinstance(instance, ModelConfig) and updates.get("name", instance.name) != instance.name:
+        instance.params = {}  # another factory: the previous model's parameters do not apply
     for key, value in updates.items():
         dotted = f"{prefix}{key}"
         if key not in fields:

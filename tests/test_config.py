@@ -49,3 +49,8 @@ def test_bad_yaml_file_names_file_and_line(tmp_path):
         load_config([str(path)])
     with pytest.raises(ConfigError, match="config file not found"):
         load_config([str(tmp_path / "missing.yaml")])
+
+
+def test_switching_model_drops_the_previous_models_params():
+    cfg = load_config(["configs/sst2_lstm.yaml"], ["model.name=cnn_classifier", "model.params.num_filters=8"])
+    assert cfg.model.params == {"num_filters": 8}
