@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import time
 
 from keras_nlp_app import __version__
 from keras_nlp_app.errors import UserError
@@ -79,9 +80,18 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
+    name = os.path.basename(os.path.normpath(args.run_dir))
+    if not os.path.isdir(args.run_dir):
+        from keras_nlp_app.ngram.export import export_ngram
+        from keras_nlp_app.ngram.model import NGramModel
+
+        path = _ngram_model_path(args.run_dir)
+        output = args.output or os.path.join("saved_models", os.path.splitext(name)[0])
+        print(f"exported: {export_ngram(NGramModel.load(path), output, source=path)}")
+        return 0
     from keras_nlp_app.export.saved_model import export_run
 
-    output = args.output or os.path.join("saved_models", os.path.basename(os.path.normpath(args.run_dir)))
+    output = args.output or os.path.join("saved_models", name)
     print(f"exported: {export_run(args.run_dir, output)}")
     return 0
 
@@ -162,6 +172,76 @@ def cmd_datasets(args):
     return 0
 
 
+def _ngram_model_path(path):
+    """`PATH` as given, or `PATH.npz` (what `knlp ngram train --output PATH` writes)."""
+    for candidate in (path, path + ".npz", path + ".arpa"):
+        if os.path.isfile(candidate):
+            return candidate
+    raise UserError(f"{path}: no such n-gram model (.npz or .arpa)")
+
+
+def cmd_ngram(args):
+    from keras_nlp_app.ngram import arpa
+    from keras_nlp_app.ngram.model import NGramModel, perplexity_report, read_sentences
+
+    if args.action == "train":
+        if args.discount_fallback is not None and len(args.discount_fallback) not in (0, 3):
+            raise UserError("--discount-fallback takes three values: D1 D2 D3+")
+        if args.discount_fallback == []:
+            args.discount_fallback = [0.5, 1.0, 1.5]
+        started = time.time()
+        model = NGramModel.train(
+            read_sentences(args.train_file, args.tokenizer), order=args.order,
+            smoothing=args.smoothing, k=args.k, min_count=args.min_count,
+            max_vocab=args.max_vocab, tokenizer=args.tokenizer,
+            discount_fallback=args.discount_fallback)
+        output = args.output[:-4] if args.output.endswith((".npz", ".arpa")) else args.output
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        model.save(output + ".npz")
+        written = [output + ".npz"]
+        if model.smoothing == "kneser_ney" and not args.no_arpa:
+            arpa.write_arpa(model, output + ".arpa")
+            written.append(output + ".arpa")
+        summary = {"order": model.order, "smoothing": model.smoothing, "vocabulary": model.vocab_size,
+                   "ngrams": [len(o.keys) for o in model.orders],
+                   "discounts": model.discounts, "files": written,
+                   "seconds": round(time.time() - started, 2)}
+        print(json.dumps(summary))
+        return 0
+    if args.action == "score":
+        model = NGramModel.load(_ngram_model_path(args.model))
+        sentences = read_sentences(args.data, model.tokenizer)
+        report = perplexity_report(model, sentences, include_eos=not args.no_eos)
+        if args.per_sentence:
+            report["per_sentence"] = model.sentence_scores(sentences)
+        if args.json:
+            print(json.dumps(report))
+        else:
+            print(f"sentences: {report['sentences']}  tokens: {report['tokens']}  OOV: {report['oov']}")
+            print(f"log10 prob: {report['log10_prob']:.4f}")
+            print(f"perplexity: {report['perplexity']:.4f}  (excluding OOVs: "
+                  f"{report['perplexity_excluding_oov']:.4f})")
+            if report["zero_prob"]:
+                print(f"zero-probability tokens: {report['zero_prob']} (perplexity is infinite)")
+        return 0
+    if args.action == "generate":
+        model = NGramModel.load(_ngram_model_path(args.model))
+        for i in range(args.num):
+            text = model.generate(prompt=args.prompt, max_tokens=args.max_tokens,
+                                  temperature=args.temperature, top_k=args.top_k, seed=args.seed + i)
+            print(" ".join(part for part in (args.prompt.strip(), text) if part))
+        return 0
+    if args.action == "to-arpa":
+        arpa.write_arpa(NGramModel.load(_ngram_model_path(args.model)), args.output)
+        print(f"wrote {args.output}")
+        return 0
+    model = arpa.read_arpa(args.model)
+    output = args.output if args.output.endswith(".npz") else args.output + ".npz"
+    model.save(output)
+    print(f"wrote {output}")
+    return 0
+
+
 def cmd_quickstart(args):
     """Train the SST-2 LSTM recipe, evaluate on dev, export, predict three sentences."""
     import time
@@ -217,8 +297,8 @@ def build_parser():
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
-    p = verbs.add_parser("export", help="export a run as a versioned SavedModel (raw strings in)")
-    p.add_argument("run_dir")
+    p = verbs.add_parser("export", help="export a run or an n-gram model as a versioned SavedModel")
+    p.add_argument("run_dir", metavar="RUN_DIR_OR_NGRAM", help="run folder, or n-gram PATH(.npz|.arpa)")
     p.add_argument("--output", help="model folder; the export goes to <output>/<N>/")
     p.set_defaults(func=cmd_export)
 
@@ -228,6 +308,44 @@ def build_parser():
     p.add_argument("--input", help="file of texts: one per line, or tsv/csv/jsonl")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_predict)
+
+    p = verbs.add_parser("ngram", help="count-based n-gram language models (no TensorFlow)")
+    ngram = p.add_subparsers(dest="action", metavar="ACTION")
+    ngram.required = True
+    q = ngram.add_parser("train", help="count a text file and write PATH.npz (+ PATH.arpa)")
+    q.add_argument("train_file")
+    q.add_argument("--order", type=int, default=5, help="1 to 6 (default 5)")
+    q.add_argument("--smoothing", default="kneser_ney", choices=["kneser_ney", "add_k", "mle"])
+    q.add_argument("--k", type=float, default=1.0, help="add-k constant")
+    q.add_argument("--min-count", type=int, default=1, help="rarer words become <unk>")
+    q.add_argument("--max-vocab", type=int, help="keep only the most frequent words")
+    q.add_argument("--tokenizer", default="whitespace", choices=["whitespace", "word"])
+    q.add_argument("--output", required=True, help="PATH: writes PATH.npz and, for kneser_ney, PATH.arpa")
+    q.add_argument("--no-arpa", action="store_true", help="skip the ARPA file")
+    q.add_argument("--discount-fallback", type=float, nargs="*", metavar="D",
+                   help="Kneser-Ney D1 D2 D3+ for orders whose discounts cannot be estimated "
+                        "(small corpora; default when given without values: 0.5 1 1.5)")
+    q = ngram.add_parser("score", help="perplexity of a text file")
+    q.add_argument("model", help="PATH.npz, PATH.arpa or PATH")
+    q.add_argument("--data", required=True)
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--no-eos", action="store_true", help="leave </s> out of the perplexity")
+    q.add_argument("--per-sentence", action="store_true", help="add per-sentence log probs (JSON)")
+    q = ngram.add_parser("generate", help="sample text from the model")
+    q.add_argument("model")
+    q.add_argument("--prompt", default="")
+    q.add_argument("--max-tokens", type=int, default=30)
+    q.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    q.add_argument("--top-k", type=int, default=0)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--num", type=int, default=1, help="samples (seeds seed, seed+1, ...)")
+    q = ngram.add_parser("to-arpa", help="write a model as ARPA")
+    q.add_argument("model")
+    q.add_argument("output")
+    q = ngram.add_parser("from-arpa", help="read an ARPA file (KenLM, SRILM) into the fast format")
+    q.add_argument("model", help="the .arpa file")
+    q.add_argument("output", help="PATH.npz")
+    p.set_defaults(func=cmd_ngram)
 
     p = verbs.add_parser("datasets", help="list, inspect or fetch registered datasets")
     p.add_argument("action", choices=["list", "info", "fetch"])

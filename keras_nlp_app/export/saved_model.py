@@ -40,6 +40,31 @@ def resolve_model_dir(path):
     raise UserError(f"{path}: not a SavedModel folder and holds no version folder with one")
 
 
+class NewVersion:
+    """The next version folder under a model folder, written through a hidden temporary folder.
+
+    Use as a context manager: write into `.path`; when the block ends without an exception the
+    folder is renamed to `<output>/<version>/` in one step, otherwise it is deleted. TF Serving
+    ignores the temporary folder's non-numeric name, and a failed export never replaces a good one.
+    """
+
+    def __init__(self, output):
+        os.makedirs(output, exist_ok=True)
+        self.version = (versions(output) or [0])[-1] + 1
+        self.final = os.path.join(output, str(self.version))
+        self.path = os.path.join(output, f".tmp-{self.version}-{os.getpid()}")
+
+    def __enter__(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            os.replace(self.path, self.final)
+        shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+
 def read_metadata(model_dir):
     path = os.path.join(model_dir, "assets", "metadata.json")
     if not os.path.exists(path):
@@ -116,21 +141,16 @@ def export_run(run_dir, output, check_texts=None):
     run = restore_run(run_dir)
     cfg, preprocessor, model, space = run.cfg, run.preprocessor, run.model, run.space
     task = TASKS[cfg.task]
-    os.makedirs(output, exist_ok=True)
-    version = (versions(output) or [0])[-1] + 1
-    final = os.path.join(output, str(version))
-    tmp = os.path.join(output, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with NewVersion(output) as target:
         archive = _build_archive(preprocessor, model, space, task, cfg.model.top_k)
-        archive.write_out(tmp, verbose=False)
-        assets = os.path.join(tmp, "assets")
+        archive.write_out(target.path, verbose=False)
+        assets = os.path.join(target.path, "assets")
         save_tokenizer(preprocessor.tokenizer, assets)
         outputs = {name: f"{spec.dtype.name}{spec.shape.as_list()}".replace("None", "B")
-                   for name, spec in reloaded_outputs(tmp).items()}
+                   for name, spec in reloaded_outputs(target.path).items()}
         metadata = {
             "task": cfg.task, "labels": space.labels, "multi_label": space.multi_label,
-            "thresholds": space.thresholds, "version": version,
+            "thresholds": space.thresholds, "version": target.version,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "run_dir": os.path.abspath(run_dir),
             "signature": {"serving_default": {"inputs": {"text": "string[B]"}, "outputs": outputs}},
@@ -148,11 +168,8 @@ def export_run(run_dir, output, check_texts=None):
             json.dump(metadata, f, indent=2, ensure_ascii=False)
         texts = check_texts or ["a great film", "a dull , lifeless film", "", "ünïcödé ✓ 映画"]
         expected = task.predict(preprocessor, model, texts)
-        reloaded = load_saved_model(tmp)
+        reloaded = load_saved_model(target.path)
         got = reloaded.signatures["serving_default"](text=tf.constant(texts))["probabilities"]
         if not np.allclose(expected, got.numpy(), atol=1e-5):
             raise RuntimeError("the exported model's predictions differ from the trained model's")
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return target.final

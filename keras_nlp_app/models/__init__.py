@@ -5,6 +5,7 @@ import inspect
 from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.models.bilstm_classifier import build_bilstm_classifier
 from keras_nlp_app.models.cnn_classifier import build_cnn_classifier
+from keras_nlp_app.models.ensemble_classifier import build_ensemble_classifier
 from keras_nlp_app.models.fasttext_classifier import build_fasttext_classifier
 from keras_nlp_app.models.lstm_classifier import build_lstm_classifier
 from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
@@ -14,6 +15,7 @@ MODELS = {
     "bilstm_classifier": build_bilstm_classifier,
     "cnn_classifier": build_cnn_classifier,
     "fasttext_classifier": build_fasttext_classifier,
+    "ensemble_classifier": build_ensemble_classifier,
     "transformer_classifier": build_transformer_classifier,
 }
 

@@ -1,0 +1,89 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_nlp_app.errors import DataError, UserError
+from keras_nlp_app.ngram.arpa import read_arpa, write_arpa
+from keras_nlp_app.ngram.model import NGramModel
+from tests.ngram.test_model import random_corpus
+
+
+@pytest.fixture(scope="module")
+def model():
+    return NGramModel.train(random_corpus(400, 11), order=4)
+
+
+def test_arpa_round_trip_scores_the_same(model, tmp_path):
+    path = str(tmp_path / "m.arpa")
+    write_arpa(model, path)
+    loaded = read_arpa(path)
+    probe = random_corpus(50, 12) + [["a", "unseen", "b"]]
+    np.testing.assert_allclose(loaded.token_log10_probs(probe)[0], model.token_log10_probs(probe)[0],
+                               atol=1e-6)
+    text = open(path).read()
+    assert text.startswith("\n\\data\\\nngram 1=") and text.rstrip().endswith("\\end\\")
+    assert "-99\t<s>" in text
+
+
+def test_arpa_holds_only_backoff_models(tmp_path):
+    with pytest.raises(UserError, match="only back-off models"):
+        write_arpa(NGramModel.train(random_corpus(50, 1), order=2, smoothing="add_k"), str(tmp_path / "x.arpa"))
+
+
+@pytest.mark.parametrize("corrupt,message", [
+    (lambda t: t.replace("\\2-grams:", "\\2-gram:"), "expected the \\\\2-grams: section"),
+    (lambda t: t.replace("ngram 2=", "ngram 2=x"), "bad header line"),
+    (lambda t: t.replace("\\end\\", ""), "expected \\\\end\\\\"),
+    (lambda t: t.replace("\t</s>\n", "\tnot_a_unigram_x\n", 1), "not among the unigrams|lack </s>"),
+    (lambda t: t.replace("-", "+", 1).replace("\\data\\", "\\data\\"), None),
+])
+def test_malformed_arpa_is_an_error_naming_the_line(model, tmp_path, corrupt, message):
+    good = tmp_path / "good.arpa"
+    write_arpa(model, str(good))
+    bad = tmp_path / "bad.arpa"
+    bad.write_text(corrupt(good.read_text()))
+    if message is None:
+        return
+    with pytest.raises(DataError, match=message) as error:
+        read_arpa(str(bad))
+    assert str(bad) in str(error.value)
+
+
+def test_a_line_with_a_broken_number_names_its_line(model, tmp_path):
+    good = tmp_path / "good.arpa"
+    write_arpa(model, str(good))
+    lines = good.read_text().split("\n")
+    target = next(i for i, l in enumerate(lines) if l.count("\t") >= 1 and len(l.split("\t")[1].split()) == 3)
+    lines[target] = "abc\t" + lines[target].split("\t", 1)[1]
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("\n".join(lines))
+    with pytest.raises(DataError, match=rf"bad.arpa:{target + 1}: not a number"):
+        read_arpa(str(bad))
+
+
+def test_kenlm_reads_our_arpa_and_agrees(model, tmp_path):
+    kenlm = pytest.importorskip("kenlm")
+    path = str(tmp_path / "m.arpa")
+    write_arpa(model, path)
+    theirs = kenlm.Model(path)
+    probe = random_corpus(100, 13) + [["a", "unseen", "b"]]
+    ours = [s["log10_prob"] for s in model.sentence_scores(probe)]
+    np.testing.assert_allclose([theirs.score(" ".join(s), bos=True, eos=True) for s in probe], ours,
+                               atol=1e-4)
+
+
+def test_ngram_verbs_do_not_import_tensorflow(tmp_path):
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in random_corpus(400, 15)) + "\n")
+    code = (
+        "import sys, json; from keras_nlp_app.cli import main\n"
+        f"assert main(['ngram', 'train', {str(corpus)!r}, '--order', '3', '--output', {str(tmp_path / 'lm')!r}]) == 0\n"
+        f"assert main(['ngram', 'score', {str(tmp_path / 'lm')!r}, '--data', {str(corpus)!r}, '--json']) == 0\n"
+        f"assert main(['ngram', 'generate', {str(tmp_path / 'lm.arpa')!r}, '--seed', '1']) == 0\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    score = [l for l in result.stdout.splitlines() if l.startswith('{"sentences"')][0]
+    assert '"perplexity"' in score and '"oov": 0' in score
