@@ -20,6 +20,11 @@ setup(
         "pyyaml>=6",
         "numpy>=1.26",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # KenLM's Python module (compiled on install): the ARPA interop test and the benchmark.
+        "kenlm": ["kenlm>=0.2"],
+        "bench": ["kenlm>=0.2", "nltk>=3.9"],
+    },
     entry_points={"console_scripts": ["knlp=keras_nlp_app.cli:main"]},
 )

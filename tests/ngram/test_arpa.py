@@ -74,6 +74,33 @@ def test_kenlm_reads_our_arpa_and_agrees(model, tmp_path):
                                atol=1e-4)
 
 
+def test_an_arpa_from_kenlm_lmplz_scores_the_same_here(tmp_path):
+    import os
+    import shutil
+
+    folder = os.environ.get("KNLP_KENLM_BIN")
+    lmplz = shutil.which("lmplz", path=folder) if folder else shutil.which("lmplz")
+    query = shutil.which("query", path=os.path.dirname(lmplz)) if lmplz else None
+    if not (lmplz and query):
+        pytest.skip("KenLM's lmplz and query binaries are not installed (set KNLP_KENLM_BIN)")
+    train, test = tmp_path / "train.txt", tmp_path / "test.txt"
+    train.write_text("\n".join(" ".join(s) for s in random_corpus(400, 16)) + "\n")
+    test.write_text("\n".join(" ".join(s) for s in random_corpus(60, 17) + [["a", "unseen"]]) + "\n")
+    arpa = tmp_path / "kenlm.arpa"
+    subprocess.run([lmplz, "-o", "3", "-S", "100M", "-T", str(tmp_path), "--text", str(train),
+                    "--arpa", str(arpa)], check=True, capture_output=True)
+    summary = subprocess.run([query, "-v", "summary", str(arpa)], stdin=open(test), check=True,
+                             capture_output=True, text=True).stdout
+    theirs = float(next(l for l in summary.splitlines() if l.startswith("Perplexity including OOVs")).split()[-1])
+    from keras_nlp_app.ngram.model import perplexity_report, read_sentences
+
+    ours = perplexity_report(read_arpa(str(arpa)), read_sentences(str(test)))["perplexity"]
+    assert ours == pytest.approx(theirs, rel=1e-6)
+    ours_trained = perplexity_report(NGramModel.train(read_sentences(str(train)), order=3),
+                                     read_sentences(str(test)))["perplexity"]
+    assert ours_trained == pytest.approx(theirs, rel=1e-4)
+
+
 def test_ngram_verbs_do_not_import_tensorflow(tmp_path):
     corpus = tmp_path / "train.txt"
     corpus.write_text("\n".join(" ".join(s) for s in random_corpus(400, 15)) + "\n")
