@@ -37,7 +37,7 @@ class DataConfig:
 
 @dataclass
 class TokenizerConfig:
-    kind: str = "word"  # word (Unicode-aware words and punctuation) | wordpiece (learned subwords)
+    kind: str = "word"  # word (Unicode-aware words and punctuation) | whitespace (pre-tokenized text) | wordpiece (learned subwords)
     lowercase: bool = True  # Unicode case folding before splitting
     vocab_size: int = 20000  # largest vocabulary, special tokens included
     min_count: int = 1  # word tokenizer: drop words seen fewer times in training data
@@ -92,7 +92,7 @@ class Config:
 CHOICES = {
     "data.format": ("auto", "tsv", "csv", "jsonl", "txt"),
     "data.on_bad_line": ("error", "skip"),
-    "tokenizer.kind": ("word", "wordpiece"),
+    "tokenizer.kind": ("word", "whitespace", "wordpiece"),
     "tokenizer.truncation": ("head", "tail", "head+tail"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.decay": ("none", "cosine", "linear"),

@@ -32,10 +32,17 @@ def normalize(strings, lowercase):
     return tf_text.normalize_utf8(strings, "NFKC")
 
 
-def split_words(strings, lowercase=True):
-    """Splits `[B]` strings into a ragged `[B, None]` tensor of words (a scalar into `[None]`)."""
+def split_words(strings, lowercase=True, on_whitespace=False):
+    """Splits `[B]` strings into a ragged `[B, None]` tensor of words (a scalar into `[None]`).
+
+    By default words and punctuation are separated; `on_whitespace` keeps every
+    whitespace-separated token whole (for text that is already tokenized, e.g. PTB's "n't").
+    """
     strings = tf.convert_to_tensor(strings, dtype=tf.string)
-    words = tf_text.regex_split(normalize(strings, lowercase), _WORD_SPLIT, _WORD_KEEP)
+    if on_whitespace:
+        words = tf.strings.split(normalize(strings, lowercase))
+    else:
+        words = tf_text.regex_split(normalize(strings, lowercase), _WORD_SPLIT, _WORD_KEEP)
     if strings.shape.rank == 0:
         return words.values if isinstance(words, tf.RaggedTensor) else words
     return words
@@ -55,6 +62,7 @@ class WordTokenizer(keras.layers.Layer):
     """
 
     kind = "word"
+    on_whitespace = False
 
     def __init__(self, vocabulary, lowercase=True, **kwargs):
         super().__init__(**kwargs)
@@ -71,7 +79,7 @@ class WordTokenizer(keras.layers.Layer):
         return len(self.vocabulary)
 
     def tokenize(self, strings):
-        return split_words(strings, self.lowercase)
+        return split_words(strings, self.lowercase, self.on_whitespace)
 
     def call(self, strings):
         words = self.tokenize(strings)
@@ -121,7 +129,16 @@ class WordPieceTokenizer(keras.layers.Layer):
         return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}
 
 
-TOKENIZERS = {"word": WordTokenizer, "wordpiece": WordPieceTokenizer}
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class WhitespaceTokenizer(WordTokenizer):
+    """WordTokenizer for pre-tokenized text: whitespace-separated tokens are kept whole."""
+
+    kind = "whitespace"
+    on_whitespace = True
+
+
+TOKENIZERS = {"word": WordTokenizer, "whitespace": WhitespaceTokenizer,
+              "wordpiece": WordPieceTokenizer}
 
 
 def _batched(texts, batch_size=4096):
@@ -129,11 +146,13 @@ def _batched(texts, batch_size=4096):
         yield texts[start:start + batch_size]
 
 
-def learn_word_vocabulary(texts, *, vocab_size=20000, min_count=1, lowercase=True):
+def learn_word_vocabulary(texts, *, vocab_size=20000, min_count=1, lowercase=True,
+                          on_whitespace=False):
     """Counts words over `texts` and keeps the most frequent (ties broken alphabetically)."""
     counts = collections.Counter()
     for chunk in _batched(texts):
-        counts.update(split_words(tf.constant(chunk), lowercase).flat_values.numpy().tolist())
+        words = split_words(tf.constant(chunk), lowercase, on_whitespace)
+        counts.update(words.flat_values.numpy().tolist())
     ranked = sorted(((c, w) for w, c in counts.items() if c >= min_count),
                     key=lambda cw: (-cw[0], cw[1]))
     words = [w.decode("utf-8") for _, w in ranked[: max(vocab_size - 2, 0)]]
@@ -154,9 +173,10 @@ def learn_wordpiece_vocabulary(texts, *, vocab_size=20000, lowercase=True):
 
 def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowercase=True):
     """Builds a tokenizer of `kind` with a vocabulary learned from `texts` (training split only)."""
-    if kind == "word":
+    if kind in ("word", "whitespace"):
         vocabulary = learn_word_vocabulary(
-            texts, vocab_size=vocab_size, min_count=min_count, lowercase=lowercase)
+            texts, vocab_size=vocab_size, min_count=min_count, lowercase=lowercase,
+            on_whitespace=kind == "whitespace")
     elif kind == "wordpiece":
         vocabulary = learn_wordpiece_vocabulary(texts, vocab_size=vocab_size, lowercase=lowercase)
     else:

@@ -28,8 +28,14 @@ def test_vocab_size_and_min_count_limit_the_vocabulary():
     assert tokenizer.vocabulary == ["[PAD]", "[UNK]", "a", "b"]
 
 
+def test_whitespace_tokenizer_keeps_pretokenized_tokens_whole():
+    tokenizer = tokenizers.learn_tokenizer(["it does n't work , really"], kind="whitespace")
+    assert b"n't" in tokenizer.tokenize(tf.constant(["It does n't"])).to_list()[0]
+    assert "n't" in tokenizer.vocabulary and "," in tokenizer.vocabulary
+
+
 def test_save_and_load_round_trip_gives_the_same_ids(tmp_path):
-    for kind in ("word", "wordpiece"):
+    for kind in ("word", "whitespace", "wordpiece"):
         tokenizer = tokenizers.learn_tokenizer(TEXTS, kind=kind, vocab_size=120)
         tokenizers.save_tokenizer(tokenizer, str(tmp_path / kind))
         restored = tokenizers.load_tokenizer(str(tmp_path / kind))
