@@ -37,7 +37,7 @@ def _pipeline(cfg):
     targets = classification.targets(classification.encode(train, space), space)
     dataset = make_dataset(train.texts, targets, preprocessor, batch_size=cfg.train.batch_size,
                            training=True, seed=cfg.train.seed,
-                           bucket_boundaries=cfg.train.bucket_boundaries)
+                           sort_window=cfg.train.sort_window)
     return dataset, preprocessor, space
 
 

@@ -201,8 +201,7 @@ def train(cfg, run_dir=None):
     global_batch = cfg.train.batch_size * replicas
     train_encoded = task.encode(train_examples, space)
     pipeline = dict(preprocessor=preprocessor, batch_size=global_batch, seed=cfg.train.seed,
-                    shuffle_buffer=cfg.train.shuffle_buffer,
-                    bucket_boundaries=cfg.train.bucket_boundaries)
+                    sort_window=cfg.train.sort_window)
     train_data = make_dataset(
         train_examples.texts, task.targets(train_encoded, space), training=True,
         weights=task.example_weights(train_encoded, space, cfg.train.class_weight), **pipeline)
