@@ -27,7 +27,7 @@ def _pad_at_least_one(ids):
 
 
 def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=None, seed=0,
-                 sort_window=16, input_context=None):
+                 sort_window=4, input_context=None):
     """Builds the (token_ids `[B, T]`, target `[B, ...]`[, weight `[B]`]) dataset for `fit`.
 
     Args:
