@@ -15,7 +15,7 @@ import typing
 import urllib.request
 import zipfile
 
-from keras_nlp_app.errors import DataError, UserError
+from keras_nlp_app.errors import UserError
 
 _GH = "https://raw.githubusercontent.com"
 

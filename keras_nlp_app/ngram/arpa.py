@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from keras_nlp_app.errors import DataError, UserError
-from keras_nlp_app.ngram.model import BOS, BOS_ID, EOS, UNK, NGramModel, Order
+from keras_nlp_app.ngram.model import BOS, UNK, NGramModel, Order
 
 
 def write_arpa(model, path):

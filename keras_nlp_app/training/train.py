@@ -18,7 +18,6 @@ import os
 import sys
 import time
 
-import numpy as np
 
 from keras_nlp_app import config as config_lib
 from keras_nlp_app.errors import ConfigError, UserError
@@ -172,7 +171,6 @@ def train(cfg, run_dir=None):
         run_dir: output folder; default `runs/<cfg.name>` (see `default_run_dir`).
     """
     import keras
-    import tensorflow as tf
 
     from keras_nlp_app.data.pipelines import make_dataset
     from keras_nlp_app.training import callbacks as callbacks_lib

@@ -16,7 +16,7 @@ def test_hashed_bigrams_follow_words_in_their_own_id_range():
     preprocessor = ClassifierPreprocessor(tokenizer, sequence_length=8, ngrams=2, ngram_buckets=50)
     assert preprocessor.input_vocabulary_size == tokenizer.vocabulary_size + 50
     row = preprocessor.ragged_ids(tf.constant(["a b c"])).to_list()[0]
-    words, bigrams = row[:3], row[3:]
+    bigrams = row[3:]
     assert len(bigrams) == 2 and all(tokenizer.vocabulary_size <= b < tokenizer.vocabulary_size + 50 for b in bigrams)
     again = preprocessor.ragged_ids(tf.constant(["x a b"])).to_list()[0]
     assert again[-1] == bigrams[0]  # "a b" hashes to the same bucket wherever it appears
