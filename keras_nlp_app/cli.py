@@ -194,7 +194,7 @@ def cmd_ngram(args):
             read_sentences(args.train_file, args.tokenizer), order=args.order,
             smoothing=args.smoothing, k=args.k, min_count=args.min_count,
             max_vocab=args.max_vocab, tokenizer=args.tokenizer,
-            discount_fallback=args.discount_fallback)
+            discount_fallback=args.discount_fallback, alpha=args.alpha)
         output = args.output[:-4] if args.output.endswith((".npz", ".arpa")) else args.output
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         model.save(output + ".npz")
@@ -223,6 +223,9 @@ def cmd_ngram(args):
                   f"{report['perplexity_excluding_oov']:.4f})")
             if report["zero_prob"]:
                 print(f"zero-probability tokens: {report['zero_prob']} (perplexity is infinite)")
+            if not report["normalized"]:
+                print("note: stupid backoff gives scores, not probabilities; use this perplexity "
+                      "to rank, not to compare with normalized models")
         return 0
     if args.action == "generate":
         model = NGramModel.load(_ngram_model_path(args.model))
@@ -315,8 +318,10 @@ def build_parser():
     q = ngram.add_parser("train", help="count a text file and write PATH.npz (+ PATH.arpa)")
     q.add_argument("train_file")
     q.add_argument("--order", type=int, default=5, help="1 to 6 (default 5)")
-    q.add_argument("--smoothing", default="kneser_ney", choices=["kneser_ney", "add_k", "mle"])
+    q.add_argument("--smoothing", default="kneser_ney",
+                   choices=["kneser_ney", "add_k", "mle", "stupid_backoff"])
     q.add_argument("--k", type=float, default=1.0, help="add-k constant")
+    q.add_argument("--alpha", type=float, default=0.4, help="stupid-backoff factor")
     q.add_argument("--min-count", type=int, default=1, help="rarer words become <unk>")
     q.add_argument("--max-vocab", type=int, help="keep only the most frequent words")
     q.add_argument("--tokenizer", default="whitespace", choices=["whitespace", "word"])

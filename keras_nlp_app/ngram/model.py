@@ -23,7 +23,7 @@ from keras_nlp_app.errors import UserError
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
-SMOOTHINGS = ("kneser_ney", "add_k", "mle")
+SMOOTHINGS = ("kneser_ney", "add_k", "mle", "stupid_backoff")
 TOKENIZERS = ("whitespace", "word")
 LOG10_ZERO = -99.0  # ARPA's "probability zero" (used for <s>, which is never predicted)
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -65,12 +65,13 @@ class NGramModel:
     """
 
     def __init__(self, vocabulary, orders, smoothing="kneser_ney", k=1.0, tokenizer="whitespace",
-                 discounts=None):
+                 discounts=None, alpha=0.4):
         self.vocabulary = list(vocabulary)
         self.index = {word: i for i, word in enumerate(self.vocabulary)}
         self.orders = orders
         self.smoothing = smoothing
         self.k = k
+        self.alpha = alpha
         self.tokenizer = tokenizer
         self.discounts = discounts or []
 
@@ -86,14 +87,17 @@ class NGramModel:
 
     @classmethod
     def train(cls, sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, max_vocab=None,
-              tokenizer="whitespace", discount_fallback=None):
+              tokenizer="whitespace", discount_fallback=None, alpha=0.4):
         """Counts n-grams of `sentences` (lists of tokens) and estimates probabilities.
 
         Args:
             sentences: tokenized training sentences.
             order: 1 to 6.
-            smoothing: kneser_ney (interpolated, modified, three discounts per order), add_k or mle.
+            smoothing: kneser_ney (interpolated, modified, three discounts per order), add_k, mle,
+                or stupid_backoff (Brants et al. 2007: relative frequency of the longest seen
+                n-gram times alpha per order backed off; scores, not probabilities).
             k: the add-k constant.
+            alpha: the stupid-backoff factor.
             min_count, max_vocab: words rarer than min_count, or beyond the max_vocab most frequent,
                 become `<unk>` — here and at query time alike.
             tokenizer: recorded so that scoring splits text the same way.
@@ -108,7 +112,7 @@ class NGramModel:
         if not sentences:
             raise UserError("no sentences to train on")
         vocabulary = _build_vocabulary(sentences, min_count, max_vocab)
-        model = cls(vocabulary, [], smoothing=smoothing, k=k, tokenizer=tokenizer)
+        model = cls(vocabulary, [], smoothing=smoothing, k=k, tokenizer=tokenizer, alpha=alpha)
         tokens, remaining = model._encode(sentences)
         counts = _count(tokens, remaining, order, len(vocabulary))
         if smoothing == "kneser_ney":
@@ -165,6 +169,8 @@ class NGramModel:
         history = _tokens_before(remaining)[predicted]
         if self.smoothing == "kneser_ney":
             result = self._backoff_scores(rows, predicted, history)
+        elif self.smoothing == "stupid_backoff":
+            result = self._stupid_backoff_scores(rows, predicted, history)
         else:
             result = self._count_scores(rows, tokens, predicted, history)
         sentence = np.cumsum(tokens == BOS_ID)[predicted] - 1
@@ -186,6 +192,25 @@ class NGramModel:
                 ctx = np.where(usable & ~hit, rows[n - 2][np.maximum(start, 0)], -1)
                 has = ctx >= 0
                 backoff[has] += self.orders[n - 2].log10_backoff[ctx[has]]
+        return scores
+
+    def _stupid_backoff_scores(self, rows, predicted, history):
+        """log10 of alpha^(orders backed off) × c(h w) / c(h) for the longest seen (h, w)."""
+        longest = np.minimum(history + 1, self.order)
+        scores = np.full(len(predicted), np.nan)
+        for n in range(self.order, 0, -1):
+            start = np.maximum(predicted - (n - 1), 0)
+            usable = (longest >= n) & np.isnan(scores)
+            row = np.where(usable, rows[n - 1][start], -1)
+            count = np.where(row >= 0, self.orders[n - 1].counts[np.maximum(row, 0)], 0)
+            hit = count > 0
+            if n == 1:
+                context = np.full(int(hit.sum()), self._unigram_total())
+            else:
+                context = self._context_totals(n - 2)[rows[n - 2][start[hit]]]
+            scores[hit] = (np.log10(count[hit] / context)
+                           + (longest[hit] - n) * math.log10(self.alpha))
+        scores[np.isnan(scores)] = -np.inf  # a word never seen in training
         return scores
 
     def _count_scores(self, rows, tokens, predicted, history):
@@ -252,6 +277,8 @@ class NGramModel:
         """
         ids = [self.index.get(w, UNK_ID) for w in context][-(self.order - 1):] if self.order > 1 else []
         words = np.arange(self.vocab_size, dtype=np.int64)
+        if self.smoothing == "stupid_backoff":
+            return self._next_stupid_backoff(ids, words)
         if self.smoothing != "kneser_ney":
             return self._next_count_probs(ids, words)
         logp = self.orders[0].log10_prob.copy()
@@ -281,6 +308,32 @@ class NGramModel:
             if rows[-1] < 0:
                 break
         return rows
+
+    def _next_stupid_backoff(self, ids, words):
+        """Stupid-backoff scores of every word after `ids`, normalized to sum to 1 (for sampling)."""
+        history = [BOS_ID] if not ids else ids
+        context = history[-(self.order - 1):] if self.order > 1 else []
+        rows = self._context_rows(context) if context else []
+        scores = np.zeros(len(words))
+        settled = np.zeros(len(words), dtype=bool)
+        for length in range(len(rows), -1, -1):  # longest known context first
+            if length and rows[length - 1] < 0:
+                continue
+            if length == 0:
+                counts = self.orders[0].counts.astype(np.float64)
+                total = self._unigram_total()
+            else:
+                found = self._lookup(length, np.full(len(words), rows[length - 1]), words)
+                counts = np.where(found >= 0, self.orders[length].counts[np.maximum(found, 0)], 0)
+                total = counts.sum()
+            fresh = (counts > 0) & ~settled
+            scores[fresh] = counts[fresh] / total * self.alpha ** (len(context) - length)
+            settled |= fresh
+        scores[BOS_ID] = 0.0
+        with np.errstate(divide="ignore"):
+            logp = np.log10(scores / scores.sum())
+        logp[BOS_ID] = LOG10_ZERO
+        return logp
 
     def _next_count_probs(self, ids, words):
         history = [BOS_ID] if not ids else ids
@@ -370,7 +423,8 @@ class NGramModel:
             if order.counts is not None:
                 arrays[f"counts_{i}"] = order.counts
         meta = {"format": "keras_nlp_app.ngram", "version": 1, "order": self.order,
-                "smoothing": self.smoothing, "k": self.k, "tokenizer": self.tokenizer,
+                "smoothing": self.smoothing, "k": self.k, "alpha": self.alpha,
+                "tokenizer": self.tokenizer,
                 "discounts": self.discounts}
         arrays["meta"] = np.array(json.dumps(meta))
         tmp = path + ".tmp.npz"
@@ -395,7 +449,8 @@ class NGramModel:
                         data[f"counts_{i}"] if f"counts_{i}" in data else None)
                   for i in range(meta["order"])]
         return cls([str(w) for w in data["vocabulary"]], orders, smoothing=meta["smoothing"],
-                   k=meta["k"], tokenizer=meta["tokenizer"], discounts=meta["discounts"])
+                   k=meta["k"], tokenizer=meta["tokenizer"], discounts=meta["discounts"],
+                   alpha=meta.get("alpha", 0.4))
 
 
 def _tokens_before(remaining):
@@ -570,6 +625,8 @@ def perplexity_report(model, sentences, *, include_eos=True):
             float(10 ** (-float(scores[no_oov].sum()) / max(int(no_oov.sum()), 1)))
             if not (zero & no_oov).any() else float("inf")),
         "include_eos": include_eos, "zero_prob": int(zero.sum()),
+        # stupid backoff gives scores, not probabilities: its "perplexity" ranks, it does not compare
+        "normalized": model.smoothing != "stupid_backoff",
         "order": model.order, "smoothing": model.smoothing,
     }
     return report

@@ -106,7 +106,18 @@ def test_add_k_uses_the_vocabulary_without_bos():
                                               (2 + 0.5) / (2 + 0.5 * vocab)])
 
 
-@pytest.mark.parametrize("smoothing", ["kneser_ney", "add_k", "mle"])
+def test_stupid_backoff_multiplies_alpha_per_order_backed_off():
+    model = NGramModel.train(TOY, order=2, smoothing="stupid_backoff", alpha=0.4)
+    scores, _, _, _ = model.token_log10_probs([["a", "a"], ["zzz"]])
+    # S(a|<s>) = 3/3; S(a|a) = 0.4 * c(a)/N; S(</s>|a) = 0.4 * c(</s>)/N with N = 9 tokens;
+    # an unseen word has no score at all
+    np.testing.assert_allclose(10 ** scores[:3], [1.0, 0.4 * 3 / 9, 0.4 * 3 / 9])
+    assert scores[3] == -np.inf
+    report = perplexity_report(model, [["a", "b"]])
+    assert report["normalized"] is False and report["perplexity"] > 0
+
+
+@pytest.mark.parametrize("smoothing", ["kneser_ney", "add_k", "mle", "stupid_backoff"])
 def test_probabilities_over_the_vocabulary_sum_to_one(smoothing):
     model = NGramModel.train(random_corpus(400, 5), order=3, smoothing=smoothing)
     for context in (["<s>"], ["<s>", "a"], ["a", "b"], ["c", "a", "b"], ["zzz", "yyy"], []):
