@@ -324,6 +324,16 @@ def predict(preprocessor, model, texts, batch_size=256):
     return np.concatenate(outputs, axis=0) if outputs else np.zeros((0, 0), np.float32)
 
 
+def monitorable(data_cfg, with_validation):
+    """Names `train.monitor` may take: what fit logs, plus what `callbacks` adds."""
+    names = ["loss", "accuracy"]
+    if with_validation:
+        names += ["val_loss", "val_accuracy", "val_macro_f1"]
+        if data_cfg.multi_label:
+            names.append("val_micro_f1")
+    return names
+
+
 def decode_targets(batch_targets, space):
     """Training targets back to what `evaluate` takes: class ids, or the multi-hot matrix."""
     if space.multi_label:

@@ -39,7 +39,9 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None:
             available = ", ".join(sorted(logs or {}))
-            raise KeyError(f"train.monitor {self.monitor!r} is not among the logged metrics: {available}")
+            from keras_nlp_app.errors import ConfigError
+
+            raise ConfigError(f"train.monitor {self.monitor!r} is not among the logged metrics: {available}")
         if not self.better(value, self.best):
             return
         self.best = float(value)

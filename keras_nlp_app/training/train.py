@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 
@@ -44,9 +45,13 @@ def _prepare_run_dir(cfg, run_dir):
     if os.path.exists(saved):
         previous = config_lib.config_from_dict(_read_yaml(saved))
         if config_lib.config_to_dict(previous) != config_lib.config_to_dict(cfg):
-            raise UserError(
-                f"{run_dir} holds a run with a different config; pick another --run-dir "
-                f"or delete that folder")
+            trained = any(os.path.isdir(os.path.join(run_dir, d)) for d in ("checkpoints", "backup"))
+            if trained:
+                raise UserError(
+                    f"{run_dir} holds a run with a different config; pick another --run-dir "
+                    f"or delete that folder")
+            # a run that stopped before training: nothing to lose, start it afresh
+            shutil.rmtree(os.path.join(run_dir, "assets"), ignore_errors=True)
     config_lib.dump_config(cfg, saved)
 
 
@@ -191,6 +196,12 @@ def train(cfg, run_dir=None):
             log.warning("%s: skipped %d malformed lines (first: %s)", examples.report.path,
                         examples.report.skipped, examples.report.first_skipped)
 
+    valid_monitors = task.monitorable(cfg.data, validation_examples is not None)
+    if cfg.train.monitor not in valid_monitors:
+        hint = ("" if validation_examples is not None or not cfg.train.monitor.startswith("val_") else
+                " (there is no validation data: set data.validation_file or data.holdout_fraction)")
+        raise ConfigError(f"train.monitor {cfg.train.monitor!r} is not logged{hint}; choose one of "
+                          f"{', '.join(valid_monitors)}")
     _prepare_run_dir(cfg, run_dir)
     tokenizer, space = _learn_or_load_assets(cfg, run_dir, train_examples)
     preprocessor = build_preprocessor(cfg, tokenizer)
@@ -209,10 +220,6 @@ def train(cfg, run_dir=None):
         validation_data = make_dataset(
             validation_examples.texts, task.targets(validation_encoded, space), training=False,
             **pipeline)
-    elif cfg.train.monitor.startswith("val_"):
-        raise ConfigError(
-            f"train.monitor is {cfg.train.monitor} but there is no validation data; set "
-            f"data.validation_file, data.holdout_fraction, or train.monitor=accuracy")
 
     steps_per_epoch = cfg.train.steps_per_epoch or -(-len(train_examples.texts) // global_batch)
     with strategy.scope():

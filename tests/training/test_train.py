@@ -77,3 +77,12 @@ def test_interrupted_run_resumes_from_backup_with_the_same_command(easy_files, t
     assert metrics["epochs_run"] == 2  # epochs 2 and 3 only: epoch 1 came from the backup
     assert metrics["accuracy"] > 0.9
     assert not os.path.isdir(os.path.join(run_dir, "backup"))
+
+
+def test_unknown_monitor_is_refused_before_anything_is_written(easy_files, tmp_path):
+    from keras_nlp_app.errors import ConfigError
+
+    cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(*easy_files, **{"train.monitor": "val_f1"}))
+    with pytest.raises(ConfigError, match="val_f1.*choose one of.*val_macro_f1"):
+        train(cfg, run_dir=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
