@@ -96,12 +96,12 @@ def cmd_export(args):
     return 0
 
 
-def _read_inputs(path, predictor):
+def _read_inputs(path, target):
     from keras_nlp_app.data import readers
 
     suffix = os.path.splitext(path)[1].lower()
     if suffix in (".tsv", ".csv", ".jsonl"):
-        data_cfg = predictor.run_config.data
+        data_cfg = target.run_config.data
         return readers.read_examples(path, text_field=data_cfg.text_field, label_field=None,
                                      header=data_cfg.header, columns=data_cfg.columns or None).texts
     return readers.read_examples(path, fmt="txt", label_field=None).texts
@@ -135,14 +135,15 @@ def _text(value):
 
 
 def cmd_predict(args):
+    from keras_nlp_app.inference import describe
+
+    target = describe(args.model)  # no TensorFlow yet: bad input is refused quickly
     texts = list(args.texts)
     if args.input:
-        from keras_nlp_app.inference import load_predictor
-
-        texts += _read_inputs(args.input, load_predictor(args.model))
+        texts += _read_inputs(args.input, target)
     if not texts:
         raise UserError("give texts to classify as arguments or with --input FILE")
-    results = predict_texts(args.model, texts)
+    results = predict_texts(target, texts)
     if args.json:
         print(json.dumps({"predictions": results}, ensure_ascii=False))
     else:

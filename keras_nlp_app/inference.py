@@ -36,13 +36,49 @@ def _is_run_dir(path):
     return os.path.isfile(os.path.join(path, "config.yaml"))
 
 
-def load_predictor(target):
-    """A `Predictor` for a run folder or a SavedModel (version folder or its parent)."""
+@dataclasses.dataclass
+class Target:
+    """What a run folder or SavedModel is, read from its files without importing TensorFlow, so
+    that bad input can be refused before the slow (and noisy) TensorFlow start-up."""
+
+    path: str  # the run folder, or the resolved SavedModel version folder
+    is_run: bool
+    task: str
+    space: object
+    run_config: object
+
+
+def describe(target):
+    """A `Target` for a run folder or a SavedModel (version folder or its parent)."""
+    import yaml
+
+    from keras_nlp_app.config import config_from_dict
+    from keras_nlp_app.export.saved_model import read_metadata, resolve_model_dir
+    from keras_nlp_app.tasks import TASKS
+
     if not os.path.exists(target):
         raise UserError(f"{target}: no such run or model folder")
     if _is_run_dir(target):
-        return _run_predictor(target)
-    return _saved_model_predictor(target)
+        with open(os.path.join(target, "config.yaml"), encoding="utf-8") as f:
+            cfg = config_from_dict(yaml.safe_load(f))
+        assets = os.path.join(target, "assets")
+        if not TASKS[cfg.task].LabelSpace.exists(assets):
+            raise UserError(f"{target}: the run has no assets yet; train it first")
+        return Target(target, True, cfg.task, TASKS[cfg.task].LabelSpace.load(assets), cfg)
+    model_dir = resolve_model_dir(target)
+    metadata = read_metadata(model_dir)
+    space = TASKS[metadata["task"]].LabelSpace(
+        metadata["labels"], metadata.get("multi_label", False), metadata.get("thresholds"))
+    return Target(model_dir, False, metadata["task"], space,
+                  config_from_dict(metadata.get("config", {})))
+
+
+def load_predictor(target):
+    """A `Predictor` for a run folder or a SavedModel (version folder or its parent)."""
+    info = target if isinstance(target, Target) else describe(target)
+    if info.is_run:
+        return _run_predictor(info.path)
+    return _saved_model_predictor(info)
 
 
 def _run_predictor(run_dir):
@@ -67,26 +103,18 @@ def _run_predictor(run_dir):
     return Predictor(run.cfg.task, run.space, run_dir, predict_batch, run_config=run.cfg)
 
 
-def _saved_model_predictor(path):
+def _saved_model_predictor(info):
     import tensorflow as tf
 
-    from keras_nlp_app.config import config_from_dict
-    from keras_nlp_app.export.saved_model import load_saved_model, read_metadata, resolve_model_dir
-    from keras_nlp_app.tasks import TASKS
+    from keras_nlp_app.export.saved_model import load_saved_model
 
-    model_dir = resolve_model_dir(path)
-    metadata = read_metadata(model_dir)
-    loaded = load_saved_model(model_dir)
-    signature = loaded.signatures["serving_default"]
+    signature = load_saved_model(info.path).signatures["serving_default"]
 
     def predict_batch(texts):
         outputs = signature(text=tf.constant(texts, dtype=tf.string))
         return {key: value.numpy() for key, value in outputs.items()}
 
-    space = TASKS[metadata["task"]].LabelSpace(
-        metadata["labels"], metadata.get("multi_label", False), metadata.get("thresholds"))
-    return Predictor(metadata["task"], space, model_dir, predict_batch,
-                     run_config=config_from_dict(metadata.get("config", {})))
+    return Predictor(info.task, info.space, info.path, predict_batch, run_config=info.run_config)
 
 
 def evaluate(target, data=None, split=None):
@@ -103,21 +131,21 @@ def evaluate(target, data=None, split=None):
     from keras_nlp_app.data import readers
     from keras_nlp_app.tasks import TASKS
 
-    predictor = load_predictor(target)
-    task = TASKS[predictor.task]
-    data_cfg = predictor.run_config.data
+    info = describe(target)
+    task = TASKS[info.task]
+    data_cfg = info.run_config.data
     if data is not None:
         examples = readers.read_examples(data, **task.read_options(data_cfg, explicit_file=True))
         if data_cfg.multi_label:
             task.split_multi_labels(examples, data_cfg.label_separator)
     else:
-        train, validation = task.load_splits(data_cfg, predictor.run_config.train.seed)
+        train, validation = task.load_splits(data_cfg, info.run_config.train.seed)
         examples = train if split == "train" else validation
         if examples is None:
             raise UserError(f"{target}: its config names no {split or 'validation'} data; use --data")
-    encoded = task.encode(examples, predictor.space)
-    probabilities = predictor.predict(examples.texts)["probabilities"]
-    report = task.evaluate(encoded, probabilities, predictor.space)
+    encoded = task.encode(examples, info.space)  # bad labels are refused before TensorFlow loads
+    probabilities = load_predictor(info).predict(examples.texts)["probabilities"]
+    report = task.evaluate(encoded, probabilities, info.space)
     if examples.report.skipped:
         report["skipped_lines"] = examples.report.skipped
     return report

@@ -48,3 +48,12 @@ def test_evaluate_and_predict_print_json(trained_run, easy_files, tmp_path, caps
     assert abs(sum(predictions[0]["probabilities"].values()) - 1) < 1e-5
     assert main(["evaluate", trained_run]) == 0
     assert "confusion matrix" in capsys.readouterr().out
+
+
+def test_bad_evaluation_data_is_refused_before_tensorflow_starts(trained_run, tmp_path):
+    bad = tmp_path / "words.tsv"
+    bad.write_text("sentence\tlabel\na fine film\tpositive\n")
+    result = run_knlp("evaluate", trained_run, "--data", str(bad), "--json")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"knlp: error: {bad}:2: unknown label 'positive'; this model knows 0, 1"]

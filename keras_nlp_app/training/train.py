@@ -175,21 +175,10 @@ def train(cfg, run_dir=None):
         cfg: a `keras_nlp_app.config.Config`.
         run_dir: output folder; default `runs/<cfg.name>` (see `default_run_dir`).
     """
-    import keras
-
-    from keras_nlp_app.data.pipelines import make_dataset
-    from keras_nlp_app.training import callbacks as callbacks_lib
-    from keras_nlp_app.training.schedules import make_optimizer
-    from keras_nlp_app.training.strategy import get_strategy, is_chief
-
     task = _task(cfg)
     run_dir = run_dir or default_run_dir(cfg)
     started = time.time()
-    _set_seeds(cfg.train.seed)
-    _set_precision(cfg.train.mixed_precision)
-    strategy = get_strategy(cfg.train.strategy)
-    chief = is_chief(strategy)
-
+    # Data and settings are checked before TensorFlow starts, so bad input fails fast and quietly.
     train_examples, validation_examples = task.load_splits(cfg.data, cfg.train.seed)
     for examples in (train_examples, validation_examples):
         if examples is not None and examples.report.skipped:
@@ -202,6 +191,18 @@ def train(cfg, run_dir=None):
                 " (there is no validation data: set data.validation_file or data.holdout_fraction)")
         raise ConfigError(f"train.monitor {cfg.train.monitor!r} is not logged{hint}; choose one of "
                           f"{', '.join(valid_monitors)}")
+
+    import keras
+
+    from keras_nlp_app.data.pipelines import make_dataset
+    from keras_nlp_app.training import callbacks as callbacks_lib
+    from keras_nlp_app.training.schedules import make_optimizer
+    from keras_nlp_app.training.strategy import get_strategy, is_chief
+
+    _set_seeds(cfg.train.seed)
+    _set_precision(cfg.train.mixed_precision)
+    strategy = get_strategy(cfg.train.strategy)
+    chief = is_chief(strategy)
     _prepare_run_dir(cfg, run_dir)
     tokenizer, space = _learn_or_load_assets(cfg, run_dir, train_examples)
     preprocessor = build_preprocessor(cfg, tokenizer)
