@@ -187,9 +187,9 @@ def _read_yaml(path):
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})")
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text")
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -61,7 +61,7 @@ def _read_text(path):
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as exc:
-        raise DataError(f"cannot read: {exc.strerror}", path=path)
+        raise DataError(f"cannot read: {exc.strerror}", path=path) from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError("is UTF-16 encoded; convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)",
                         path=path)
@@ -71,7 +71,7 @@ def _read_text(path):
         line = raw.count(b"\n", 0, exc.start) + 1
         raise DataError(
             f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); re-encode the file as UTF-8",
-            path=path, line=line)
+            path=path, line=line) from None
     nul = text.find("\x00")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
@@ -199,7 +199,7 @@ def _csv_rows(path, text):
         except StopIteration:
             return
         except csv.Error as exc:
-            raise DataError(f"malformed CSV: {exc}", path=path, line=reader.line_num)
+            raise DataError(f"malformed CSV: {exc}", path=path, line=reader.line_num) from None
         yield start, row if row else [""]
         start = reader.line_num + 1
 

@@ -55,7 +55,7 @@ def read_arpa(path, tokenizer="whitespace"):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError("not valid UTF-8", path=path, line=line)
+        raise DataError("not valid UTF-8", path=path, line=line) from None
     lines = text.split("\n")
     number = 0
 

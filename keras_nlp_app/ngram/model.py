@@ -444,7 +444,7 @@ class NGramModel:
             data = np.load(path, allow_pickle=False)
             meta = json.loads(str(data["meta"]))
         except (OSError, ValueError, KeyError) as exc:
-            raise UserError(f"{path}: not an n-gram model written by knlp ngram train ({exc})")
+            raise UserError(f"{path}: not an n-gram model written by knlp ngram train ({exc})") from None
         orders = [Order(data[f"keys_{i}"], data[f"log10_prob_{i}"], data[f"log10_backoff_{i}"],
                         data[f"counts_{i}"] if f"counts_{i}" in data else None)
                   for i in range(meta["order"])]

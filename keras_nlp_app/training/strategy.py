@@ -39,7 +39,7 @@ def _tf_config_has_cluster():
     try:
         return bool(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster"))
     except json.JSONDecodeError:
-        raise ConfigError("TF_CONFIG is not valid JSON")
+        raise ConfigError("TF_CONFIG is not valid JSON") from None
 
 
 def is_chief(strategy):
