@@ -255,10 +255,6 @@ class NGramModel:
             self._totals = cache
         return cache[order_index]
 
-    def score_file(self, path, *, include_eos=True):
-        """Perplexity report of a text file, KenLM-style (see `perplexity_report`)."""
-        return perplexity_report(self, read_sentences(path, self.tokenizer), include_eos=include_eos)
-
     def sentence_scores(self, sentences):
         """Per sentence: total log10 and natural-log probability (words and `</s>`) and OOVs."""
         scores, oov, _, sentence = self.token_log10_probs(sentences)
