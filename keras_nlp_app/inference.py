@@ -50,21 +50,16 @@ class Target:
 
 def describe(target):
     """A `Target` for a run folder or a SavedModel (version folder or its parent)."""
-    import yaml
-
     from keras_nlp_app.config import config_from_dict
     from keras_nlp_app.export.saved_model import read_metadata, resolve_model_dir
     from keras_nlp_app.tasks import TASKS
+    from keras_nlp_app.training.train import read_run
 
     if not os.path.exists(target):
         raise UserError(f"{target}: no such run or model folder")
     if _is_run_dir(target):
-        with open(os.path.join(target, "config.yaml"), encoding="utf-8") as f:
-            cfg = config_from_dict(yaml.safe_load(f))
-        assets = os.path.join(target, "assets")
-        if not TASKS[cfg.task].LabelSpace.exists(assets):
-            raise UserError(f"{target}: the run has no assets yet; train it first")
-        return Target(target, True, cfg.task, TASKS[cfg.task].LabelSpace.load(assets), cfg)
+        cfg, space = read_run(target)
+        return Target(target, True, cfg.task, space, cfg)
     model_dir = resolve_model_dir(target)
     metadata = read_metadata(model_dir)
     space = TASKS[metadata["task"]].LabelSpace(
@@ -84,17 +79,10 @@ def load_predictor(target):
 def _run_predictor(run_dir):
     import tensorflow as tf
 
-    from keras_nlp_app.tasks import TASKS
     from keras_nlp_app.training.train import restore_run
 
     run = restore_run(run_dir)
-    task = TASKS[run.cfg.task]
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], reduce_retracing=True)
-    def serve(text):
-        return task.serving_outputs(
-            task.probabilities(run.model(run.preprocessor(text), training=False)), run.space,
-            run.cfg.model.top_k)
+    serve = tf.function(run.serve, input_signature=[tf.TensorSpec([None], tf.string)])
 
     def predict_batch(texts):
         outputs = serve(tf.constant(texts, dtype=tf.string))

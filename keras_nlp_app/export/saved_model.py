@@ -92,21 +92,16 @@ def _versions_info():
             "tensorflow_text": tensorflow_text.__version__, "keras": keras.__version__}
 
 
-def _build_archive(preprocessor, model, space, task, top_k):
+def _build_archive(run):
     import keras
     import tensorflow as tf
 
-    preprocessor(tf.constant(["build"]))  # Keras tracks only built layers
+    run.preprocessor(tf.constant(["build"]))  # Keras tracks only built layers
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(preprocessor)
-
-    def serving_default(text):
-        return task.serving_outputs(
-            task.probabilities(model(preprocessor(text), training=False)), space, top_k)
-
+    archive.track(run.model)
+    archive.track(run.preprocessor)
     archive.add_endpoint(
-        "serving_default", serving_default,
+        "serving_default", run.serve,
         input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     return archive
 
@@ -142,7 +137,7 @@ def export_run(run_dir, output, check_texts=None):
     cfg, preprocessor, model, space = run.cfg, run.preprocessor, run.model, run.space
     task = TASKS[cfg.task]
     with NewVersion(output) as target:
-        archive = _build_archive(preprocessor, model, space, task, cfg.model.top_k)
+        archive = _build_archive(run)
         archive.write_out(target.path, verbose=False)
         assets = os.path.join(target.path, "assets")
         save_tokenizer(preprocessor.tokenizer, assets)

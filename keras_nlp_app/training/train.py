@@ -19,7 +19,6 @@ import shutil
 import sys
 import time
 
-
 from keras_nlp_app import config as config_lib
 from keras_nlp_app.errors import ConfigError, UserError
 
@@ -123,18 +122,33 @@ class RestoredRun:
     model: object
     space: object  # the task's label space
 
+    def serve(self, text):
+        """The serving signature's outputs for a `[B]` string tensor: what export writes out
+        and what predicting with a run folder computes."""
+        task = _task(self.cfg)
+        return task.serving_outputs(
+            task.probabilities(self.model(self.preprocessor(text), training=False)), self.space,
+            self.cfg.model.top_k)
 
-def restore_run(run_dir):
-    """Rebuilds the preprocessor and the model with its best weights from a run folder."""
-    from keras_nlp_app.text import tokenizers
 
+def read_run(run_dir):
+    """(config, label space) of a run folder, without TensorFlow."""
     saved = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(saved):
         raise UserError(f"{run_dir}: not a run folder (no config.yaml)")
     cfg = config_lib.config_from_dict(_read_yaml(saved))
     assets = os.path.join(run_dir, "assets")
-    preprocessor = build_preprocessor(cfg, tokenizers.load_tokenizer(assets))
-    space = _task(cfg).LabelSpace.load(assets)
+    if not _task(cfg).LabelSpace.exists(assets):
+        raise UserError(f"{run_dir}: the run has no assets yet; train it first")
+    return cfg, _task(cfg).LabelSpace.load(assets)
+
+
+def restore_run(run_dir):
+    """Rebuilds the preprocessor and the model with its best weights from a run folder."""
+    from keras_nlp_app.text import tokenizers
+
+    cfg, space = read_run(run_dir)
+    preprocessor = build_preprocessor(cfg, tokenizers.load_tokenizer(os.path.join(run_dir, "assets")))
     model = build_run_model(cfg, preprocessor, space)
     for name in ("best.weights.h5", "last.weights.h5"):
         path = os.path.join(run_dir, "checkpoints", name)
