@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad usage or bad input (one line on stderr), 1 internal
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -51,6 +52,10 @@ def cmd_train(args):
 
 
 def _print_report(report):
+    if report["task"] == "lm":
+        print(f"task: lm   tokens: {report['tokens']}   loss: {report['loss']:.4f} nats/token   "
+              f"perplexity: {report['perplexity']:.3f}   ({report['context']})")
+        return
     print(f"task: {report['task']}   examples: {report['examples']}")
     extra = f"   micro-F1: {report['micro_f1']:.4f}" if "micro_f1" in report else ""
     exact = " (exact match)" if report.get("multi_label") else ""
@@ -113,6 +118,10 @@ def predict_texts(model, texts):
 
     predictor = load_predictor(model)
     outputs = predictor.predict(list(texts))
+    if predictor.task == "lm":
+        return [{"text": text, "log_prob": round(float(lp), 4), "num_tokens": int(n),
+                 "perplexity": round(math.exp(-float(lp) / max(int(n), 1)), 3)}
+                for text, lp, n in zip(texts, outputs["log_prob"], outputs["num_tokens"])]
     results = []
     for i, text in enumerate(texts):
         result = {
@@ -148,11 +157,35 @@ def cmd_predict(args):
         print(json.dumps({"predictions": results}, ensure_ascii=False))
     else:
         for r in results:
-            if "labels" in r:
+            if "log_prob" in r:
+                print(f"{r['log_prob']:.3f}\t{r['num_tokens']}\t{r['perplexity']:.2f}\t{r['text']}")
+            elif "labels" in r:
                 chosen = ",".join(r["labels"]) or "(none)"
                 print(f"{chosen}\t{r['text']}")
             else:
                 print(f"{r['label']}\t{max(r['probabilities'].values()):.3f}\t{r['text']}")
+    return 0
+
+
+def cmd_generate(args):
+    from keras_nlp_app.inference import describe, generate
+
+    target = describe(args.model)
+    if target.task != "lm":
+        raise UserError(f"{args.model} is a {target.task} model; generate needs a language model")
+    prompts = args.prompt or [""]
+    prompts = [p.encode("utf-8").decode("unicode_escape") if args.escapes else p for p in prompts]
+    texts = generate(target, prompts, max_new_tokens=args.max_new_tokens, strategy=args.strategy,
+                     temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                     repetition_penalty=args.repetition_penalty, beam_size=args.beam_size,
+                     seed=args.seed, stop=tuple(args.stop or ()))
+    if args.json:
+        print(json.dumps({"generations": [{"prompt": p, "continuation": t}
+                                          for p, t in zip(prompts, texts)]}, ensure_ascii=False))
+    else:
+        word_level = target.run_config.tokenizer.kind in ("word", "whitespace", "wordpiece")
+        for prompt, text in zip(prompts, texts):
+            print(f"{prompt} {text}" if word_level and prompt else prompt + text)
     return 0
 
 
@@ -292,10 +325,10 @@ def build_parser():
     p.add_argument("--run-dir", help="run folder (default runs/<name>); the same folder resumes")
     p.set_defaults(func=cmd_train)
 
-    p = verbs.add_parser("evaluate", help="score a run folder or SavedModel on labelled data")
+    p = verbs.add_parser("evaluate", help="score a run folder or SavedModel on labelled data or text")
     p.add_argument("target", help="run folder, SavedModel version folder or its parent")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--data", help="labelled file (tsv, csv, jsonl)")
+    source.add_argument("--data", help="labelled file (tsv, csv, jsonl); plain text for a language model")
     source.add_argument("--split", choices=["train", "validation"],
                         help="a split of the run's data config (default: validation)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -306,7 +339,7 @@ def build_parser():
     p.add_argument("--output", help="model folder; the export goes to <output>/<N>/")
     p.set_defaults(func=cmd_export)
 
-    p = verbs.add_parser("predict", help="classify texts with a run folder or SavedModel")
+    p = verbs.add_parser("predict", help="classify texts (or score them with a language model)")
     p.add_argument("model")
     p.add_argument("texts", nargs="*", help="texts to classify")
     p.add_argument("--input", help="file of texts: one per line, or tsv/csv/jsonl")
@@ -352,6 +385,23 @@ def build_parser():
     q.add_argument("model", help="the .arpa file")
     q.add_argument("output", help="PATH.npz")
     p.set_defaults(func=cmd_ngram)
+
+    p = verbs.add_parser("generate", help="continue prompts with a language model run or SavedModel")
+    p.add_argument("model", help="LM run folder, SavedModel version folder or its parent")
+    p.add_argument("--prompt", action="append", help="prompt text; repeat for a batch (default: empty)")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--strategy", default="sample", choices=["greedy", "sample", "top_k", "top_p", "beam"],
+                   help="greedy | sample (temperature, --top-k and --top-p all apply) | beam")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k best tokens (0: all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus: smallest set with this mass")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats")
+    p.add_argument("--beam-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stop", action="append", help="cut the continuation before this string")
+    p.add_argument("--escapes", action="store_true", help="read \\n and \\t in prompts as escapes")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_generate)
 
     p = verbs.add_parser("datasets", help="list, inspect or fetch registered datasets")
     p.add_argument("action", choices=["list", "info", "fetch"])

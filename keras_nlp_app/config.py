@@ -31,17 +31,17 @@ class DataConfig:
     multi_label: bool = False  # each example has a set of labels (a JSON list, or joined by label_separator)
     label_separator: str = ","  # multi-label tsv/csv: separator between the labels of one example
     on_bad_line: str = "error"  # error: stop at the first malformed line | skip: drop it and report the count
-    holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded)
-    max_train_examples: typing.Optional[int] = None  # keep only the first N training examples; null for all
+    holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded; LMs: the last fraction of the text)
+    max_train_examples: typing.Optional[int] = None  # keep only the first N training examples (LMs: characters); null for all
 
 
 @dataclass
 class TokenizerConfig:
-    kind: str = "word"  # word (Unicode-aware words and punctuation) | whitespace (pre-tokenized text) | wordpiece (learned subwords)
+    kind: str = "word"  # word (Unicode-aware words and punctuation) | whitespace (pre-tokenized text) | wordpiece (learned subwords) | char | byte
     lowercase: bool = True  # Unicode case folding before splitting
     vocab_size: int = 20000  # largest vocabulary, special tokens included
     min_count: int = 1  # word tokenizer: drop words seen fewer times in training data
-    sequence_length: int = 128  # tokens kept per text (per n-gram order when ngrams > 1)
+    sequence_length: int = 128  # tokens kept per text (per n-gram order when ngrams > 1); LMs: window / BPTT length
     truncation: str = "head"  # head | tail | head+tail: which tokens of a longer text are kept
     ngrams: int = 1  # 2 or more adds hashed word n-grams up to this order (fastText-style features)
     ngram_buckets: int = 0  # hash buckets shared by all n-grams; required when ngrams > 1
@@ -62,7 +62,12 @@ class TrainConfig:
     learning_rate: float = 0.001  # peak learning rate
     weight_decay: float = 0.0  # adamw only: decoupled weight decay
     warmup_steps: int = 0  # linear warmup from 0 to learning_rate
-    decay: str = "none"  # none | cosine | linear: decay after warmup to 0 over all steps
+    decay: str = "none"  # none | cosine | linear (after warmup, to min_learning_rate at the last step) | step (per epoch, see decay_rate)
+    min_learning_rate: float = 0.0  # cosine/linear: the rate the decay ends at
+    decay_rate: float = 0.5  # step decay: the rate is multiplied by this every epoch from decay_start_epoch
+    decay_start_epoch: int = 5  # step decay: first epoch (counting from 1) with a decayed rate
+    beta_2: float = 0.999  # adam/adamw: second-moment decay (nanoGPT uses 0.99)
+    momentum: float = 0.9  # sgd: momentum (0 for plain SGD, as in the PTB LSTM recipe)
     clipnorm: typing.Optional[float] = None  # clip gradients to this global norm; null for none
     label_smoothing: float = 0.0  # mix targets with the uniform distribution by this much
     class_weight: typing.Any = "none"  # none | balanced (inverse class frequency) | {label: weight}
@@ -75,13 +80,15 @@ class TrainConfig:
     backup_every_steps: int = 0  # BackupAndRestore every N steps; 0: at the end of every epoch
     mixed_precision: str = "none"  # none | mixed_float16 | bfloat16
     steps_per_epoch: typing.Optional[int] = None  # cap on steps per epoch; null for a full pass
+    steps_per_execution: int = 1  # training steps per compiled call (fewer Python round trips)
+    jit_compile: str = "auto"  # auto (the task decides: XLA for Transformer LMs) | on | off
     verbose: str = "auto"  # auto (progress bar on a terminal) | 0 | 1 | 2
 
 
 @dataclass
 class Config:
     name: str = "sst2_lstm"  # experiment name: default run folder runs/<name>
-    task: str = "classification"  # classification (later: tagging, lm, seq2seq, qa)
+    task: str = "classification"  # classification | lm (later: tagging, seq2seq, qa)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -91,14 +98,15 @@ class Config:
 CHOICES = {
     "data.format": ("auto", "tsv", "csv", "jsonl", "txt"),
     "data.on_bad_line": ("error", "skip"),
-    "tokenizer.kind": ("word", "whitespace", "wordpiece"),
+    "tokenizer.kind": ("word", "whitespace", "wordpiece", "char", "byte"),
     "tokenizer.truncation": ("head", "tail", "head+tail"),
     "train.optimizer": ("adam", "adamw", "sgd"),
-    "train.decay": ("none", "cosine", "linear"),
+    "train.decay": ("none", "cosine", "linear", "step"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
     "train.mixed_precision": ("none", "mixed_float16", "bfloat16"),
     "train.verbose": ("auto", "0", "1", "2"),
-    "task": ("classification",),
+    "task": ("classification", "lm"),
+    "train.jit_compile": ("auto", "on", "off"),
 }
 
 

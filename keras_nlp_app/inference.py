@@ -62,8 +62,7 @@ def describe(target):
         return Target(target, True, cfg.task, space, cfg)
     model_dir = resolve_model_dir(target)
     metadata = read_metadata(model_dir)
-    space = TASKS[metadata["task"]].LabelSpace(
-        metadata["labels"], metadata.get("multi_label", False), metadata.get("thresholds"))
+    space = TASKS[metadata["task"]].label_space_from_metadata(metadata)
     return Target(model_dir, False, metadata["task"], space,
                   config_from_dict(metadata.get("config", {})))
 
@@ -106,34 +105,72 @@ def _saved_model_predictor(info):
 
 
 def evaluate(target, data=None, split=None):
-    """Scores a run or SavedModel on a labelled file (`data`) or a split of the run's config.
+    """Scores a run or SavedModel on a data file (`data`) or a split of the run's config.
 
     Args:
         target: run folder or SavedModel folder.
-        data: a labelled data file in any reader format (columns as in the training config).
+        data: a data file in the format the task reads (labelled for classification).
         split: `validation` (default when `data` is None) or `train`.
 
     Returns:
-        A JSON-ready dict: task, examples, accuracy, macro_f1, per_class, confusion_matrix.
+        A JSON-ready dict, e.g. task, examples, accuracy, macro_f1 (classification) or task,
+        tokens, loss, perplexity (language models).
     """
-    from keras_nlp_app.data import readers
     from keras_nlp_app.tasks import TASKS
 
     info = describe(target)
-    task = TASKS[info.task]
-    data_cfg = info.run_config.data
-    if data is not None:
-        examples = readers.read_examples(data, **task.read_options(data_cfg, explicit_file=True))
-        if data_cfg.multi_label:
-            task.split_multi_labels(examples, data_cfg.label_separator)
+    return TASKS[info.task].evaluate_target(info, data=data, split=split)
+
+
+def generate(target, prompts, *, max_new_tokens=64, strategy="sample", temperature=1.0, top_k=0,
+             top_p=1.0, repetition_penalty=1.0, beam_size=4, seed=0, stop=()):
+    """Continuations of `prompts` from a language model run folder or SavedModel.
+
+    A run folder decodes in this process with every option. A SavedModel runs its `generate`
+    signature (or `beam_search`, with the beam size it was exported with); the repetition penalty
+    needs a run folder, and stop strings are applied to the signature's output.
+
+    Returns:
+        A list of continuations (str), one per prompt.
+    """
+    from keras_nlp_app.tasks import language_model
+
+    info = target if isinstance(target, Target) else describe(target)
+    if info.task != "lm":
+        raise UserError(f"{info.path} is a {info.task} model; generate needs a language model")
+    if not 0 <= max_new_tokens <= language_model.MAX_NEW_TOKENS:
+        raise UserError(f"--max-new-tokens must be between 0 and {language_model.MAX_NEW_TOKENS}")
+    if strategy == "greedy":
+        temperature = 0.0
+    if info.is_run:
+        from keras_nlp_app.training.train import restore_run
+
+        run = restore_run(info.path)
+        return language_model.generate_texts(
+            run.model, run.preprocessor, list(prompts), max_new_tokens=max_new_tokens,
+            strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p,
+            repetition_penalty=repetition_penalty, beam_size=beam_size, seed=seed, stop=stop)
+    import tensorflow as tf
+
+    from keras_nlp_app.export.saved_model import load_saved_model, read_metadata
+
+    if repetition_penalty != 1.0:
+        raise UserError("--repetition-penalty needs a run folder; the SavedModel's generate "
+                        "signature has no such input")
+    exported_beam = read_metadata(info.path).get("beam_size")
+    if strategy == "beam" and beam_size != exported_beam:
+        raise UserError(f"this SavedModel's beam_search uses beam size {exported_beam}; "
+                        f"use a run folder for beam size {beam_size}")
+    model = load_saved_model(info.path)
+    if strategy == "beam":
+        outputs = model.signatures["beam_search"](
+            prompt=tf.constant(prompts), max_new_tokens=tf.constant(max_new_tokens))
     else:
-        train, validation = task.load_splits(data_cfg, info.run_config.train.seed)
-        examples = train if split == "train" else validation
-        if examples is None:
-            raise UserError(f"{target}: its config names no {split or 'validation'} data; use --data")
-    encoded = task.encode(examples, info.space)  # bad labels are refused before TensorFlow loads
-    probabilities = load_predictor(info).predict(examples.texts)["probabilities"]
-    report = task.evaluate(encoded, probabilities, info.space)
-    if examples.report.skipped:
-        report["skipped_lines"] = examples.report.skipped
-    return report
+        outputs = model.signatures["generate"](
+            prompt=tf.constant(prompts), max_new_tokens=tf.constant(max_new_tokens),
+            temperature=tf.constant(float(temperature)), top_k=tf.constant(top_k),
+            top_p=tf.constant(float(top_p)), seed=tf.constant(seed))
+    texts = [t.decode("utf-8", errors="replace") for t in outputs["continuation"].numpy()]
+    for stop_string in stop:
+        texts = [t.split(stop_string, 1)[0] for t in texts]
+    return texts

@@ -75,3 +75,58 @@ def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = True  # seeded runs repeat exactly
     return dataset.with_options(options).prefetch(AUTOTUNE)
+
+
+def lm_windows(stream, batch_size, length, *, training, seed=0):
+    """(inputs `[B, length]`, targets `[B, length]`) batches of contiguous windows of an id stream.
+
+    Training: every epoch starts the windows at a new random offset below `length` and shuffles
+    them (seeded), so each pass sees every token once but at different window positions; the
+    dataset repeats forever. Evaluation: windows from position 0 in order, the last partial
+    batch dropped (exact whole-stream perplexity comes from `evaluate_stream`).
+
+    Returns (dataset, batches in one pass).
+    """
+    data = tf.constant(stream, tf.int32)
+    count = len(stream) - 1
+    per_pass = (count - length) // length // batch_size if training else count // length // batch_size
+    offsets = tf.range(length + 1)[None, :]
+
+    def cut(starts):
+        window = tf.gather(data, starts[:, None] + offsets)
+        return window[:, :-1], window[:, 1:]
+
+    if not training:
+        starts = tf.data.Dataset.range(count // length).map(lambda i: tf.cast(i, tf.int32) * length)
+        return starts.batch(batch_size, drop_remainder=True).map(cut).prefetch(AUTOTUNE), per_pass
+
+    def one_pass(epoch):
+        seeds = tf.stack([tf.constant(seed, tf.int64), epoch])
+        offset = tf.random.stateless_uniform([], seeds, maxval=length, dtype=tf.int32)
+        starts = offset + tf.range((count - offset) // length) * length
+        starts = tf.random.experimental.stateless_shuffle(starts, seeds)
+        return tf.data.Dataset.from_tensor_slices(starts)
+
+    dataset = tf.data.Dataset.range(1 << 30).flat_map(one_pass)
+    return dataset.batch(batch_size, drop_remainder=True).map(cut).prefetch(AUTOTUNE), per_pass
+
+
+def lm_stream_batches(stream, batch_size, length):
+    """Truncated back-propagation batches: the stream is cut into `batch_size` rows, and batch i
+    holds columns `[i × length, (i + 1) × length)` of every row, so consecutive batches continue
+    each row (a stateful LSTM carries its state across them). Same order every pass.
+
+    Returns (dataset, batches in one pass).
+    """
+    columns = (len(stream) - 1) // batch_size
+    steps = columns // length
+    if steps == 0:
+        return None, 0
+    rows = tf.constant(stream[:batch_size * columns].reshape(batch_size, columns))
+    shifted = tf.constant(stream[1:batch_size * columns + 1].reshape(batch_size, columns))
+
+    def cut(i):
+        i = tf.cast(i, tf.int32)
+        return rows[:, i * length:(i + 1) * length], shifted[:, i * length:(i + 1) * length]
+
+    return tf.data.Dataset.range(steps).map(cut).prefetch(AUTOTUNE), steps

@@ -92,7 +92,7 @@ def _versions_info():
             "tensorflow_text": tensorflow_text.__version__, "keras": keras.__version__}
 
 
-def _build_archive(run):
+def _build_archive(run, endpoints):
     import keras
     import tensorflow as tf
 
@@ -100,71 +100,60 @@ def _build_archive(run):
     archive = keras.export.ExportArchive()
     archive.track(run.model)
     archive.track(run.preprocessor)
-    archive.add_endpoint(
-        "serving_default", run.serve,
-        input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    for name, (function, signature) in endpoints.items():
+        archive.add_endpoint(name, function, input_signature=signature)
     return archive
 
 
-def reloaded_outputs(model_dir):
-    """The serving_default signature's output specs of a written SavedModel."""
-    import tensorflow as tf
-
-    return tf.saved_model.load(model_dir).signatures["serving_default"].structured_outputs
+def _describe(spec):
+    return f"{spec.dtype.name}{spec.shape.as_list()}".replace("None", "B")
 
 
 def export_run(run_dir, output, check_texts=None):
     """Exports a run folder's best model into the next version folder under `output`.
 
+    The task says which signatures to write (`export_signatures`), what to add to the metadata
+    (`export_metadata`) and how to check the reloaded export against the trained model
+    (`check_export`).
+
     Args:
         run_dir: a folder written by `knlp train`.
         output: the model's folder, e.g. `saved_models/sentiment`; gets `<N>/`.
-        check_texts: texts whose predictions must match between the trained model and the
-            reloaded export (a few defaults are used when None).
+        check_texts: texts whose outputs must match between the trained model and the reloaded
+            export (the task's defaults when None).
 
     Returns:
         The new version folder.
     """
-    import numpy as np
-    import tensorflow as tf
-
     from keras_nlp_app.config import config_to_dict
     from keras_nlp_app.tasks import TASKS
     from keras_nlp_app.text.tokenizers import save_tokenizer
     from keras_nlp_app.training.train import restore_run
 
     run = restore_run(run_dir)
-    cfg, preprocessor, model, space = run.cfg, run.preprocessor, run.model, run.space
-    task = TASKS[cfg.task]
+    task = TASKS[run.cfg.task]
+    endpoints = task.export_signatures(run)
     with NewVersion(output) as target:
-        archive = _build_archive(run)
-        archive.write_out(target.path, verbose=False)
+        _build_archive(run, endpoints).write_out(target.path, verbose=False)
         assets = os.path.join(target.path, "assets")
-        save_tokenizer(preprocessor.tokenizer, assets)
-        outputs = {name: f"{spec.dtype.name}{spec.shape.as_list()}".replace("None", "B")
-                   for name, spec in reloaded_outputs(target.path).items()}
+        save_tokenizer(run.preprocessor.tokenizer, assets)
+        reloaded = load_saved_model(target.path)
+        signatures = {
+            name: {"inputs": {spec.name: _describe(spec)
+                              for spec in reloaded.signatures[name].structured_input_signature[1].values()},
+                   "outputs": {key: _describe(spec) for key, spec in
+                               reloaded.signatures[name].structured_outputs.items()}}
+            for name in endpoints}
         metadata = {
-            "task": cfg.task, "labels": space.labels, "multi_label": space.multi_label,
-            "thresholds": space.thresholds, "version": target.version,
+            "task": run.cfg.task, "version": target.version,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "run_dir": os.path.abspath(run_dir),
-            "signature": {"serving_default": {"inputs": {"text": "string[B]"}, "outputs": outputs}},
-            "tokenizer": {"kind": preprocessor.tokenizer.kind,
-                          "lowercase": preprocessor.tokenizer.lowercase,
-                          "vocabulary_size": preprocessor.tokenizer.vocabulary_size,
-                          "sequence_length": preprocessor.sequence_length,
-                          "truncation": preprocessor.truncation, "ngrams": preprocessor.ngrams,
-                          "ngram_buckets": preprocessor.ngram_buckets},
-            "data": {"text_field": cfg.data.text_field, "label_field": cfg.data.label_field},
-            "config": config_to_dict(cfg),
+            "signature": signatures,
+            **task.export_metadata(run),
+            "config": config_to_dict(run.cfg),
             "versions": _versions_info(),
         }
         with open(os.path.join(assets, "metadata.json"), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=2, ensure_ascii=False)
-        texts = check_texts or ["a great film", "a dull , lifeless film", "", "ünïcödé ✓ 映画"]
-        expected = task.predict(preprocessor, model, texts)
-        reloaded = load_saved_model(target.path)
-        got = reloaded.signatures["serving_default"](text=tf.constant(texts))["probabilities"]
-        if not np.allclose(expected, got.numpy(), atol=1e-5):
-            raise RuntimeError("the exported model's predictions differ from the trained model's")
+        task.check_export(run, reloaded, check_texts)
     return target.final

@@ -8,7 +8,9 @@ from keras_nlp_app.models.cnn_classifier import build_cnn_classifier
 from keras_nlp_app.models.ensemble_classifier import build_ensemble_classifier
 from keras_nlp_app.models.fasttext_classifier import build_fasttext_classifier
 from keras_nlp_app.models.lstm_classifier import build_lstm_classifier
+from keras_nlp_app.models.lstm_lm import build_lstm_lm
 from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
+from keras_nlp_app.models.transformer_lm import build_transformer_lm
 
 MODELS = {
     "lstm_classifier": build_lstm_classifier,
@@ -17,6 +19,8 @@ MODELS = {
     "fasttext_classifier": build_fasttext_classifier,
     "ensemble_classifier": build_ensemble_classifier,
     "transformer_classifier": build_transformer_classifier,
+    "lstm_lm": build_lstm_lm,
+    "transformer_lm": build_transformer_lm,
 }
 
 

@@ -1,5 +1,5 @@
 """One module per task; `TASKS` maps `cfg.task` to it."""
 
-from keras_nlp_app.tasks import classification
+from keras_nlp_app.tasks import classification, language_model
 
-TASKS = {"classification": classification}
+TASKS = {"classification": classification, "lm": language_model}

@@ -231,14 +231,17 @@ def classifier_kwargs(space):
     return {"num_classes": space.num_classes, "multi_label": space.multi_label}
 
 
-def compile_arguments(space, label_smoothing=0.0):
+def compile_arguments(cfg, space):
+    """Loss and metrics for `model.compile` (and XLA when `train.jit_compile` says so)."""
     import keras
 
+    label_smoothing = cfg.train.label_smoothing
+    extra = {} if cfg.train.jit_compile == "auto" else {"jit_compile": cfg.train.jit_compile == "on"}
     if space.multi_label or space.num_classes == 2:
         return {"loss": keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
-                "metrics": [keras.metrics.BinaryAccuracy(name="accuracy")]}
+                "metrics": [keras.metrics.BinaryAccuracy(name="accuracy")], **extra}
     return {"loss": keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
-            "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")]}
+            "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")], **extra}
 
 
 def probabilities(model_output):
@@ -343,7 +346,7 @@ def decode_targets(batch_targets, space):
     return np.argmax(batch_targets, axis=-1)
 
 
-def callbacks(*, run_dir, validation_data, space):
+def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, space):
     """Validation macro-F1 into the epoch logs (`val_macro_f1`, usable as train.monitor) and the
     confusion matrix as an image and a table in TensorBoard, each epoch."""
     from keras_nlp_app.training.callbacks import ValidationReport
@@ -360,3 +363,148 @@ def callbacks(*, run_dir, validation_data, space):
 
     return [ValidationReport(validation_data, report, os.path.join(run_dir, "logs", "validation"),
                              transform=probabilities)]
+
+
+# -- the trainer's and exporter's hooks (see training/train.py) --------------------------------
+
+
+def prepare_assets(cfg, train_examples, assets_dir):
+    """(tokenizer, label space) learned from the training split, or loaded when resuming."""
+    from keras_nlp_app.text import tokenizers
+
+    if LabelSpace.exists(assets_dir) and os.path.exists(os.path.join(assets_dir, "tokenizer.json")):
+        return tokenizers.load_tokenizer(assets_dir), LabelSpace.load(assets_dir)
+    tok_cfg = cfg.tokenizer
+    tokenizer = tokenizers.learn_tokenizer(
+        train_examples.texts, kind=tok_cfg.kind, vocab_size=tok_cfg.vocab_size,
+        min_count=tok_cfg.min_count, lowercase=tok_cfg.lowercase)
+    space = label_space(train_examples, cfg.data.multi_label)
+    tokenizers.save_tokenizer(tokenizer, assets_dir)
+    space.save(assets_dir)
+    return tokenizer, space
+
+
+def read_assets(assets_dir):
+    """The label space a run folder's assets hold."""
+    if not LabelSpace.exists(assets_dir):
+        raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
+    return LabelSpace.load(assets_dir)
+
+
+def build_preprocessor(cfg, tokenizer):
+    from keras_nlp_app.errors import ConfigError
+    from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
+
+    tok = cfg.tokenizer
+    if tok.kind in ("char", "byte"):
+        raise ConfigError(f"tokenizer.kind {tok.kind} is for language models; classifiers use "
+                          f"word, whitespace or wordpiece")
+    try:
+        return ClassifierPreprocessor(tokenizer, tok.sequence_length, truncation=tok.truncation,
+                                      ngrams=tok.ngrams, ngram_buckets=tok.ngram_buckets)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_model(cfg, preprocessor, space, *, training=False, batch_size=None):
+    from keras_nlp_app.models import build_model as build
+
+    return build(cfg.model.name, vocab_size=preprocessor.input_vocabulary_size,
+                 sequence_length=preprocessor.sequence_length * max(preprocessor.ngrams, 1),
+                 **classifier_kwargs(space), **cfg.model.params)
+
+
+def datasets_for(cfg, preprocessor, space, train_examples, validation_examples, global_batch):
+    """(train dataset, validation dataset or None, batches in one pass over train)."""
+    from keras_nlp_app.data.pipelines import make_dataset
+
+    train_encoded = encode(train_examples, space)
+    pipeline = dict(preprocessor=preprocessor, batch_size=global_batch, seed=cfg.train.seed,
+                    sort_window=cfg.train.sort_window)
+    train_data = make_dataset(
+        train_examples.texts, targets(train_encoded, space), training=True,
+        weights=example_weights(train_encoded, space, cfg.train.class_weight), **pipeline)
+    validation_data = None
+    if validation_examples is not None:
+        validation_data = make_dataset(
+            validation_examples.texts, targets(encode(validation_examples, space), space),
+            training=False, **pipeline)
+    return train_data, validation_data, -(-len(train_examples.texts) // global_batch)
+
+
+def final_metrics(cfg, preprocessor, model, space, validation_examples, run_dir):
+    """Validation metrics of the best weights; multi-label thresholds are tuned (and saved)."""
+    if validation_examples is None:
+        return {}
+    encoded = encode(validation_examples, space)
+    probs = predict(preprocessor, model, validation_examples.texts)
+    if space.multi_label and cfg.train.tune_thresholds:
+        space.thresholds = tune_thresholds(encoded, probs)
+        space.save(os.path.join(run_dir, "assets"))
+    report = evaluate(encoded, probs, space)
+    return {k: report[k] for k in ("examples", "accuracy", "macro_f1", "micro_f1") if k in report}
+
+
+def serve(run, text):
+    """serving_default's outputs for a `[B]` string tensor."""
+    return serving_outputs(probabilities(run.model(run.preprocessor(text), training=False)),
+                           run.space, run.cfg.model.top_k)
+
+
+def export_signatures(run):
+    import tensorflow as tf
+
+    return {"serving_default": (run.serve, [tf.TensorSpec([None], tf.string, name="text")])}
+
+
+def export_metadata(run):
+    preprocessor, space = run.preprocessor, run.space
+    return {
+        "labels": space.labels, "multi_label": space.multi_label, "thresholds": space.thresholds,
+        "tokenizer": {"kind": preprocessor.tokenizer.kind,
+                      "lowercase": preprocessor.tokenizer.lowercase,
+                      "vocabulary_size": preprocessor.tokenizer.vocabulary_size,
+                      "sequence_length": preprocessor.sequence_length,
+                      "truncation": preprocessor.truncation, "ngrams": preprocessor.ngrams,
+                      "ngram_buckets": preprocessor.ngram_buckets},
+        "data": {"text_field": run.cfg.data.text_field, "label_field": run.cfg.data.label_field},
+    }
+
+
+def check_export(run, reloaded, texts=None):
+    """The reloaded export's probabilities must equal the trained model's."""
+    import tensorflow as tf
+
+    texts = texts or ["a great film", "a dull , lifeless film", "", "ünïcödé ✓ 映画"]
+    expected = predict(run.preprocessor, run.model, texts)
+    got = reloaded.signatures["serving_default"](text=tf.constant(texts))["probabilities"]
+    if not np.allclose(expected, got.numpy(), atol=1e-5):
+        raise RuntimeError("the exported model's predictions differ from the trained model's")
+
+
+def label_space_from_metadata(metadata):
+    return LabelSpace(metadata["labels"], metadata.get("multi_label", False),
+                      metadata.get("thresholds"))
+
+
+def evaluate_target(info, *, data=None, split=None):
+    """`knlp evaluate` for a run or SavedModel (an `inference.Target`): metrics on a labelled
+    file, or on a split of the run's config."""
+    from keras_nlp_app.inference import load_predictor
+
+    data_cfg = info.run_config.data
+    if data is not None:
+        examples = readers.read_examples(data, **read_options(data_cfg, explicit_file=True))
+        if data_cfg.multi_label:
+            split_multi_labels(examples, data_cfg.label_separator)
+    else:
+        train, validation = load_splits(data_cfg, info.run_config.train.seed)
+        examples = train if split == "train" else validation
+        if examples is None:
+            raise UserError(f"{info.path}: its config names no {split or 'validation'} data; use --data")
+    encoded = encode(examples, info.space)  # bad labels are refused before TensorFlow loads
+    probabilities = load_predictor(info).predict(examples.texts)["probabilities"]
+    report = evaluate(encoded, probabilities, info.space)
+    if examples.report.skipped:
+        report["skipped_lines"] = examples.report.skipped
+    return report

@@ -87,3 +87,69 @@ class ClassifierPreprocessor(keras.layers.Layer):
         return {**super().get_config(), "sequence_length": self.sequence_length,
                 "truncation": self.truncation, "ngrams": self.ngrams,
                 "ngram_buckets": self.ngram_buckets}
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class LMPreprocessor(keras.layers.Layer):
+    """Strings → token ids for a language model, and ids → strings.
+
+    Word-level tokenizers (word, whitespace, wordpiece) end every line with `<eos>`, the PTB
+    convention; character and byte tokenizers keep line breaks as ordinary tokens. Scoring and
+    generation start from `bos_id` — `<eos>`, or the line-break token — so a text is scored as if
+    it began a line, which is how the training stream sees line starts.
+
+    Args:
+        tokenizer: a tokenizer layer from `keras_nlp_app.text.tokenizers`.
+        sequence_length: context window of training and evaluation (Transformer LMs) or the
+            truncated back-propagation length (LSTM LMs).
+    """
+
+    def __init__(self, tokenizer, sequence_length=64, **kwargs):
+        super().__init__(**kwargs)
+        self.tokenizer = tokenizer
+        self.sequence_length = sequence_length
+        self.word_level = tokenizer.kind in ("word", "whitespace", "wordpiece")
+        vocabulary = tokenizer.vocabulary
+        if self.word_level:
+            from keras_nlp_app.text.tokenizers import EOS
+
+            if EOS not in vocabulary:
+                raise ValueError(f"a word-level LM vocabulary needs {EOS}")
+            self.eos_id = vocabulary.index(EOS)
+            self.bos_id = self.eos_id
+        else:
+            self.eos_id = None
+            self.bos_id = (12 if tokenizer.kind == "byte" else
+                           vocabulary.index("\n") if "\n" in vocabulary else 1)
+
+    @property
+    def vocabulary_size(self):
+        return self.tokenizer.vocabulary_size
+
+    def ragged_ids(self, strings):
+        """`[B]` strings → ragged `[B, None]` ids (`<eos>` after every line for word level)."""
+        strings = tf.convert_to_tensor(strings, tf.string)
+        if not self.word_level:
+            return self.tokenizer(strings)
+        lines = tf.strings.split(tf.strings.regex_replace(strings, "\n$", ""), "\n")
+        ids = self.tokenizer(lines.flat_values)
+        eos = tf.fill([ids.nrows(), 1], self.eos_id)
+        ids = tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1)
+        return tf.RaggedTensor.from_row_splits(ids, lines.row_splits).merge_dims(1, 2)
+
+    def prompt_ids(self, strings):
+        """Ids a generation starts from: `bos_id` then the prompt's tokens (no final `<eos>`)."""
+        strings = tf.convert_to_tensor(strings, tf.string)
+        ids = self.tokenizer(strings) if not self.word_level else self.tokenizer(
+            tf.strings.regex_replace(strings, "\n", " "))
+        bos = tf.fill([ids.nrows(), 1], self.bos_id)
+        return tf.concat([tf.RaggedTensor.from_tensor(bos), ids], axis=1)
+
+    def detokenize(self, ids):
+        return self.tokenizer.detokenize(ids)
+
+    def call(self, strings):
+        return self.ragged_ids(strings)
+
+    def get_config(self):
+        return {**super().get_config(), "sequence_length": self.sequence_length}

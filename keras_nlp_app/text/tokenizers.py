@@ -1,4 +1,5 @@
-"""In-graph tokenizers: word level and WordPiece, with vocabularies learned from training data.
+"""In-graph tokenizers: word, WordPiece, character and byte level, with vocabularies learned from
+training data.
 
 A tokenizer is a Keras layer mapping a string tensor `[B]` (or a scalar) to ragged token ids. The
 same object runs inside the tf.data pipeline and is traced into the exported SavedModel, so
@@ -18,6 +19,7 @@ from keras_nlp_app.errors import ConfigError, UserError
 
 PAD = "[PAD]"
 UNK = "[UNK]"
+EOS = "<eos>"  # language models: appended to every line of word-level text
 # Words are runs of letters, marks, digits and connector punctuation in any script; every other
 # non-space character (punctuation, symbols, emoji) and every Han ideograph (Chinese and Japanese
 # are written without spaces) is a token of its own.
@@ -87,8 +89,21 @@ class WordTokenizer(keras.layers.Layer):
             return words.with_flat_values(tf.cast(self._lookup(words.flat_values), tf.int32))
         return tf.cast(self._lookup(words), tf.int32)
 
+    def detokenize(self, ids):
+        """`[B, T]` ids (dense or ragged) → `[B]` strings: words joined by spaces, padding
+        dropped, `<eos>` written as a line break."""
+        words = tf.gather(tf.constant(self.vocabulary), _ragged(ids))
+        words = tf.ragged.boolean_mask(words, tf.not_equal(words, PAD))
+        text = tf.strings.reduce_join(words, axis=-1, separator=" ")
+        return tf.strings.regex_replace(text, r" ?<eos> ?", "\n")
+
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}
+
+
+def _ragged(ids):
+    ids = tf.convert_to_tensor(ids) if not isinstance(ids, tf.RaggedTensor) else ids
+    return ids if isinstance(ids, tf.RaggedTensor) else tf.RaggedTensor.from_tensor(ids)
 
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
@@ -125,6 +140,12 @@ class WordPieceTokenizer(keras.layers.Layer):
         pieces = tf.cast(self._wordpiece.tokenize(words), tf.int32)  # [B, words, pieces]
         return pieces.merge_dims(-2, -1)
 
+    def detokenize(self, ids):
+        """`[B, T]` ids → `[B]` strings: pieces merged into words, words joined by spaces."""
+        ids = _ragged(ids)
+        ids = tf.ragged.boolean_mask(ids, tf.not_equal(ids, 0))
+        return self._wordpiece.detokenize(ids)
+
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}
 
@@ -137,8 +158,81 @@ class WhitespaceTokenizer(WordTokenizer):
     on_whitespace = True
 
 
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class CharTokenizer(keras.layers.Layer):
+    """One token per Unicode character, spaces and line breaks included; unseen characters map
+    to id 1. Text is neither normalized nor case-folded, so detokenizing gives it back exactly.
+
+    Example:
+        tokenizer = CharTokenizer(vocabulary=["[PAD]", "[UNK]", "a", "b", "\\n"])
+        tokenizer(tf.constant(["ab\\n"]))  # <tf.RaggedTensor [[2, 3, 4]]>
+    """
+
+    kind = "char"
+    lowercase = False
+
+    def __init__(self, vocabulary, lowercase=False, **kwargs):
+        super().__init__(**kwargs)
+        vocabulary = list(vocabulary)
+        if vocabulary[:2] != [PAD, UNK]:
+            raise ConfigError(f"a character vocabulary must start with {PAD} and {UNK}")
+        self.vocabulary = vocabulary
+        self._lookup = keras.layers.StringLookup(
+            vocabulary=vocabulary[2:], mask_token=None, oov_token=UNK, num_oov_indices=1)
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    def call(self, strings):
+        chars = tf.strings.unicode_split(strings, "UTF-8", errors="replace")
+        if isinstance(chars, tf.RaggedTensor):
+            # StringLookup counts the OOV index first: its ids are ours minus one
+            return chars.with_flat_values(tf.cast(self._lookup(chars.flat_values), tf.int32) + 1)
+        return tf.cast(self._lookup(chars), tf.int32) + 1
+
+    def detokenize(self, ids):
+        """`[B, T]` ids → `[B]` strings; padding is dropped, unknown ids become U+FFFD."""
+        table = tf.constant([""] + ["\ufffd"] + self.vocabulary[2:])
+        return tf.strings.reduce_join(tf.gather(table, _ragged(ids)), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary}
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class ByteTokenizer(keras.layers.Layer):
+    """One token per UTF-8 byte (id = byte + 2): a fixed 258-id vocabulary that never meets an
+    unknown token, for code and mixed-script text."""
+
+    kind = "byte"
+    lowercase = False
+
+    def __init__(self, vocabulary=None, lowercase=False, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = [PAD, UNK] + [f"<0x{b:02X}>" for b in range(256)]
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    def call(self, strings):
+        pieces = tf.strings.bytes_split(strings)
+        flat = pieces.flat_values if isinstance(pieces, tf.RaggedTensor) else pieces
+        ids = tf.cast(tf.reshape(tf.io.decode_raw(flat, tf.uint8), [-1]), tf.int32) + 2
+        return pieces.with_flat_values(ids) if isinstance(pieces, tf.RaggedTensor) else ids
+
+    def detokenize(self, ids):
+        """`[B, T]` ids → `[B]` byte strings; padding and the unknown id are dropped."""
+        table = tf.constant([b"", b""] + [bytes([b]) for b in range(256)])
+        return tf.strings.reduce_join(tf.gather(table, _ragged(ids)), axis=-1)
+
+    def get_config(self):
+        return super().get_config()
+
+
 TOKENIZERS = {"word": WordTokenizer, "whitespace": WhitespaceTokenizer,
-              "wordpiece": WordPieceTokenizer}
+              "wordpiece": WordPieceTokenizer, "char": CharTokenizer, "byte": ByteTokenizer}
 
 
 def _batched(texts, batch_size=4096):
@@ -171,14 +265,35 @@ def learn_wordpiece_vocabulary(texts, *, vocab_size=20000, lowercase=True):
         reserved_tokens=[PAD, UNK])
 
 
-def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowercase=True):
-    """Builds a tokenizer of `kind` with a vocabulary learned from `texts` (training split only)."""
+def learn_char_vocabulary(texts, *, vocab_size=20000, min_count=1):
+    """The characters of `texts` seen at least `min_count` times, most frequent first."""
+    counts = collections.Counter()
+    for text in texts:
+        counts.update(text)
+    ranked = sorted(((c, ch) for ch, c in counts.items() if c >= min_count),
+                    key=lambda cw: (-cw[0], cw[1]))
+    return [PAD, UNK] + sorted(ch for _, ch in ranked[: max(vocab_size - 2, 0)])
+
+
+def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowercase=True,
+                    reserved=()):
+    """Builds a tokenizer of `kind` with a vocabulary learned from `texts` (training split only).
+
+    `reserved` tokens (e.g. `<eos>` for language models) follow `[PAD]` and `[UNK]` in word and
+    WordPiece vocabularies."""
     if kind in ("word", "whitespace"):
         vocabulary = learn_word_vocabulary(
-            texts, vocab_size=vocab_size, min_count=min_count, lowercase=lowercase,
-            on_whitespace=kind == "whitespace")
+            texts, vocab_size=vocab_size - len(reserved), min_count=min_count,
+            lowercase=lowercase, on_whitespace=kind == "whitespace")
+        vocabulary = vocabulary[:2] + list(reserved) + [w for w in vocabulary[2:] if w not in reserved]
     elif kind == "wordpiece":
-        vocabulary = learn_wordpiece_vocabulary(texts, vocab_size=vocab_size, lowercase=lowercase)
+        vocabulary = learn_wordpiece_vocabulary(texts, vocab_size=vocab_size - len(reserved),
+                                                lowercase=lowercase)
+        vocabulary = vocabulary[:2] + list(reserved) + [w for w in vocabulary[2:] if w not in reserved]
+    elif kind == "char":
+        vocabulary = learn_char_vocabulary(texts, vocab_size=vocab_size, min_count=min_count)
+    elif kind == "byte":
+        return ByteTokenizer()
     else:
         raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TOKENIZERS)}")
     if len(vocabulary) <= 2:
@@ -189,17 +304,24 @@ def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowerc
 def save_tokenizer(tokenizer, folder):
     """Writes `vocab.txt` (one token per line) and `tokenizer.json` into `folder`."""
     os.makedirs(folder, exist_ok=True)
+    spec = {"kind": tokenizer.kind, "lowercase": tokenizer.lowercase,
+            "vocabulary_size": tokenizer.vocabulary_size}
+    if tokenizer.kind == "char":
+        # characters include line breaks, which a one-token-per-line file cannot hold
+        spec["vocabulary"] = tokenizer.vocabulary
     with open(os.path.join(folder, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(tokenizer.vocabulary) + "\n")
+        f.write("\n".join(tokenizer.vocabulary if tokenizer.kind != "char" else
+                          [repr(t) for t in tokenizer.vocabulary]) + "\n")
     with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
-        json.dump({"kind": tokenizer.kind, "lowercase": tokenizer.lowercase,
-                   "vocabulary_size": tokenizer.vocabulary_size}, f, indent=2)
+        json.dump(spec, f, indent=2, ensure_ascii=False)
 
 
 def load_tokenizer(folder):
     """Rebuilds the tokenizer saved by `save_tokenizer`."""
     with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
         spec = json.load(f)
+    if "vocabulary" in spec or spec["kind"] == "byte":
+        return TOKENIZERS[spec["kind"]](vocabulary=spec.get("vocabulary"))
     with open(os.path.join(folder, "vocab.txt"), encoding="utf-8") as f:
         vocabulary = f.read().split("\n")[:-1]
     return TOKENIZERS[spec["kind"]](vocabulary=vocabulary, lowercase=spec["lowercase"])

@@ -130,3 +130,51 @@ class ValidationReport(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._writer is not None:
             self._writer.close()
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Zeroes a stateful model's carried state when each epoch and each evaluation starts, so
+    every pass over a stream starts from the beginning (truncated back-propagation)."""
+
+    def _reset(self, *_):
+        self.model.reset_states()
+
+    on_epoch_begin = on_test_begin = _reset
+
+
+class PerplexityLogger(keras.callbacks.Callback):
+    """Adds `perplexity` and `val_perplexity` (exp of the mean token loss) to the epoch logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for key in ("loss", "val_loss"):
+            if key in logs:
+                logs[key.replace("loss", "perplexity")] = float(np.exp(min(logs[key], 50.0)))
+
+
+class LMSamples(keras.callbacks.Callback):
+    """Writes text generated from fixed prompts to TensorBoard (Text tab) after every epoch.
+
+    Args:
+        log_dir: TensorBoard folder for the samples.
+        sample: callable(model) → list of continuations, one per prompt.
+        prompts: the prompts, shown beside their continuations.
+    """
+
+    def __init__(self, log_dir, sample, prompts):
+        super().__init__()
+        self.log_dir, self.sample, self.prompts = log_dir, sample, prompts
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        texts = self.sample(self.model)
+        rows = ["| prompt | continuation |", "|---|---|"] + [
+            f"| `{p!r}` | `{t!r}` |" for p, t in zip(self.prompts, texts)]
+        with self._writer.as_default():
+            tf.summary.text("samples", "\n".join(rows), step=epoch)
+        self._writer.flush()

@@ -1,4 +1,4 @@
-"""Learning-rate schedules: linear warmup, then constant, cosine or linear decay."""
+"""Learning-rate schedules: linear warmup, then constant, cosine, linear or per-epoch step decay."""
 
 import math
 
@@ -7,13 +7,20 @@ import keras
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup to `peak` over `warmup_steps`, then `decay` (none | cosine | linear) to 0."""
+    """Linear warmup to `peak` over `warmup_steps`, then `decay`: none, cosine or linear (to
+    `floor` × peak at the last step), or step (× `decay_rate` every epoch from epoch
+    `decay_start_epoch`, counting from 1: the Zaremba / TensorFlow PTB schedule)."""
 
-    def __init__(self, peak, total_steps, warmup_steps=0, decay="none"):
+    def __init__(self, peak, total_steps, warmup_steps=0, decay="none", floor=0.0,
+                 steps_per_epoch=1, decay_rate=0.5, decay_start_epoch=1):
         self.peak = float(peak)
         self.total_steps = max(int(total_steps), 1)
         self.warmup_steps = int(warmup_steps)
         self.decay = decay
+        self.floor = float(floor)
+        self.steps_per_epoch = max(int(steps_per_epoch), 1)
+        self.decay_rate = float(decay_rate)
+        self.decay_start_epoch = int(decay_start_epoch)
 
     def __call__(self, step):
         step = keras.ops.cast(step, "float32")
@@ -21,26 +28,36 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         span = max(self.total_steps - self.warmup_steps, 1)
         progress = keras.ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
         if self.decay == "cosine":
-            factor = 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+            factor = self.floor + (1.0 - self.floor) * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
         elif self.decay == "linear":
-            factor = 1.0 - progress
+            factor = 1.0 - (1.0 - self.floor) * progress
+        elif self.decay == "step":
+            epoch = keras.ops.floor(step / self.steps_per_epoch) + 1.0
+            factor = keras.ops.power(self.decay_rate,
+                                     keras.ops.maximum(epoch - self.decay_start_epoch + 1.0, 0.0))
         else:
             factor = 1.0
         return self.peak * keras.ops.minimum(warmup, factor) if self.warmup_steps else self.peak * factor
 
     def get_config(self):
         return {"peak": self.peak, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps, "decay": self.decay}
+                "warmup_steps": self.warmup_steps, "decay": self.decay, "floor": self.floor,
+                "steps_per_epoch": self.steps_per_epoch, "decay_rate": self.decay_rate,
+                "decay_start_epoch": self.decay_start_epoch}
 
 
-def make_optimizer(train_cfg, total_steps):
+def make_optimizer(train_cfg, total_steps, steps_per_epoch=1):
     """The optimizer `train.optimizer` names, with the warmup/decay schedule."""
     rate = train_cfg.learning_rate
     if train_cfg.warmup_steps or train_cfg.decay != "none":
-        rate = WarmupDecay(rate, total_steps, train_cfg.warmup_steps, train_cfg.decay)
-    common = {"learning_rate": rate, "clipnorm": train_cfg.clipnorm}
+        rate = WarmupDecay(rate, total_steps, train_cfg.warmup_steps, train_cfg.decay,
+                           floor=train_cfg.min_learning_rate / train_cfg.learning_rate,
+                           steps_per_epoch=steps_per_epoch, decay_rate=train_cfg.decay_rate,
+                           decay_start_epoch=train_cfg.decay_start_epoch)
+    common = {"learning_rate": rate, "global_clipnorm": train_cfg.clipnorm}
     if train_cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(weight_decay=train_cfg.weight_decay, **common)
+        return keras.optimizers.AdamW(weight_decay=train_cfg.weight_decay,
+                                      beta_2=train_cfg.beta_2, **common)
     if train_cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(momentum=0.9, **common)
-    return keras.optimizers.Adam(**common)
+        return keras.optimizers.SGD(momentum=train_cfg.momentum, **common)
+    return keras.optimizers.Adam(beta_2=train_cfg.beta_2, **common)

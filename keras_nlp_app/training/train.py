@@ -75,42 +75,14 @@ def _task(cfg):
     return TASKS[cfg.task]
 
 
-def _learn_or_load_assets(cfg, run_dir, train_examples):
-    """Tokenizer and label space from the run's assets when resuming, else learned from train."""
-    from keras_nlp_app.text import tokenizers
-
-    task = _task(cfg)
-    assets = os.path.join(run_dir, "assets")
-    if task.LabelSpace.exists(assets) and os.path.exists(os.path.join(assets, "tokenizer.json")):
-        return tokenizers.load_tokenizer(assets), task.LabelSpace.load(assets)
-    tok_cfg = cfg.tokenizer
-    tokenizer = tokenizers.learn_tokenizer(
-        train_examples.texts, kind=tok_cfg.kind, vocab_size=tok_cfg.vocab_size,
-        min_count=tok_cfg.min_count, lowercase=tok_cfg.lowercase)
-    space = task.label_space(train_examples, cfg.data.multi_label)
-    tokenizers.save_tokenizer(tokenizer, assets)
-    space.save(assets)
-    return tokenizer, space
-
-
 def build_preprocessor(cfg, tokenizer):
-    from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
-
-    tok = cfg.tokenizer
-    try:
-        return ClassifierPreprocessor(tokenizer, tok.sequence_length, truncation=tok.truncation,
-                                      ngrams=tok.ngrams, ngram_buckets=tok.ngram_buckets)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    """The task's preprocessor layer (strings → model inputs) around a tokenizer."""
+    return _task(cfg).build_preprocessor(cfg, tokenizer)
 
 
 def build_run_model(cfg, preprocessor, space):
-    from keras_nlp_app.models import build_model
-
-    task = _task(cfg)
-    return build_model(cfg.model.name, vocab_size=preprocessor.input_vocabulary_size,
-                       sequence_length=preprocessor.sequence_length * max(preprocessor.ngrams, 1),
-                       **task.classifier_kwargs(space), **cfg.model.params)
+    """The run's model for prediction and export (not the training variant)."""
+    return _task(cfg).build_model(cfg, preprocessor, space)
 
 
 @dataclasses.dataclass
@@ -120,27 +92,21 @@ class RestoredRun:
     cfg: object
     preprocessor: object
     model: object
-    space: object  # the task's label space
+    space: object  # the task's label space; None for tasks without labels
 
     def serve(self, text):
         """The serving signature's outputs for a `[B]` string tensor: what export writes out
         and what predicting with a run folder computes."""
-        task = _task(self.cfg)
-        return task.serving_outputs(
-            task.probabilities(self.model(self.preprocessor(text), training=False)), self.space,
-            self.cfg.model.top_k)
+        return _task(self.cfg).serve(self, text)
 
 
 def read_run(run_dir):
-    """(config, label space) of a run folder, without TensorFlow."""
+    """(config, label space or None) of a run folder, without TensorFlow."""
     saved = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(saved):
         raise UserError(f"{run_dir}: not a run folder (no config.yaml)")
     cfg = config_lib.config_from_dict(_read_yaml(saved))
-    assets = os.path.join(run_dir, "assets")
-    if not _task(cfg).LabelSpace.exists(assets):
-        raise UserError(f"{run_dir}: the run has no assets yet; train it first")
-    return cfg, _task(cfg).LabelSpace.load(assets)
+    return cfg, _task(cfg).read_assets(os.path.join(run_dir, "assets"))
 
 
 def restore_run(run_dir):
@@ -195,9 +161,10 @@ def train(cfg, run_dir=None):
     # Data and settings are checked before TensorFlow starts, so bad input fails fast and quietly.
     train_examples, validation_examples = task.load_splits(cfg.data, cfg.train.seed)
     for examples in (train_examples, validation_examples):
-        if examples is not None and examples.report.skipped:
-            log.warning("%s: skipped %d malformed lines (first: %s)", examples.report.path,
-                        examples.report.skipped, examples.report.first_skipped)
+        report = getattr(examples, "report", None)
+        if report is not None and report.skipped:
+            log.warning("%s: skipped %d malformed lines (first: %s)", report.path,
+                        report.skipped, report.first_skipped)
 
     valid_monitors = task.monitorable(cfg.data, validation_examples is not None)
     if cfg.train.monitor not in valid_monitors:
@@ -208,7 +175,6 @@ def train(cfg, run_dir=None):
 
     import keras
 
-    from keras_nlp_app.data.pipelines import make_dataset
     from keras_nlp_app.training import callbacks as callbacks_lib
     from keras_nlp_app.training.schedules import make_optimizer
     from keras_nlp_app.training.strategy import get_strategy, is_chief
@@ -218,35 +184,27 @@ def train(cfg, run_dir=None):
     strategy = get_strategy(cfg.train.strategy)
     chief = is_chief(strategy)
     _prepare_run_dir(cfg, run_dir)
-    tokenizer, space = _learn_or_load_assets(cfg, run_dir, train_examples)
+    tokenizer, space = task.prepare_assets(cfg, train_examples, os.path.join(run_dir, "assets"))
     preprocessor = build_preprocessor(cfg, tokenizer)
 
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.train.batch_size * replicas
-    train_encoded = task.encode(train_examples, space)
-    pipeline = dict(preprocessor=preprocessor, batch_size=global_batch, seed=cfg.train.seed,
-                    sort_window=cfg.train.sort_window)
-    train_data = make_dataset(
-        train_examples.texts, task.targets(train_encoded, space), training=True,
-        weights=task.example_weights(train_encoded, space, cfg.train.class_weight), **pipeline)
-    validation_data = None
-    if validation_examples is not None:
-        validation_encoded = task.encode(validation_examples, space)
-        validation_data = make_dataset(
-            validation_examples.texts, task.targets(validation_encoded, space), training=False,
-            **pipeline)
-
-    steps_per_epoch = cfg.train.steps_per_epoch or -(-len(train_examples.texts) // global_batch)
+    train_data, validation_data, steps_per_pass = task.datasets_for(
+        cfg, preprocessor, space, train_examples, validation_examples, global_batch)
+    steps_per_epoch = cfg.train.steps_per_epoch or steps_per_pass
     with strategy.scope():
-        model = build_run_model(cfg, preprocessor, space)
-        model.compile(optimizer=make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs),
-                      **task.compile_arguments(space, cfg.train.label_smoothing))
+        model = task.build_model(cfg, preprocessor, space, training=True, batch_size=global_batch)
+        model.compile(optimizer=make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs,
+                                               steps_per_epoch),
+                      steps_per_execution=cfg.train.steps_per_execution,
+                      **task.compile_arguments(cfg, space))
 
     checkpoints = os.path.join(run_dir, "checkpoints")
     best_path = os.path.join(checkpoints, "best.weights.h5")
     callbacks = [
+        *task.callbacks(cfg=cfg, run_dir=run_dir, preprocessor=preprocessor, model=model,
+                        validation_data=validation_data, space=space),
         callbacks_lib.LearningRateLogger(),
-        *task.callbacks(run_dir=run_dir, validation_data=validation_data, space=space),
         keras.callbacks.BackupAndRestore(
             os.path.join(run_dir, "backup"),
             save_freq=cfg.train.backup_every_steps or "epoch", delete_checkpoint=True),
@@ -259,12 +217,12 @@ def train(cfg, run_dir=None):
     if cfg.train.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=cfg.train.monitor, patience=cfg.train.early_stopping_patience,
-            mode="min" if "loss" in cfg.train.monitor else "max"))
+            mode="min" if "loss" in cfg.train.monitor or "perplexity" in cfg.train.monitor
+            else "max"))
 
-    fit_data = train_data.repeat() if cfg.train.steps_per_epoch else train_data
     history = model.fit(
-        fit_data, validation_data=validation_data, epochs=cfg.train.epochs,
-        steps_per_epoch=cfg.train.steps_per_epoch, callbacks=callbacks, shuffle=False,
+        train_data.repeat(), validation_data=validation_data, epochs=cfg.train.epochs,
+        steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
         verbose=_verbosity(cfg.train.verbose))
 
     if not chief:
@@ -275,18 +233,11 @@ def train(cfg, run_dir=None):
                os.path.join(checkpoints, "last.weights.h5"))
     if os.path.exists(best_path):
         model.load_weights(best_path)
-    result = {"task": cfg.task, "train_examples": len(train_examples.texts),
-              "epochs_run": len(history.epoch), "train_seconds": round(time.time() - started, 1),
+    result = {"task": cfg.task, "epochs_run": len(history.epoch), "train_seconds": round(time.time() - started, 1),
               "replicas": replicas, "global_batch_size": global_batch}
-    if validation_examples is not None:
-        probs = task.predict(preprocessor, model, validation_examples.texts)
-        if space.multi_label and cfg.train.tune_thresholds:
-            space.thresholds = task.tune_thresholds(validation_encoded, probs)
-            space.save(os.path.join(run_dir, "assets"))
-        report = task.evaluate(validation_encoded, probs, space)
-        result.update({k: report[k] for k in ("examples", "accuracy", "macro_f1", "micro_f1")
-                       if k in report})
+    if hasattr(train_examples, "texts"):
+        result["train_examples"] = len(train_examples.texts)
+    result.update(task.final_metrics(cfg, preprocessor, model, space, validation_examples, run_dir))
     result["parameters"] = int(model.count_params())
     _write_json(os.path.join(run_dir, "metrics.json"), result)
     return run_dir
-

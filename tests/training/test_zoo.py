@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nlp_app.config import load_config
+from keras_nlp_app.config import Config, load_config
 from keras_nlp_app.export.saved_model import export_run
 from keras_nlp_app.inference import evaluate, load_predictor
 from keras_nlp_app.models import MODELS
@@ -27,7 +27,7 @@ SMALL_PARAMS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(n for n in MODELS if n.endswith("_classifier")))
 def test_each_factory_trains_a_few_steps_and_exports(name, easy_files, tmp_path):
     extra = {"model.name": name, "model.params": SMALL_PARAMS[name], "train.epochs": 1,
              "train.steps_per_epoch": 3}
@@ -72,7 +72,7 @@ def test_class_weights_scale_each_example_loss(easy_files, tmp_path):
     weights = classification.example_weights(ids, space, "balanced")
     preprocessor = ClassifierPreprocessor(tokenizers.learn_tokenizer(texts), 8)
     model = build_model("fasttext_classifier", vocab_size=preprocessor.input_vocabulary_size)
-    model.compile(**classification.compile_arguments(space))
+    model.compile(**classification.compile_arguments(Config(), space))
     targets = classification.targets(ids, space)
     weighted = make_dataset(texts, targets, preprocessor, batch_size=8, training=False, weights=weights)
     plain = make_dataset(texts, targets, preprocessor, batch_size=8, training=False)

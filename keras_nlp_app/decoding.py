@@ -1,0 +1,285 @@
+"""Autoregressive decoding: greedy, sampling (temperature, top-k, top-p, repetition penalty) and
+beam search with a length penalty, for any model that offers the decoding interface below.
+
+Each loop is a `tf.while_loop` inside a `tf.function(jit_compile=True)`: XLA compiles it once per
+(batch, buffer length) shape, and `decode_ids` pads both to buckets, so calls with new prompt
+lengths or new settings reuse the compiled loop (the settings are tensors, not constants).
+
+Decoding interface of a model (models/transformer_lm.py, models/lstm_lm.py):
+    model(tokens [B, T]) → logits [B, T, V]              the uncached path
+    model.init_cache(B) → nested tensors, batch on axis 1
+    model.decode_step(token [B], cache, index) → (logits [B, V], cache)
+    model.prefill(tokens [B, W]) → cache holding positions 0..W-1
+    model.context_length → longest window, or None (recurrent models)
+
+Prompts are left-aligned in a token buffer; row b's prompt is `prompt_lengths[b]` tokens long
+and it gets `max_new_tokens` more. Every position is fed through the step function (prompt
+tokens are forced rather than sampled), so rows with different prompt lengths share one loop.
+When a window-limited model reaches its context length, the window moves on by half a context:
+the cache is rebuilt from the last half in one parallel pass. The uncached path uses the same
+windows, so both give the same tokens.
+
+Example:
+    tokens = decode_ids(model, [[5, 9, 2]], max_new_tokens=20, temperature=0.8, top_k=40, seed=1)
+"""
+
+import tensorflow as tf
+
+STRATEGIES = ("greedy", "sample", "top_k", "top_p", "beam")
+_NEG = -1e9
+_LENGTH_BUCKET = 64
+
+
+def apply_repetition_penalty(logits, presence, penalty):
+    """CTRL's repetition penalty: logits of tokens already present are divided by `penalty`
+    when positive and multiplied by it when negative (penalty 1 changes nothing)."""
+    penalized = tf.where(logits > 0, logits / penalty, logits * penalty)
+    return tf.where(presence, penalized, logits)
+
+
+def filter_logits(logits, top_k, top_p):
+    """Masks (to a large negative value) every logit outside the `top_k` best (0: no limit) and
+    outside the smallest set whose probability reaches `top_p` (1.0: no limit).
+
+    Args:
+        logits: `[B, V]` float.
+        top_k: int scalar tensor.
+        top_p: float scalar tensor.
+    """
+    vocab = tf.shape(logits)[-1]
+    k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
+    ranked = tf.sort(logits, axis=-1, direction="DESCENDING")
+    kth_best = tf.gather(ranked, k - 1, axis=-1)[:, None]
+    logits = tf.where(logits < kth_best, _NEG, logits)
+    ranked = tf.where(tf.range(vocab)[None, :] < k, ranked, _NEG)
+    probabilities = tf.nn.softmax(ranked, axis=-1)
+    mass_before = tf.cumsum(probabilities, axis=-1, exclusive=True)
+    keep = mass_before < top_p
+    threshold = tf.reduce_min(tf.where(keep, ranked, tf.float32.max), axis=-1, keepdims=True)
+    return tf.where(logits < threshold, _NEG, logits)
+
+
+def _mask_special(logits):
+    """Padding (id 0) and the unknown token (id 1) are never generated."""
+    return tf.where(tf.range(tf.shape(logits)[-1])[None, :] < 2, _NEG, tf.cast(logits, tf.float32))
+
+
+def choose_next(logits, presence, step_seed, temperature, top_k, top_p, repetition_penalty):
+    """The next token of every row: argmax when `temperature` is 0, else a seeded sample from
+    the filtered, temperature-scaled distribution. Ids 0 and 1 are never chosen."""
+    logits = apply_repetition_penalty(_mask_special(logits), presence, repetition_penalty)
+    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    scaled = filter_logits(logits / tf.maximum(temperature, 1e-6), top_k, top_p)
+    sampled = tf.random.stateless_categorical(scaled, 1, step_seed, dtype=tf.int32)[:, 0]
+    return tf.where(temperature > 0, sampled, greedy)
+
+
+def _stop_mask(tokens, stop_ids):
+    stop = tf.zeros_like(tokens, tf.bool)
+    for stop_id in stop_ids:
+        stop |= tf.equal(tokens, stop_id)
+    return stop
+
+
+class _Window:
+    """The context window a position sees: its start moves by half a context when it fills."""
+
+    def __init__(self, model, buffer_length):
+        self.model = model
+        self.context = model.context_length
+        self.width = tf.minimum(self.context, buffer_length) if self.context else buffer_length
+
+    def advance(self, index, start, cache, tokens, use_cache):
+        if not self.context:
+            return start, cache
+        half = self.context // 2
+        full = index - start >= self.context
+        start = tf.where(full, start + half, start)
+        if use_cache:
+            cache = tf.cond(
+                full,
+                lambda: self.model.prefill(tf.slice(tokens, [0, start], [-1, half])),
+                lambda: cache)
+        return start, cache
+
+    def logits(self, index, start, cache, tokens, use_cache):
+        """Next-token logits `[B, V]` for the token at `index`, and the new cache."""
+        if use_cache:
+            return self.model.decode_step(tokens[:, index], cache, index - start)
+        window = tf.slice(tokens, [0, start], [-1, self.width])
+        return self.model(window, training=False)[:, index - start], cache
+
+
+def _presence(tokens, vocab):
+    """`[B, V]` bool: which (non-padding) ids occur in each row of `tokens [B, L]`."""
+    rows = tf.broadcast_to(tf.range(tf.shape(tokens)[0])[:, None], tf.shape(tokens))
+    indices = tf.reshape(tf.stack([rows, tokens], axis=-1), [-1, 2])
+    counts = tf.scatter_nd(indices, tf.reshape(tf.cast(tokens > 0, tf.int32), [-1]),
+                           [tf.shape(tokens)[0], vocab])
+    return counts > 0
+
+
+def _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, top_k, top_p,
+                   repetition_penalty, seed, stop_ids, use_cache):
+    batch = tf.shape(tokens)[0]
+    buffer_length = tf.shape(tokens)[1]
+    window = _Window(model, buffer_length)
+    # room past the end, so a moved window can always be sliced at full width
+    tokens = tf.pad(tokens, [[0, 0], [0, window.width]])
+    vocab = model.vocab_size
+    presence = _presence(tokens, vocab)
+    ends = tf.minimum(prompt_lengths + max_new_tokens, buffer_length)
+    last = tf.reduce_max(ends) - 1
+    cache = model.init_cache(batch) if use_cache else {}
+    finished = tf.zeros([batch], tf.bool)
+
+    def body(index, tokens, cache, presence, finished, start):
+        start, cache = window.advance(index, start, cache, tokens, use_cache)
+        logits, cache = window.logits(index, start, cache, tokens, use_cache)
+        chosen = choose_next(logits, presence, tf.stack([seed, index]), temperature, top_k, top_p,
+                             repetition_penalty)
+        position = index + 1
+        in_prompt = position < prompt_lengths
+        following = tf.where(in_prompt, tokens[:, position], chosen)
+        following = tf.where(finished | (position >= ends), 0, following)
+        tokens = tf.tensor_scatter_nd_update(
+            tokens, tf.stack([tf.range(batch), tf.fill([batch], position)], axis=1), following)
+        presence |= (tf.one_hot(following, vocab) > 0) & (following > 0)[:, None]
+        finished |= ~in_prompt & _stop_mask(following, stop_ids)
+        return index + 1, tokens, cache, presence, finished, start
+
+    def cond(index, tokens, cache, presence, finished, start):
+        return (index < last) & ~tf.reduce_all(finished)
+
+    _, tokens, *_ = tf.while_loop(
+        cond, body, (tf.constant(0), tokens, cache, presence, finished, tf.constant(0)))
+    return tokens[:, :buffer_length]
+
+
+def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_penalty,
+               stop_ids, use_cache):
+    batch = tf.shape(tokens)[0]
+    buffer_length = tf.shape(tokens)[1]
+    flat = batch * beam_size
+    window = _Window(model, buffer_length)
+    tokens = tf.repeat(tf.pad(tokens, [[0, 0], [0, window.width]]), beam_size, axis=0)
+    ends = tf.repeat(tf.minimum(prompt_lengths + max_new_tokens, buffer_length), beam_size)
+    row_prompt = tf.repeat(prompt_lengths, beam_size)
+    last = tf.reduce_max(ends) - 1
+    vocab = model.vocab_size
+    # only the first beam of each row is alive at first, so the first choice is not repeated
+    scores = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG)], 0), [batch])
+    finished = tf.zeros([flat], tf.bool)
+    cache = model.init_cache(flat) if use_cache else {}
+    pad_only = tf.one_hot(0, vocab, on_value=0.0, off_value=_NEG)
+
+    def body(index, tokens, cache, scores, finished, start):
+        start, cache = window.advance(index, start, cache, tokens, use_cache)
+        logits, cache = window.logits(index, start, cache, tokens, use_cache)
+        position = index + 1
+        log_probs = _mask_special(tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1))
+        done = finished | (position >= ends)
+        log_probs = tf.where(done[:, None], pad_only[None, :], log_probs)
+        candidates = tf.reshape(scores[:, None] + log_probs, [batch, beam_size * vocab])
+        best, best_index = tf.math.top_k(candidates, k=beam_size)
+        source_beam = best_index // vocab
+        parents = tf.reshape(source_beam + tf.range(batch)[:, None] * beam_size, [flat])
+        chosen = tf.reshape(best_index % vocab, [flat])
+        in_prompt = position < row_prompt
+        # prompt positions keep every beam where it is and force the prompt token
+        parents = tf.where(in_prompt, tf.range(flat), parents)
+        new_scores = tf.where(in_prompt, scores, tf.reshape(best, [flat]))
+        tokens = tf.gather(tokens, parents)
+        finished = tf.gather(finished, parents)
+        cache = tf.nest.map_structure(lambda c: tf.gather(c, parents, axis=1), cache)
+        following = tf.where(in_prompt, tokens[:, position], chosen)
+        tokens = tf.tensor_scatter_nd_update(
+            tokens, tf.stack([tf.range(flat), tf.fill([flat], position)], axis=1), following)
+        finished |= ~in_prompt & _stop_mask(following, stop_ids)
+        return index + 1, tokens, cache, new_scores, finished, start
+
+    def cond(index, tokens, cache, scores, finished, start):
+        return (index < last) & ~tf.reduce_all(finished)
+
+    _, tokens, _, scores, _, _ = tf.while_loop(
+        cond, body, (tf.constant(0), tokens, cache, scores, finished, tf.constant(0)))
+    tokens = tokens[:, :buffer_length]
+    generated = tf.reduce_sum(tf.cast(
+        (tf.range(buffer_length)[None, :] >= row_prompt[:, None]) & (tokens > 0), tf.float32), 1)
+    normalized = scores / tf.pow((5.0 + generated) / 6.0, length_penalty)
+    best = tf.argmax(tf.reshape(normalized, [batch, beam_size]), axis=1, output_type=tf.int32)
+    return tf.gather(tokens, best + tf.range(batch) * beam_size)
+
+
+def compiled_decoder(model, *, strategy="sample", beam_size=4, stop_ids=(), use_cache=True):
+    """The XLA-compiled decoding loop for `model`, memoized on the model per setting.
+
+    The returned function takes (tokens `[B, L]`, prompt_lengths `[B]`, max_new_tokens,
+    temperature, top_k, top_p, repetition_penalty, seed, length_penalty) and returns the filled
+    token buffer `[B, L]`. Sampling settings are tensors, so changing them does not recompile.
+    """
+    key = (strategy == "beam", beam_size if strategy == "beam" else 0, tuple(stop_ids), use_cache)
+    memo = model.__dict__.setdefault("_knlp_decoders", {})
+    if key in memo:
+        return memo[key]
+
+    @tf.function(jit_compile=True, input_signature=[
+        tf.TensorSpec([None, None], tf.int32, name="tokens"),
+        tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
+        *(tf.TensorSpec([], dtype, name=name) for name, dtype in (
+            ("max_new_tokens", tf.int32), ("temperature", tf.float32), ("top_k", tf.int32),
+            ("top_p", tf.float32), ("repetition_penalty", tf.float32), ("seed", tf.int32),
+            ("length_penalty", tf.float32)))])
+    def decode(tokens, prompt_lengths, max_new_tokens, temperature, top_k, top_p,
+               repetition_penalty, seed, length_penalty):
+        if strategy == "beam":
+            return _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size,
+                              length_penalty, stop_ids, use_cache)
+        return _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, top_k,
+                              top_p, repetition_penalty, seed, stop_ids, use_cache)
+
+    memo[key] = decode
+    return decode
+
+
+def bucketed_buffer(prompts, max_new_tokens):
+    """Pads ragged prompt ids `[B, None]` into a `[B', L]` buffer with B' the next power of two
+    and L a multiple of 64 covering the longest prompt plus `max_new_tokens`.
+
+    Returns (buffer, prompt_lengths `[B']`, B). Works in graph (SavedModel signatures) and eagerly.
+    """
+    prompts = prompts if isinstance(prompts, tf.RaggedTensor) else tf.ragged.constant(prompts)
+    prompts = tf.cast(prompts, tf.int32)
+    batch = prompts.nrows(out_type=tf.int32)
+    lengths = prompts.row_lengths(axis=1)
+    needed = tf.cast(tf.reduce_max(lengths), tf.int32) + tf.cast(max_new_tokens, tf.int32)
+    length = (needed + _LENGTH_BUCKET - 1) // _LENGTH_BUCKET * _LENGTH_BUCKET
+    power = tf.cast(tf.round(tf.math.log(tf.cast(batch, tf.float32)) / tf.math.log(2.0)), tf.int32)
+    rows = tf.bitwise.left_shift(1, power)
+    rows = tf.where(rows >= batch, rows, 2 * rows)
+    buffer = prompts.to_tensor(0)
+    buffer = tf.pad(buffer, [[0, rows - batch], [0, length - tf.shape(buffer)[1]]])
+    prompt_lengths = tf.pad(tf.cast(lengths, tf.int32), [[0, rows - batch]], constant_values=1)
+    return buffer, prompt_lengths, batch
+
+
+def decode_ids(model, prompts, *, max_new_tokens=32, strategy="sample", temperature=1.0,
+               top_k=0, top_p=1.0, repetition_penalty=1.0, beam_size=4, length_penalty=0.6,
+               seed=0, stop_ids=(), use_cache=True):
+    """Decodes continuations of `prompts` (lists of ids, each non-empty) and returns the whole
+    `[B, L]` buffer: prompt, generated tokens, then zeros.
+
+    `strategy`: greedy (argmax), sample (temperature, top_k, top_p all apply), top_k, top_p
+    (the same sampler; named for the CLI) or beam (`beam_size`, GNMT length penalty).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    buffer, prompt_lengths, batch = bucketed_buffer(prompts, max_new_tokens)
+    decode = compiled_decoder(model, strategy=strategy, beam_size=beam_size, stop_ids=stop_ids,
+                              use_cache=use_cache)
+    tokens = decode(buffer, prompt_lengths, tf.constant(max_new_tokens, tf.int32),
+                    tf.constant(0.0 if strategy == "greedy" else temperature, tf.float32),
+                    tf.constant(top_k, tf.int32), tf.constant(top_p, tf.float32),
+                    tf.constant(repetition_penalty, tf.float32), tf.constant(seed, tf.int32),
+                    tf.constant(length_penalty, tf.float32))
+    return tokens[:batch]
