@@ -62,7 +62,7 @@ def bench_family(family, steps):
 
     model = build_run_model(cfg, preprocessor, space)
     model.compile(optimizer=make_optimizer(cfg.train, steps * 2),
-                  **classification.compile_arguments(space))
+                  **classification.compile_arguments(cfg, space))
     timings = []
 
     class EpochTimer(keras.callbacks.Callback):

@@ -56,8 +56,12 @@ def make_optimizer(train_cfg, total_steps, steps_per_epoch=1):
                            decay_start_epoch=train_cfg.decay_start_epoch)
     common = {"learning_rate": rate, "global_clipnorm": train_cfg.clipnorm}
     if train_cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(weight_decay=train_cfg.weight_decay,
-                                      beta_2=train_cfg.beta_2, **common)
+        optimizer = keras.optimizers.AdamW(weight_decay=train_cfg.weight_decay,
+                                           beta_2=train_cfg.beta_2, **common)
+        # decay only matrices and embeddings, as GPT-2 / nanoGPT / BERT do: shrinking biases
+        # and LayerNorm scales toward zero only hurts
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return optimizer
     if train_cfg.optimizer == "sgd":
         return keras.optimizers.SGD(momentum=train_cfg.momentum, **common)
     return keras.optimizers.Adam(beta_2=train_cfg.beta_2, **common)

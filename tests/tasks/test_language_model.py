@@ -1,0 +1,198 @@
+"""The language-model task: streams, windows, exact perplexity, training, export, CLI."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nlp_app.config import load_config
+from keras_nlp_app.tasks import language_model as lm
+from keras_nlp_app.text import tokenizers
+from keras_nlp_app.text.preprocessors import LMPreprocessor
+from tests.test_decoding import BigramLM, log_softmax, random_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def write(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return str(path)
+
+
+def char_preprocessor(text):
+    return LMPreprocessor(tokenizers.learn_tokenizer([text], kind="char"), sequence_length=8)
+
+
+def test_word_level_streams_end_every_line_with_eos():
+    tokenizer = tokenizers.learn_tokenizer(["a b", "c"], kind="whitespace", reserved=["<eos>"])
+    preprocessor = LMPreprocessor(tokenizer, 4)
+    stream = lm.token_stream(preprocessor, lm.Corpus("x", ["a b\nc\n\na\n"]))
+    words = [tokenizer.vocabulary[i] for i in stream]
+    assert words == ["a", "b", "<eos>", "c", "<eos>", "<eos>", "a", "<eos>"]
+    # the scoring side tokenizes a text the same way: one <eos> per line
+    ids = preprocessor.ragged_ids(tf.constant(["a b\nc\n"])).numpy()[0].tolist()
+    assert ids == stream[:5].tolist()
+
+
+def test_char_and_byte_streams_keep_the_text_exactly():
+    text = "To be,\nor not — to be.\n"
+    preprocessor = char_preprocessor(text)
+    stream = lm.token_stream(preprocessor, lm.Corpus("x", [text]))
+    assert preprocessor.detokenize(stream[None]).numpy()[0].decode() == text
+    byte = LMPreprocessor(tokenizers.ByteTokenizer(), 8)
+    stream = lm.token_stream(byte, lm.Corpus("x", [text]))
+    assert len(stream) == len(text.encode())
+    assert byte.detokenize(stream[None]).numpy()[0].decode() == text
+
+
+def test_validation_windows_cover_the_stream_in_order_and_training_windows_shuffle():
+    from keras_nlp_app.data.pipelines import lm_stream_batches, lm_windows
+
+    stream = np.arange(2, 203, dtype=np.int32)  # 201 tokens → 200 predictions
+    data, steps = lm_windows(stream, 2, 10, training=False)
+    batches = list(data.as_numpy_iterator())
+    assert steps == len(batches) == 10
+    inputs = np.concatenate([x for x, _ in batches]).ravel()
+    targets = np.concatenate([y for _, y in batches]).ravel()
+    assert np.array_equal(inputs, stream[:200]) and np.array_equal(targets, stream[1:201])
+    train, _ = lm_windows(stream, 2, 10, training=True, seed=1)
+    x, y = next(iter(train))
+    assert np.array_equal(x.numpy()[:, 1:], y.numpy()[:, :-1])  # targets are inputs shifted
+    # truncated BPTT: batch i + 1 continues every row of batch i
+    data, steps = lm_stream_batches(stream, 4, 5)
+    (x0, y0), (x1, _) = list(data.take(2).as_numpy_iterator())
+    assert steps == 10 and np.array_equal(x1[:, 0], y0[:, -1])
+    assert np.array_equal(x0[1], stream[50:55])
+
+
+def test_perplexity_is_total_nll_over_total_tokens_by_hand():
+    table = random_table(7, 3)
+    model = BigramLM(table)
+    model.context_length = 4  # windows restart the context; a bigram model cannot tell
+    stream = np.random.default_rng(0).integers(2, 7, size=23).astype(np.int32)
+    report = lm.evaluate_stream(model, stream, batch_windows=2)
+    log_probs = log_softmax(table)
+    nll = -sum(log_probs[a, b] for a, b in zip(stream[:-1], stream[1:]))
+    assert report["tokens"] == 22
+    assert report["loss"] == pytest.approx(nll / 22, abs=1e-4)
+    assert report["perplexity"] == pytest.approx(math.exp(nll / 22), rel=1e-3)
+
+
+def test_scores_start_from_the_line_start_token_by_hand():
+    text = "abcab\n"
+    preprocessor = char_preprocessor(text)
+    table = random_table(preprocessor.vocabulary_size, 4)
+    model = BigramLM(table)
+    outputs = lm.score_texts(model, preprocessor, tf.constant(["abc", "ba"]))
+    log_probs = log_softmax(table)
+    ids = [preprocessor.tokenizer.vocabulary.index(c) for c in "abc"]
+    expected = sum(log_probs[a, b] for a, b in zip([preprocessor.bos_id] + ids, ids))
+    assert outputs["num_tokens"].numpy().tolist() == [3, 2]
+    assert outputs["log_prob"].numpy()[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_holdout_is_the_last_fraction_of_the_text(tmp_path):
+    path = write(tmp_path / "t.txt", "0123456789" * 10)
+    cfg = load_config([], ["task=lm", "data.dataset=null", f"data.train_file={path}",
+                           "data.holdout_fraction=0.1"])
+    train, validation = lm.load_splits(cfg.data, 0)
+    assert train.documents == ["0123456789" * 9] and validation.documents == ["0123456789"]
+
+
+PATTERN = "the quick brown fox jumps over the lazy dog.\n"
+
+
+@pytest.fixture(scope="module")
+def trained_lm(tmp_path_factory):
+    """One tiny character-level Transformer LM trained on a repeated sentence (one fit)."""
+    from keras_nlp_app.training.train import train
+
+    folder = tmp_path_factory.mktemp("lm")
+    write(folder / "train.txt", PATTERN * 300)
+    write(folder / "valid.txt", PATTERN * 20)
+    cfg = load_config(["configs/shakespeare_char.yaml"], [
+        "data.dataset=null", f"data.train_file={folder / 'train.txt'}",
+        f"data.validation_file={folder / 'valid.txt'}", "data.holdout_fraction=0.0",
+        "tokenizer.sequence_length=32",
+        "model.params={num_layers: 1, num_heads: 2, hidden_dim: 32}",
+        "train.epochs=2", "train.steps_per_epoch=60", "train.steps_per_execution=20",
+        "train.batch_size=16", "train.learning_rate=0.01", "train.warmup_steps=10",
+        "train.verbose=0"])
+    return train(cfg, str(folder / "run"))
+
+
+def test_a_transformer_lm_learns_an_easy_text_and_logs_samples(trained_lm):
+    with open(os.path.join(trained_lm, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["perplexity"] < 1.5  # uniform over ~30 characters would be ~30
+    samples = os.path.join(trained_lm, "logs", "samples")
+    assert os.path.isdir(samples) and os.listdir(samples)
+    from keras_nlp_app.inference import generate
+
+    text = generate(trained_lm, ["the quick "], max_new_tokens=20, strategy="greedy")[0]
+    assert text.startswith("brown fox jumps")
+
+
+def test_the_exported_signatures_run_without_this_package(trained_lm, tmp_path):
+    from keras_nlp_app.export.saved_model import export_run
+
+    exported = export_run(trained_lm, str(tmp_path / "lm"))
+    script = f"""
+import sys, json
+import tensorflow as tf, tensorflow_text
+m = tf.saved_model.load({exported!r})
+out = m.signatures["generate"](prompt=tf.constant(["the quick ", "over the "]),
+    max_new_tokens=tf.constant(12), temperature=tf.constant(0.0), top_k=tf.constant(0),
+    top_p=tf.constant(1.0), seed=tf.constant(0))
+scores = m.signatures["serving_default"](text=tf.constant(["the lazy dog.", "zzqx"]))
+beam = m.signatures["beam_search"](prompt=tf.constant(["the lazy "]), max_new_tokens=tf.constant(4))
+assert not any(name.startswith(("keras_nlp_app", "keras_hub")) for name in sys.modules)
+print(json.dumps({{"text": [t.decode() for t in out["text"].numpy()],
+                   "log_prob": scores["log_prob"].numpy().tolist(),
+                   "num_tokens": scores["num_tokens"].numpy().tolist(),
+                   "beam": beam["continuation"].numpy()[0].decode()}}))
+"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, cwd=str(tmp_path), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["text"][0].startswith("the quick brown fox")
+    assert result["text"][1].startswith("over the lazy dog")
+    assert result["num_tokens"] == [13, 4]
+    assert result["log_prob"][0] > result["log_prob"][1]  # the seen sentence is far likelier
+    assert result["beam"] == "dog."
+
+
+def test_knlp_evaluate_and_generate_on_an_lm(trained_lm):
+    from keras_nlp_app.cli import main
+
+    assert main(["evaluate", trained_lm, "--json"]) == 0
+    assert main(["generate", trained_lm, "--prompt", "the lazy", "--strategy", "beam",
+                 "--max-new-tokens", "5", "--stop", "."]) == 0
+
+
+def run_cli(*args, data_dir=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "keras_nlp_app", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=300)
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "holds no text"),
+    (b"good text\n\xff\xfe bad bytes\n", "train.txt:2: not valid UTF-8"),
+])
+def test_bad_lm_training_text_is_refused_in_one_line(tmp_path, content, message):
+    path = tmp_path / "train.txt"
+    path.write_bytes(content)
+    done = run_cli("train", "configs/shakespeare_char.yaml", "--set", "data.dataset=null",
+                   "--set", f"data.train_file={path}", "--run-dir", str(tmp_path / "run"))
+    assert done.returncode == 2
+    assert message in done.stderr and str(path) in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

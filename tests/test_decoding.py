@@ -1,0 +1,194 @@
+"""Decoding strategies on toy models whose logits are known, and cached = uncached decoding."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nlp_app import decoding
+
+
+class BigramLM:
+    """A model whose next-token logits depend only on the current token: `table[token]`."""
+
+    context_length = None
+
+    def __init__(self, table):
+        self.table = tf.constant(table, tf.float32)
+        self.vocab_size = len(table)
+
+    def __call__(self, tokens, training=False):
+        return tf.gather(self.table, tokens)
+
+    def init_cache(self, batch_size):
+        return {"unused": tf.zeros([1, batch_size])}
+
+    def decode_step(self, token, cache, index):
+        return tf.gather(self.table, token), cache
+
+
+def log_softmax(rows):
+    rows = np.asarray(rows, np.float64)
+    rows = rows - rows.max(-1, keepdims=True)
+    return rows - np.log(np.exp(rows).sum(-1, keepdims=True))
+
+
+def random_table(vocab, seed):
+    return np.random.default_rng(seed).normal(size=(vocab, vocab)).astype(np.float32) * 2
+
+
+def continuation(tokens, prompt_length, count):
+    return tokens.numpy()[0, prompt_length:prompt_length + count].tolist()
+
+
+def test_greedy_follows_the_argmax_chain_and_never_emits_padding_or_unknown():
+    table = random_table(6, 0)
+    table[:, 0] = table[:, 1] = 100.0  # the special ids are the most likely and must be skipped
+    model = BigramLM(table)
+    tokens = decoding.decode_ids(model, [[3]], max_new_tokens=6, strategy="greedy")
+    expected, token = [], 3
+    for _ in range(6):
+        token = 2 + int(np.argmax(table[token, 2:]))
+        expected.append(token)
+    assert continuation(tokens, 1, 6) == expected
+
+
+def test_top_k_never_leaves_the_k_best():
+    table = random_table(12, 1)
+    model = BigramLM(table)
+    prompts = [[5]] * 256
+    tokens = decoding.decode_ids(model, prompts, max_new_tokens=1, temperature=1.5, top_k=3,
+                                 seed=7).numpy()
+    allowed = set((2 + np.argsort(-table[5, 2:])[:3]).tolist())
+    drawn = set(tokens[:, 1].tolist())
+    assert drawn <= allowed
+    assert len(drawn) > 1  # it samples, not argmax
+
+
+def test_top_p_keeps_the_smallest_set_reaching_the_mass():
+    probabilities = np.array([1e-9, 1e-9, 0.5, 0.3, 0.15, 0.05])
+    logits = tf.constant(np.log(probabilities)[None, :], tf.float32)
+    kept = decoding.filter_logits(logits, tf.constant(0), tf.constant(0.7)).numpy()[0] > -1e8
+    assert kept.tolist() == [False, False, True, True, False, False]
+    kept = decoding.filter_logits(logits, tf.constant(0), tf.constant(0.85)).numpy()[0] > -1e8
+    assert kept.tolist() == [False, False, True, True, True, False]
+    # sampling with top_p=0.7 draws only ids 2 and 3, in the renormalized 5:3 proportion
+    model = BigramLM(np.tile(np.log(probabilities), (6, 1)))
+    tokens = decoding.decode_ids(model, [[2]] * 1024, max_new_tokens=1, top_p=0.7, seed=3).numpy()
+    drawn = tokens[:, 1]
+    assert set(drawn.tolist()) == {2, 3}
+    assert abs(np.mean(drawn == 2) - 0.625) < 0.06
+
+
+def test_sampling_is_reproducible_by_seed_and_temperature_zero_is_greedy():
+    model = BigramLM(random_table(9, 2))
+    first = decoding.decode_ids(model, [[2], [4, 5]], max_new_tokens=12, top_k=5, seed=11)
+    again = decoding.decode_ids(model, [[2], [4, 5]], max_new_tokens=12, top_k=5, seed=11)
+    other = decoding.decode_ids(model, [[2], [4, 5]], max_new_tokens=12, top_k=5, seed=12)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+    cold = decoding.decode_ids(model, [[2]], max_new_tokens=8, temperature=0.0)
+    greedy = decoding.decode_ids(model, [[2]], max_new_tokens=8, strategy="greedy")
+    assert np.array_equal(cold, greedy)
+
+
+def test_repetition_penalty_steers_greedy_away_from_seen_tokens():
+    table = np.full((5, 5), -5.0, np.float32)
+    table[:, 3] = 2.0  # always most likely: greedy repeats 3 forever
+    table[:, 4] = 1.0
+    model = BigramLM(table)
+    plain = decoding.decode_ids(model, [[2]], max_new_tokens=3, strategy="greedy")
+    assert continuation(plain, 1, 3) == [3, 3, 3]
+    penalized = decoding.decode_ids(model, [[2]], max_new_tokens=3, strategy="greedy",
+                                    repetition_penalty=4.0)
+    assert continuation(penalized, 1, 3) == [3, 4, 3]  # 3: 2/4 = 0.5 > 4: 1/4
+
+
+def test_stop_ids_end_a_row_and_padding_follows():
+    table = np.full((5, 5), -5.0, np.float32)
+    table[2, 3] = table[3, 4] = table[4, 2] = 5.0  # 2 → 3 → 4 → 2 ...
+    tokens = decoding.decode_ids(BigramLM(table), [[2]], max_new_tokens=6, strategy="greedy",
+                                 stop_ids=(4,))
+    assert continuation(tokens, 1, 6) == [3, 4, 0, 0, 0, 0]
+
+
+def brute_force_best(table, start, steps):
+    log_probs = log_softmax(table)
+    best, best_score = None, -np.inf
+    for sequence in itertools.product(range(2, len(table)), repeat=steps):
+        score, previous = 0.0, start
+        for token in sequence:
+            score += log_probs[previous, token]
+            previous = token
+        if score > best_score:
+            best, best_score = list(sequence), score
+    return best
+
+
+def test_beam_search_finds_the_brute_force_best_sequence():
+    for seed in range(4):
+        table = random_table(6, 10 + seed)
+        table[:, :2] = -30.0  # the special ids carry (almost) no probability mass
+        tokens = decoding.decode_ids(BigramLM(table), [[2]], max_new_tokens=4, strategy="beam",
+                                     beam_size=16)
+        assert continuation(tokens, 1, 4) == brute_force_best(table, 2, 4)
+
+
+def test_beam_search_beats_greedy_where_the_greedy_first_step_is_a_trap():
+    table = np.full((6, 6), -30.0, np.float32)
+    table[2, 3], table[2, 4] = np.log(0.6), np.log(0.4)  # greedy takes 3 ...
+    table[3, 2:] = 0.0                                   # ... which continues uniformly (1/4)
+    table[4, 5], table[4, 2] = np.log(0.99), np.log(0.01)  # while 4 → 5 is almost sure
+    table[5, 5] = 0.0
+    model = BigramLM(table)
+    greedy = decoding.decode_ids(model, [[2]], max_new_tokens=2, strategy="greedy")
+    beam = decoding.decode_ids(model, [[2]], max_new_tokens=2, strategy="beam", beam_size=2)
+    assert continuation(greedy, 1, 1) == [3]
+    assert continuation(beam, 1, 2) == [4, 5] == brute_force_best(table, 2, 2)
+
+
+def test_prompts_of_different_lengths_share_one_compiled_loop():
+    model = BigramLM(random_table(8, 4))
+    short, _, _ = decoding.bucketed_buffer([[2, 3, 4]], 20)
+    long, _, _ = decoding.bucketed_buffer([[2, 3, 4, 5, 6, 7, 2]], 20)
+    assert short.shape == long.shape  # the same (batch, length) bucket: XLA compiles once
+    decoding.decode_ids(model, [[2, 3, 4]], max_new_tokens=20, top_k=3, seed=1)
+    decoding.decode_ids(model, [[2, 3, 4, 5, 6, 7, 2]], max_new_tokens=20, temperature=0.5, seed=2)
+    decoder = decoding.compiled_decoder(model)
+    assert decoder.experimental_get_tracing_count() == 1
+
+
+def test_each_row_keeps_its_prompt_and_gets_exactly_max_new_tokens():
+    model = BigramLM(random_table(7, 5))
+    prompts = [[2], [3, 4, 5], [6, 2]]
+    tokens = decoding.decode_ids(model, prompts, max_new_tokens=5, top_k=4, seed=0).numpy()
+    for row, prompt in zip(tokens, prompts):
+        assert row[:len(prompt)].tolist() == prompt
+        assert np.all(row[len(prompt):len(prompt) + 5] >= 2)
+        assert np.all(row[len(prompt) + 5:] == 0)
+
+
+@pytest.mark.parametrize("family", ["transformer", "lstm"])
+def test_cached_and_uncached_decoding_give_identical_tokens(family):
+    import keras
+
+    from keras_nlp_app.models.lstm_lm import build_lstm_lm
+    from keras_nlp_app.models.transformer_lm import build_transformer_lm
+
+    keras.utils.set_random_seed(3)
+    if family == "transformer":
+        # context 8 and 30 new tokens: the window moves on (and the cache is refilled) 6 times
+        model = build_transformer_lm(vocab_size=40, context_length=8, num_layers=2, num_heads=2,
+                                     hidden_dim=16)
+    else:
+        model = build_lstm_lm(vocab_size=40, units=16)
+    model(np.zeros((1, 4), np.int32))
+    prompts = [[3, 4, 5], [7], [9, 10, 11, 12, 13]]
+    cached = decoding.decode_ids(model, prompts, max_new_tokens=30, strategy="greedy")
+    uncached = decoding.decode_ids(model, prompts, max_new_tokens=30, strategy="greedy",
+                                   use_cache=False)
+    assert np.array_equal(cached.numpy(), uncached.numpy())
+    sampled = [decoding.decode_ids(model, prompts, max_new_tokens=30, top_p=0.9, seed=5,
+                                   use_cache=flag).numpy() for flag in (True, False)]
+    assert np.array_equal(*sampled)
