@@ -54,7 +54,7 @@ def filter_logits(logits, top_k, top_p):
     ranked = tf.where(tf.range(vocab)[None, :] < k, ranked, _NEG)
     probabilities = tf.nn.softmax(ranked, axis=-1)
     mass_before = tf.cumsum(probabilities, axis=-1, exclusive=True)
-    keep = mass_before < top_p
+    keep = (mass_before < top_p) | (tf.range(vocab)[None, :] == 0)  # the best always stays
     threshold = tf.reduce_min(tf.where(keep, ranked, tf.float32.max), axis=-1, keepdims=True)
     return tf.where(logits < threshold, _NEG, logits)
 

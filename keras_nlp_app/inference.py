@@ -140,6 +140,13 @@ def generate(target, prompts, *, max_new_tokens=64, strategy="sample", temperatu
         raise UserError(f"{info.path} is a {info.task} model; generate needs a language model")
     if not 0 <= max_new_tokens <= language_model.MAX_NEW_TOKENS:
         raise UserError(f"--max-new-tokens must be between 0 and {language_model.MAX_NEW_TOKENS}")
+    for ok, message in ((temperature >= 0, "--temperature must be >= 0"),
+                        (0 < top_p <= 1, "--top-p must be in (0, 1]"),
+                        (top_k >= 0, "--top-k must be >= 0 (0: no limit)"),
+                        (beam_size >= 1, "--beam-size must be >= 1"),
+                        (repetition_penalty > 0, "--repetition-penalty must be > 0")):
+        if not ok:
+            raise UserError(message)
     if strategy == "greedy":
         temperature = 0.0
     if info.is_run:

@@ -54,7 +54,7 @@ def _check_path(path):
         raise DataError("file not found", path=path)
 
 
-def _read_text(path):
+def read_text(path):
     """The whole file as str, with a clear error for missing, binary or non-UTF-8 files."""
     _check_path(path)
     try:
@@ -151,7 +151,7 @@ def _resolve_columns(path, header_fields, columns, text_field, label_field):
 def read_delimited(path, *, delimiter, text_field, label_field, header=True, columns=None,
                    on_bad_line="error"):
     """Reads TSV (tab, no quoting) or CSV (RFC 4180 quoting) with a header or named columns."""
-    text = _read_text(path)
+    text = read_text(path)
     out = _Collector(path, on_bad_line)
     if delimiter == "\t":
         rows = ((n, line.split("\t")) for n, line in _lines(text))
@@ -206,7 +206,7 @@ def _csv_rows(path, text):
 
 def read_jsonl(path, *, text_field, label_field, on_bad_line="error"):
     """Reads one JSON object per line; blank lines are ignored."""
-    text = _read_text(path)
+    text = read_text(path)
     out = _Collector(path, on_bad_line)
     for number, line in _lines(text):
         if not line.strip():
@@ -242,7 +242,7 @@ def read_jsonl(path, *, text_field, label_field, on_bad_line="error"):
 
 def read_text_lines(path, *, on_bad_line="error"):
     """Reads plain text, one example per line (unlabelled)."""
-    text = _read_text(path)
+    text = read_text(path)
     out = _Collector(path, on_bad_line)
     for number, line in _lines(text):
         out.add(number, line, None)

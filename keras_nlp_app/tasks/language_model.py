@@ -23,7 +23,8 @@ from keras_nlp_app.errors import ConfigError, DataError, UserError
 
 NAME = "lm"
 WORD_KINDS = ("word", "whitespace", "wordpiece")
-SAMPLE_PROMPTS = ("\n", "The ", "def ")
+# TensorBoard samples start from these each epoch: the line-start token alone, then a few words
+SAMPLE_PROMPTS = {"char": ("", "ROMEO:", "def "), "word": ("", "the company said", "in the")}
 MAX_NEW_TOKENS = 4096  # the export's generate signature refuses more
 
 
@@ -69,8 +70,8 @@ def read_corpus(path):
         files = sorted(os.path.join(folder, f) for folder, _, names in os.walk(path) for f in names)
         if not files:
             raise DataError("the folder holds no files", path=path)
-        return Corpus(path, [readers._read_text(f) for f in files])
-    text = readers._read_text(path)
+        return Corpus(path, [readers.read_text(f) for f in files])
+    text = readers.read_text(path)
     if not text.strip():
         raise DataError("holds no text", path=path)
     return Corpus(path, [text])
@@ -89,7 +90,7 @@ def _read_split(data_cfg, split):
         return None
     if data_cfg.dataset == "python_stdlib":
         root, files = _stdlib_split(registry_split)
-        return Corpus(root, [readers._read_text(f) for f in files])
+        return Corpus(root, [readers.read_text(f) for f in files])
     return read_corpus(datasets.split_path(data_cfg.dataset, registry_split))
 
 
@@ -241,7 +242,7 @@ def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, space):
     found = [PerplexityLogger()]
     if is_recurrent(cfg):
         found.insert(0, ResetStates())
-    prompts = [p for p in SAMPLE_PROMPTS if not preprocessor.word_level or p.strip()] or ["the"]
+    prompts = list(SAMPLE_PROMPTS["word" if preprocessor.word_level else "char"])
     found.append(LMSamples(
         os.path.join(run_dir, "logs", "samples"),
         lambda m: generate_texts(_decoding_twin(cfg, preprocessor, m), preprocessor, prompts,

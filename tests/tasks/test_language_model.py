@@ -196,3 +196,26 @@ def test_bad_lm_training_text_is_refused_in_one_line(tmp_path, content, message)
     assert done.returncode == 2
     assert message in done.stderr and str(path) in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_word_level_lstm_learns_with_state_carried_across_batches(tmp_path):
+    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.inference import evaluate, generate
+    from keras_nlp_app.training.train import train
+
+    sentence = "we sell shares of the company at a profit\n"
+    write(tmp_path / "train.txt", sentence * 200)
+    write(tmp_path / "valid.txt", sentence * 20)
+    cfg = load_config(["configs/ptb_lstm_small.yaml"], [
+        "data.dataset=null", f"data.train_file={tmp_path / 'train.txt'}",
+        f"data.validation_file={tmp_path / 'valid.txt'}", "tokenizer.sequence_length=5",
+        "model.params={num_layers: 1, units: 24, tie_embeddings: true}", "train.epochs=3",
+        "train.batch_size=4", "train.learning_rate=5.0", "train.verbose=0"])
+    run = train(cfg, str(tmp_path / "run"))
+    report = evaluate(run)
+    assert report["perplexity"] < 1.5 and report["context"] == "stream"
+    assert generate(run, ["we sell"], max_new_tokens=4, strategy="greedy") == [
+        "shares of the company"]
+    exported = export_run(run, str(tmp_path / "saved"))  # checks scores and greedy text match
+    again = evaluate(exported, data=str(tmp_path / "valid.txt"))
+    assert again["perplexity"] < 1.5 and again["source"] == "saved_model"
