@@ -391,14 +391,22 @@ def read_assets(assets_dir):
     return LabelSpace.load(assets_dir)
 
 
+def check_config(cfg):
+    """Settings a classifier cannot train with, refused before TensorFlow starts."""
+    from keras_nlp_app.errors import ConfigError
+
+    if cfg.tokenizer.kind in ("char", "byte"):
+        raise ConfigError(f"tokenizer.kind {cfg.tokenizer.kind} is for language models; "
+                          f"classifiers use word, whitespace or wordpiece")
+    if cfg.model.name.endswith("_lm"):
+        raise ConfigError(f"model {cfg.model.name} is a language model; set task: lm")
+
+
 def build_preprocessor(cfg, tokenizer):
     from keras_nlp_app.errors import ConfigError
     from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
 
     tok = cfg.tokenizer
-    if tok.kind in ("char", "byte"):
-        raise ConfigError(f"tokenizer.kind {tok.kind} is for language models; classifiers use "
-                          f"word, whitespace or wordpiece")
     try:
         return ClassifierPreprocessor(tokenizer, tok.sequence_length, truncation=tok.truncation,
                                       ngrams=tok.ngrams, ngram_buckets=tok.ngram_buckets)

@@ -162,11 +162,20 @@ def read_assets(assets_dir):
     return None
 
 
+def check_config(cfg):
+    """Settings an LM cannot train with, refused before TensorFlow starts."""
+    if cfg.model.name not in ("lstm_lm", "transformer_lm"):
+        raise ConfigError(f"model {cfg.model.name!r} is not a language model; use lstm_lm or "
+                          f"transformer_lm")
+    context = cfg.model.params.get("context_length")
+    if context is not None and context < cfg.tokenizer.sequence_length:
+        raise ConfigError(f"model.params.context_length {context} is shorter than "
+                          f"tokenizer.sequence_length {cfg.tokenizer.sequence_length}")
+
+
 def build_preprocessor(cfg, tokenizer):
     from keras_nlp_app.text.preprocessors import LMPreprocessor
 
-    if cfg.tokenizer.kind not in ("word", "whitespace", "wordpiece", "char", "byte"):
-        raise ConfigError(f"tokenizer.kind {cfg.tokenizer.kind!r} cannot drive a language model")
     return LMPreprocessor(tokenizer, cfg.tokenizer.sequence_length)
 
 
@@ -178,17 +187,13 @@ def build_model(cfg, preprocessor, space, *, training=False, batch_size=None):
     """The run's LM. A recurrent LM built for training is stateful with `batch_size` rows."""
     from keras_nlp_app.models import build_model as build
 
+    check_config(cfg)
     params = dict(cfg.model.params)
-    if cfg.model.name not in ("lstm_lm", "transformer_lm"):
-        raise ConfigError(f"model {cfg.model.name!r} is not a language model; use lstm_lm or "
-                          f"transformer_lm")
     if is_recurrent(cfg):
         if training:
             params["stateful_batch_size"] = batch_size
     else:
         params.setdefault("context_length", cfg.tokenizer.sequence_length)
-        if params["context_length"] < cfg.tokenizer.sequence_length:
-            raise ConfigError("model.params.context_length is shorter than tokenizer.sequence_length")
     model = build(cfg.model.name, vocab_size=preprocessor.vocabulary_size, **params)
     length = min(cfg.tokenizer.sequence_length, 8)
     model(np.zeros((batch_size if training and is_recurrent(cfg) else 1, length), np.int32))
@@ -204,20 +209,24 @@ def datasets_for(cfg, preprocessor, space, train_corpus, validation_corpus, glob
     validation_stream = (token_stream(preprocessor, validation_corpus)
                          if validation_corpus is not None else None)
     if is_recurrent(cfg):
-        train_data, steps = lm_stream_batches(train_stream, global_batch, length)
-        validation_data = (lm_stream_batches(validation_stream, global_batch, length)[0]
-                           if validation_stream is not None else None)
+        def batches(stream, training):
+            return lm_stream_batches(stream, global_batch, length)
+    else:
+        def batches(stream, training):
+            return lm_windows(stream, global_batch, length, training=training, seed=cfg.train.seed)
+    found = []
+    for corpus, stream, training in ((train_corpus, train_stream, True),
+                                     (validation_corpus, validation_stream, False)):
+        if stream is None:
+            found.append((None, 0))
+            continue
+        data, steps = batches(stream, training)
         if steps == 0:
-            raise DataError(f"is too short for batch_size {global_batch} x sequence_length {length}",
-                            path=train_corpus.path)
-        return train_data, validation_data, steps
-    train_data, steps = lm_windows(train_stream, global_batch, length, training=True,
-                                   seed=cfg.train.seed)
-    validation_data = (lm_windows(validation_stream, global_batch, length, training=False)[0]
-                       if validation_stream is not None else None)
-    if steps == 0:
-        raise DataError(f"is too short for one batch of {global_batch} windows of {length} tokens",
-                        path=train_corpus.path)
+            raise DataError(f"is too short: {len(stream)} tokens make no batch of {global_batch} "
+                            f"rows x {length} tokens (lower train.batch_size or "
+                            f"tokenizer.sequence_length)", path=corpus.path)
+        found.append((data, steps))
+    (train_data, steps), (validation_data, _) = found
     return train_data, validation_data, steps
 
 

@@ -159,6 +159,7 @@ def train(cfg, run_dir=None):
     run_dir = run_dir or default_run_dir(cfg)
     started = time.time()
     # Data and settings are checked before TensorFlow starts, so bad input fails fast and quietly.
+    task.check_config(cfg)
     train_examples, validation_examples = task.load_splits(cfg.data, cfg.train.seed)
     for examples in (train_examples, validation_examples):
         report = getattr(examples, "report", None)
