@@ -19,6 +19,10 @@ setup(
         "keras-hub>=0.32",
         "pyyaml>=6",
         "numpy>=1.26",
+        # sequence to sequence: subword vocabularies and the standard metrics
+        "sentencepiece>=0.2",
+        "sacrebleu>=2.4",
+        "rouge-score>=0.1.2",
     ],
     extras_require={
         "test": ["pytest>=8"],

@@ -56,6 +56,13 @@ def _print_report(report):
         print(f"task: lm   tokens: {report['tokens']}   loss: {report['loss']:.4f} nats/token   "
               f"perplexity: {report['perplexity']:.3f}   ({report['context']})")
         return
+    if report["task"] == "seq2seq":
+        print(f"task: seq2seq   examples: {report['examples']}")
+        print(f"BLEU: {report['bleu']:.2f}   chrF: {report['chrf']:.2f}   ROUGE-1/2/L: "
+              f"{report['rouge1']:.2f} / {report['rouge2']:.2f} / {report['rougeL']:.2f}   "
+              f"distinct-1/2: {report['distinct_1']:.3f} / {report['distinct_2']:.3f}")
+        print(f"sacrebleu: {report['bleu_signature']}")
+        return
     print(f"task: {report['task']}   examples: {report['examples']}")
     extra = f"   micro-F1: {report['micro_f1']:.4f}" if "micro_f1" in report else ""
     exact = " (exact match)" if report.get("multi_label") else ""
@@ -118,6 +125,8 @@ def predict_texts(model, texts):
 
     predictor = load_predictor(model)
     outputs = predictor.predict(list(texts))
+    if predictor.task == "seq2seq":
+        return [{"text": text, "output": _text(output)} for text, output in zip(texts, outputs["output"])]
     if predictor.task == "lm":
         return [{"text": text, "log_prob": round(float(lp), 4), "num_tokens": int(n),
                  "perplexity": round(math.exp(-float(lp) / max(int(n), 1)), 3)}
@@ -157,7 +166,9 @@ def cmd_predict(args):
         print(json.dumps({"predictions": results}, ensure_ascii=False))
     else:
         for r in results:
-            if "log_prob" in r:
+            if "output" in r:
+                print(r["output"])
+            elif "log_prob" in r:
                 print(f"{r['log_prob']:.3f}\t{r['num_tokens']}\t{r['perplexity']:.2f}\t{r['text']}")
             elif "labels" in r:
                 chosen = ",".join(r["labels"]) or "(none)"
@@ -186,6 +197,41 @@ def cmd_generate(args):
         word_level = target.run_config.tokenizer.kind in ("word", "whitespace", "wordpiece")
         for prompt, text in zip(prompts, texts):
             print(f"{prompt} {text}" if word_level and prompt else prompt + text)
+    return 0
+
+
+def chat(target, lines, *, context_turns=None, write=print):
+    """Talks with a dialogue model: every input line is a turn, answered with the model's reply,
+    with the last `context_turns` turns (as in training) in the source each time."""
+    from keras_nlp_app.data.readers import dialogue_source
+    from keras_nlp_app.inference import load_predictor
+
+    predictor = load_predictor(target)
+    turns = context_turns or target.run_config.data.context_turns
+    history = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/reset", "/new"):
+            history = []
+            write("(new conversation)")
+            continue
+        history.append(line)
+        reply = _text(predictor.predict([dialogue_source(history[-turns:])])["output"][0])
+        history.append(reply)
+        write(reply)
+
+
+def cmd_chat(args):
+    from keras_nlp_app.inference import describe
+
+    target = describe(args.model)
+    if target.task != "seq2seq":
+        raise UserError(f"{args.model} is a {target.task} model; chat needs a dialogue (seq2seq) model")
+    if sys.stdin.isatty():
+        print("Type a message and press Enter; /reset starts over, Ctrl-D ends.", file=sys.stderr)
+    chat(target, sys.stdin, context_turns=args.context_turns)
     return 0
 
 
@@ -328,7 +374,8 @@ def build_parser():
     p = verbs.add_parser("evaluate", help="score a run folder or SavedModel on labelled data or text")
     p.add_argument("target", help="run folder, SavedModel version folder or its parent")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--data", help="labelled file (tsv, csv, jsonl); plain text for a language model")
+    source.add_argument("--data", help="labelled file (tsv, csv, jsonl); plain text for a language "
+                                       "model; SRC_FILE,TGT_FILE (or tsv/jsonl) for seq2seq")
     source.add_argument("--split", choices=["train", "validation"],
                         help="a split of the run's data config (default: validation)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -339,7 +386,7 @@ def build_parser():
     p.add_argument("--output", help="model folder; the export goes to <output>/<N>/")
     p.set_defaults(func=cmd_export)
 
-    p = verbs.add_parser("predict", help="classify texts (or score them with a language model)")
+    p = verbs.add_parser("predict", help="classify, translate or (with a language model) score texts")
     p.add_argument("model")
     p.add_argument("texts", nargs="*", help="texts to classify")
     p.add_argument("--input", help="file of texts: one per line, or tsv/csv/jsonl")
@@ -402,6 +449,11 @@ def build_parser():
     p.add_argument("--escapes", action="store_true", help="read \\n and \\t in prompts as escapes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_generate)
+
+    p = verbs.add_parser("chat", help="talk with a dialogue model (one turn per input line)")
+    p.add_argument("model", help="dialogue run folder or SavedModel")
+    p.add_argument("--context-turns", type=int, help="turns of history per reply (default: as trained)")
+    p.set_defaults(func=cmd_chat)
 
     p = verbs.add_parser("datasets", help="list, inspect or fetch registered datasets")
     p.add_argument("action", choices=["list", "info", "fetch"])

@@ -23,15 +23,16 @@ class DataConfig:
     validation_split: typing.Optional[str] = "validation"  # registry split for validation; null for none
     train_file: typing.Optional[str] = None  # path used instead of the registry's train split
     validation_file: typing.Optional[str] = None  # path used instead of the registry's validation split
-    format: str = "auto"  # auto (from the file suffix) | tsv | csv | jsonl | txt
+    format: str = "auto"  # auto (from the file suffix) | tsv | csv | jsonl | txt | parallel (SRC_FILE,TGT_FILE) | dialog (turns split by __eou__)
     header: bool = True  # tsv/csv: first line names the columns
     columns: typing.List[str] = field(default_factory=list)  # tsv/csv without header: column names in order
-    text_field: typing.Union[str, typing.List[str]] = "sentence"  # column or JSON field of the text; a list joins several fields with newlines
-    label_field: str = "label"  # column or JSON field holding the label
+    text_field: typing.Union[str, typing.List[str]] = "sentence"  # column or JSON field of the text (seq2seq: the source; parallel files: its suffix); a list joins several fields with newlines
+    label_field: str = "label"  # column or JSON field holding the label (seq2seq: the target)
     multi_label: bool = False  # each example has a set of labels (a JSON list, or joined by label_separator)
     label_separator: str = ","  # multi-label tsv/csv: separator between the labels of one example
     on_bad_line: str = "error"  # error: stop at the first malformed line | skip: drop it and report the count
     holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded; LMs: the last fraction of the text)
+    context_turns: int = 2  # dialogue: earlier turns (with speaker markers) in each source
     max_train_examples: typing.Optional[int] = None  # keep only the first N training examples (LMs: characters); null for all
 
 
@@ -45,6 +46,9 @@ class TokenizerConfig:
     truncation: str = "head"  # head | tail | head+tail: which tokens of a longer text are kept
     ngrams: int = 1  # 2 or more adds hashed word n-grams up to this order (fastText-style features)
     ngram_buckets: int = 0  # hash buckets shared by all n-grams; required when ngrams > 1
+    target_length: int = 64  # seq2seq: target tokens kept, BOS and EOS included (longest output)
+    model_type: str = "unigram"  # sentencepiece: unigram | bpe
+    shared_vocabulary: bool = True  # seq2seq: one SentencePiece model for source and target
 
 
 @dataclass
@@ -52,6 +56,8 @@ class ModelConfig:
     name: str = "lstm_classifier"  # factory in keras_nlp_app.models.MODELS
     params: typing.Dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
     top_k: int = 5  # the serving signature also returns this many best labels (capped at the label count)
+    beam_size: int = 4  # seq2seq: beam width inside the exported model and for evaluation (1: greedy)
+    length_penalty: float = 0.6  # seq2seq: GNMT length-penalty exponent (0: none)
 
 
 @dataclass
@@ -62,7 +68,7 @@ class TrainConfig:
     learning_rate: float = 0.001  # peak learning rate
     weight_decay: float = 0.0  # adamw only: decoupled weight decay
     warmup_steps: int = 0  # linear warmup from 0 to learning_rate
-    decay: str = "none"  # none | cosine | linear (after warmup, to min_learning_rate at the last step) | step (per epoch, see decay_rate)
+    decay: str = "none"  # none | cosine | linear (after warmup, to min_learning_rate at the last step) | step (per epoch, see decay_rate) | noam (inverse square root after warmup)
     min_learning_rate: float = 0.0  # cosine/linear: the rate the decay ends at
     decay_rate: float = 0.5  # step decay: the rate is multiplied by this every epoch from decay_start_epoch
     decay_start_epoch: int = 5  # step decay: first epoch (counting from 1) with a decayed rate
@@ -81,6 +87,9 @@ class TrainConfig:
     mixed_precision: str = "none"  # none | mixed_float16 | bfloat16
     steps_per_epoch: typing.Optional[int] = None  # cap on steps per epoch; null for a full pass
     steps_per_execution: int = 1  # training steps per compiled call (fewer Python round trips)
+    gradient_accumulation_steps: int = 1  # apply the summed gradients of N batches at once (a larger effective batch)
+    average_checkpoints: int = 0  # seq2seq: at the end, average the weights of the last N epochs (kept if better)
+    eval_examples: int = 1000  # seq2seq: validation examples decoded (greedy) for val_bleu each epoch; 0: all
     jit_compile: str = "auto"  # auto (the task decides: XLA for Transformer LMs) | on | off
     verbose: str = "auto"  # auto (progress bar on a terminal) | 0 | 1 | 2
 
@@ -88,7 +97,7 @@ class TrainConfig:
 @dataclass
 class Config:
     name: str = "sst2_lstm"  # experiment name: default run folder runs/<name>
-    task: str = "classification"  # classification | lm (later: tagging, seq2seq, qa)
+    task: str = "classification"  # classification | lm | seq2seq (later: tagging, qa)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -96,16 +105,17 @@ class Config:
 
 
 CHOICES = {
-    "data.format": ("auto", "tsv", "csv", "jsonl", "txt"),
+    "data.format": ("auto", "tsv", "csv", "jsonl", "txt", "parallel", "dialog"),
     "data.on_bad_line": ("error", "skip"),
-    "tokenizer.kind": ("word", "whitespace", "wordpiece", "char", "byte"),
+    "tokenizer.kind": ("word", "whitespace", "wordpiece", "char", "byte", "sentencepiece"),
+    "tokenizer.model_type": ("unigram", "bpe"),
     "tokenizer.truncation": ("head", "tail", "head+tail"),
     "train.optimizer": ("adam", "adamw", "sgd"),
-    "train.decay": ("none", "cosine", "linear", "step"),
+    "train.decay": ("none", "cosine", "linear", "step", "noam"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
     "train.mixed_precision": ("none", "mixed_float16", "bfloat16"),
     "train.verbose": ("auto", "0", "1", "2"),
-    "task": ("classification", "lm"),
+    "task": ("classification", "lm", "seq2seq"),
     "train.jit_compile": ("auto", "on", "off"),
 }
 

@@ -12,6 +12,10 @@ Decoding interface of a model (models/transformer_lm.py, models/lstm_lm.py):
     model.prefill(tokens [B, W]) → cache holding positions 0..W-1
     model.context_length → longest window, or None (recurrent models)
 
+Conditional models (sequence to sequence) also take a `source`: nested tensors with the batch on
+axis 0 (e.g. encoder outputs and their mask), given as `model.init_cache(B, source)` and
+`model(tokens, source=source)`; beam search repeats it for every beam.
+
 Prompts are left-aligned in a token buffer; row b's prompt is `prompt_lengths[b]` tokens long
 and it gets `max_new_tokens` more. Every position is fed through the step function (prompt
 tokens are forced rather than sampled), so rows with different prompt lengths share one loop.
@@ -102,12 +106,20 @@ class _Window:
                 lambda: cache)
         return start, cache
 
-    def logits(self, index, start, cache, tokens, use_cache):
+    def logits(self, index, start, cache, tokens, use_cache, source=None):
         """Next-token logits `[B, V]` for the token at `index`, and the new cache."""
         if use_cache:
             return self.model.decode_step(tokens[:, index], cache, index - start)
         window = tf.slice(tokens, [0, start], [-1, self.width])
-        return self.model(window, training=False)[:, index - start], cache
+        if source is None:
+            return self.model(window, training=False)[:, index - start], cache
+        return self.model(window, source=source, training=False)[:, index - start], cache
+
+
+def _initial_cache(model, batch, source, use_cache):
+    if not use_cache:
+        return {}
+    return model.init_cache(batch) if source is None else model.init_cache(batch, source)
 
 
 def _presence(tokens, vocab):
@@ -120,7 +132,7 @@ def _presence(tokens, vocab):
 
 
 def _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, top_k, top_p,
-                   repetition_penalty, seed, stop_ids, use_cache):
+                   repetition_penalty, seed, stop_ids, use_cache, source=None):
     batch = tf.shape(tokens)[0]
     buffer_length = tf.shape(tokens)[1]
     window = _Window(model, buffer_length)
@@ -130,12 +142,12 @@ def _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, t
     presence = _presence(tokens, vocab)
     ends = tf.minimum(prompt_lengths + max_new_tokens, buffer_length)
     last = tf.reduce_max(ends) - 1
-    cache = model.init_cache(batch) if use_cache else {}
+    cache = _initial_cache(model, batch, source, use_cache)
     finished = tf.zeros([batch], tf.bool)
 
     def body(index, tokens, cache, presence, finished, start):
         start, cache = window.advance(index, start, cache, tokens, use_cache)
-        logits, cache = window.logits(index, start, cache, tokens, use_cache)
+        logits, cache = window.logits(index, start, cache, tokens, use_cache, source)
         chosen = choose_next(logits, presence, tf.stack([seed, index]), temperature, top_k, top_p,
                              repetition_penalty)
         position = index + 1
@@ -157,7 +169,7 @@ def _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, t
 
 
 def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_penalty,
-               stop_ids, use_cache):
+               stop_ids, use_cache, source=None):
     batch = tf.shape(tokens)[0]
     buffer_length = tf.shape(tokens)[1]
     flat = batch * beam_size
@@ -170,12 +182,14 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
     # only the first beam of each row is alive at first, so the first choice is not repeated
     scores = tf.tile(tf.concat([[0.0], tf.fill([beam_size - 1], _NEG)], 0), [batch])
     finished = tf.zeros([flat], tf.bool)
-    cache = model.init_cache(flat) if use_cache else {}
+    if source is not None:
+        source = tf.nest.map_structure(lambda t: tf.repeat(t, beam_size, axis=0), source)
+    cache = _initial_cache(model, flat, source, use_cache)
     pad_only = tf.one_hot(0, vocab, on_value=0.0, off_value=_NEG)
 
     def body(index, tokens, cache, scores, finished, start):
         start, cache = window.advance(index, start, cache, tokens, use_cache)
-        logits, cache = window.logits(index, start, cache, tokens, use_cache)
+        logits, cache = window.logits(index, start, cache, tokens, use_cache, source)
         position = index + 1
         log_probs = _mask_special(tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1))
         done = finished | (position >= ends)
@@ -211,35 +225,40 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
     return tf.gather(tokens, best + tf.range(batch) * beam_size)
 
 
-def compiled_decoder(model, *, strategy="sample", beam_size=4, stop_ids=(), use_cache=True):
+def compiled_decoder(model, *, strategy="sample", beam_size=4, stop_ids=(), use_cache=True,
+                     source_spec=None):
     """The XLA-compiled decoding loop for `model`, memoized on the model per setting.
 
     The returned function takes (tokens `[B, L]`, prompt_lengths `[B]`, max_new_tokens,
-    temperature, top_k, top_p, repetition_penalty, seed, length_penalty) and returns the filled
-    token buffer `[B, L]`. Sampling settings are tensors, so changing them does not recompile.
+    temperature, top_k, top_p, repetition_penalty, seed, length_penalty[, source]) and returns
+    the filled token buffer `[B, L]`. Sampling settings are tensors, so changing them does not
+    recompile. `source_spec` (nested `tf.TensorSpec`s) declares a conditional model's source.
     """
-    key = (strategy == "beam", beam_size if strategy == "beam" else 0, tuple(stop_ids), use_cache)
+    key = (strategy == "beam", beam_size if strategy == "beam" else 0, tuple(stop_ids), use_cache,
+           source_spec is not None)
     memo = model.__dict__.setdefault("_knlp_decoders", {})
     if key in memo:
         return memo[key]
-
-    @tf.function(jit_compile=True, input_signature=[
+    signature = [
         tf.TensorSpec([None, None], tf.int32, name="tokens"),
         tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
         *(tf.TensorSpec([], dtype, name=name) for name, dtype in (
             ("max_new_tokens", tf.int32), ("temperature", tf.float32), ("top_k", tf.int32),
             ("top_p", tf.float32), ("repetition_penalty", tf.float32), ("seed", tf.int32),
-            ("length_penalty", tf.float32)))])
-    def decode(tokens, prompt_lengths, max_new_tokens, temperature, top_k, top_p,
-               repetition_penalty, seed, length_penalty):
+            ("length_penalty", tf.float32)))]
+
+    def loop(tokens, prompt_lengths, max_new_tokens, temperature, top_k, top_p,
+             repetition_penalty, seed, length_penalty, source=None):
         if strategy == "beam":
             return _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size,
-                              length_penalty, stop_ids, use_cache)
+                              length_penalty, stop_ids, use_cache, source)
         return _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, top_k,
-                              top_p, repetition_penalty, seed, stop_ids, use_cache)
+                              top_p, repetition_penalty, seed, stop_ids, use_cache, source)
 
-    memo[key] = decode
-    return decode
+    if source_spec is not None:
+        signature.append(source_spec)
+    memo[key] = tf.function(loop, jit_compile=True, input_signature=signature)
+    return memo[key]
 
 
 def bucketed_buffer(prompts, max_new_tokens):
@@ -265,9 +284,10 @@ def bucketed_buffer(prompts, max_new_tokens):
 
 def decode_ids(model, prompts, *, max_new_tokens=32, strategy="sample", temperature=1.0,
                top_k=0, top_p=1.0, repetition_penalty=1.0, beam_size=4, length_penalty=0.6,
-               seed=0, stop_ids=(), use_cache=True):
+               seed=0, stop_ids=(), use_cache=True, source=None):
     """Decodes continuations of `prompts` (lists of ids, each non-empty) and returns the whole
-    `[B, L]` buffer: prompt, generated tokens, then zeros.
+    `[B, L]` buffer: prompt, generated tokens, then zeros. A conditional model gets `source`
+    (nested tensors, one row per prompt).
 
     `strategy`: greedy (argmax), sample (temperature, top_k, top_p all apply), top_k, top_p
     (the same sampler; named for the CLI) or beam (`beam_size`, GNMT length penalty).
@@ -275,11 +295,26 @@ def decode_ids(model, prompts, *, max_new_tokens=32, strategy="sample", temperat
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     buffer, prompt_lengths, batch = bucketed_buffer(prompts, max_new_tokens)
-    decode = compiled_decoder(model, strategy=strategy, beam_size=beam_size, stop_ids=stop_ids,
-                              use_cache=use_cache)
+    extra = ()
+    if source is not None:
+        source = pad_rows(source, tf.shape(buffer)[0])
+        extra = (source,)
+    decode = compiled_decoder(
+        model, strategy=strategy, beam_size=beam_size, stop_ids=stop_ids, use_cache=use_cache,
+        source_spec=None if source is None else tf.nest.map_structure(
+            lambda t: tf.TensorSpec([None] * t.shape.rank, t.dtype), source))
     tokens = decode(buffer, prompt_lengths, tf.constant(max_new_tokens, tf.int32),
                     tf.constant(0.0 if strategy == "greedy" else temperature, tf.float32),
                     tf.constant(top_k, tf.int32), tf.constant(top_p, tf.float32),
                     tf.constant(repetition_penalty, tf.float32), tf.constant(seed, tf.int32),
-                    tf.constant(length_penalty, tf.float32))
+                    tf.constant(length_penalty, tf.float32), *extra)
     return tokens[:batch]
+
+
+def pad_rows(source, rows):
+    """Pads every tensor of `source` with zero rows up to `rows` (the bucketed batch)."""
+    def pad(t):
+        t = tf.convert_to_tensor(t)
+        paddings = tf.concat([[[0, rows - tf.shape(t)[0]]], tf.zeros([t.shape.rank - 1, 2], tf.int32)], 0)
+        return tf.pad(t, paddings)
+    return tf.nest.map_structure(pad, source)

@@ -68,3 +68,37 @@ def multilabel_report(true_hot, pred_hot, labels):
             for i, label in enumerate(labels)
         },
     }
+
+
+def bleu_report(hypotheses, references):
+    """Corpus BLEU and chrF with sacrebleu on detokenized text (its default 13a tokenization,
+    cased), with sacrebleu's signatures so scores can be compared across papers and tools."""
+    import sacrebleu
+
+    bleu = sacrebleu.metrics.BLEU()
+    chrf = sacrebleu.metrics.CHRF()
+    bleu_score = bleu.corpus_score(hypotheses, [references])
+    chrf_score = chrf.corpus_score(hypotheses, [references])
+    return {"bleu": round(bleu_score.score, 2), "chrf": round(chrf_score.score, 2),
+            "bleu_signature": str(bleu.get_signature()),
+            "chrf_signature": str(chrf.get_signature())}
+
+
+def rouge_report(hypotheses, references):
+    """ROUGE-1/2/L F-measures (rouge-score, Porter stemming), averaged over examples, × 100."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    totals = {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}
+    for hypothesis, reference in zip(hypotheses, references):
+        for key, score in scorer.score(reference, hypothesis).items():
+            totals[key] += score.fmeasure
+    count = max(len(hypotheses), 1)
+    return {key: round(100 * value / count, 2) for key, value in totals.items()}
+
+
+def distinct_n(hypotheses, n):
+    """Distinct-n (Li et al. 2016): distinct n-grams / all n-grams over all outputs."""
+    grams = [tuple(words[i:i + n]) for words in (h.split() for h in hypotheses)
+             for i in range(len(words) - n + 1)]
+    return round(len(set(grams)) / len(grams), 4) if grams else 0.0

@@ -26,13 +26,18 @@ def _pad_at_least_one(ids):
     return tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]])
 
 
+def _dense(column):
+    return _pad_at_least_one(column) if isinstance(column, tf.RaggedTensor) else tf.identity(column)
+
+
 def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=None, seed=0,
-                 sort_window=4, input_context=None):
+                 sort_window=4, input_context=None, assemble=None):
     """Builds the (token_ids `[B, T]`, target `[B, ...]`[, weight `[B]`]) dataset for `fit`.
 
     Args:
         texts: list of N strings.
-        targets: array with N rows (class ids, or float rows for a sigmoid head).
+        targets: array with N rows (class ids, or float rows for a sigmoid head), or a ragged
+            `[N, None]` tensor of target ids (sequence to sequence), padded per batch.
         preprocessor: a layer with `ragged_ids` (text/preprocessors.py).
         batch_size: the global batch size (per-replica batch × replicas).
         training: reshuffle every epoch; otherwise keep file order (within a sort window).
@@ -41,16 +46,18 @@ def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=
         sort_window: batches per window sorted by length before batching (when training, the
             window's batches are shuffled again); 0 or 1 for no length grouping.
         input_context: `tf.distribute.InputContext` when a strategy shards the input per worker.
+        assemble: optional function from the padded batch tuple to the element `fit` takes.
     """
     ids = tokenize_all(texts, preprocessor)
-    columns = [tf.constant(targets)] + ([tf.constant(weights)] if weights is not None else [])
+    targets = targets if isinstance(targets, tf.RaggedTensor) else tf.constant(targets)
+    columns = [targets] + ([tf.constant(weights)] if weights is not None else [])
     window = batch_size * max(sort_window, 1)
 
     def gather_window(index):
         rows = tf.gather(ids, index)
         picked = [tf.gather(column, index) for column in columns]
         if sort_window <= 1:
-            return (_pad_at_least_one(rows), *picked)
+            return tuple(_dense(column) for column in (rows, *picked))
         order = tf.argsort(rows.row_lengths(), stable=True)
         count = tf.shape(index, out_type=tf.int64)[0]
         sizes = tf.minimum(tf.cast(batch_size, tf.int64),
@@ -58,8 +65,8 @@ def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=
         return tuple(tf.RaggedTensor.from_row_lengths(tf.gather(column, order), sizes)
                      for column in (rows, *picked))
 
-    def pad_batch(rows, *picked):
-        return (_pad_at_least_one(rows), *(tf.identity(column) for column in picked))
+    def pad_batch(*batch):
+        return tuple(_dense(column) for column in batch)
 
     dataset = tf.data.Dataset.range(len(texts))
     if input_context is not None and input_context.num_input_pipelines > 1:
@@ -71,6 +78,8 @@ def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=
         dataset = dataset.unbatch().map(pad_batch, num_parallel_calls=AUTOTUNE)
         if training:
             dataset = dataset.shuffle(sort_window, seed=seed, reshuffle_each_iteration=True)
+    if assemble is not None:
+        dataset = dataset.map(assemble, num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = True  # seeded runs repeat exactly

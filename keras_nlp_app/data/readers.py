@@ -280,3 +280,42 @@ def read_examples(path, *, fmt="auto", text_field="sentence", label_field="label
             raise DataError("plain text files carry no labels; use tsv, csv or jsonl", path=path)
         return read_text_lines(path, on_bad_line=on_bad_line)
     raise DataError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", path=path)
+
+
+def read_parallel(source_path, target_path, *, on_bad_line="error"):
+    """Line-aligned source and target files (one sentence per line) as Examples(texts=sources,
+    labels=targets). Files with different line counts are refused, naming both counts."""
+    sources = list(_lines(read_text(source_path)))
+    targets = list(_lines(read_text(target_path)))
+    if len(sources) != len(targets):
+        raise DataError(f"has {len(sources)} lines but {target_path} has {len(targets)}; "
+                        f"parallel files must be line-aligned", path=source_path)
+    out = _Collector(source_path, on_bad_line)
+    for (number, source), (_, target) in zip(sources, targets):
+        if not source.strip() or not target.strip():
+            side = "source" if not source.strip() else f"target ({target_path})"
+            out.bad(number, f"empty {side} line")
+            continue
+        out.add(number, source.strip(), target.strip())
+    return out.finish()
+
+
+def dialogue_source(turns):
+    """The source text for a reply to `turns` (oldest first): one turn per line, the turn being
+    answered marked `A:` and the ones before it alternating `B:` / `A:`."""
+    count = len(turns)
+    return "\n".join(f"{'A' if (count - i) % 2 else 'B'}: {turn}" for i, turn in enumerate(turns))
+
+
+def read_dialogues(path, *, context_turns=2, on_bad_line="error"):
+    """DailyDialog-style files (one dialogue per line, turns ended by `__eou__`) as one example
+    per reply: source = the `context_turns` turns before it (`dialogue_source`), target = it."""
+    out = _Collector(path, on_bad_line)
+    for number, line in _lines(read_text(path)):
+        turns = [t.strip() for t in line.split("__eou__") if t.strip()]
+        if len(turns) < 2:
+            out.bad(number, "a dialogue needs at least two turns separated by __eou__")
+            continue
+        for i in range(1, len(turns)):
+            out.add(number, dialogue_source(turns[max(0, i - context_turns):i]), turns[i])
+    return out.finish()

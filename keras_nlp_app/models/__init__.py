@@ -11,6 +11,7 @@ from keras_nlp_app.models.lstm_classifier import build_lstm_classifier
 from keras_nlp_app.models.lstm_lm import build_lstm_lm
 from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
 from keras_nlp_app.models.transformer_lm import build_transformer_lm
+from keras_nlp_app.models.transformer_seq2seq import build_transformer_seq2seq
 
 MODELS = {
     "lstm_classifier": build_lstm_classifier,
@@ -21,6 +22,7 @@ MODELS = {
     "transformer_classifier": build_transformer_classifier,
     "lstm_lm": build_lstm_lm,
     "transformer_lm": build_transformer_lm,
+    "transformer_seq2seq": build_transformer_seq2seq,
 }
 
 

@@ -516,3 +516,10 @@ def evaluate_target(info, *, data=None, split=None):
     if examples.report.skipped:
         report["skipped_lines"] = examples.report.skipped
     return report
+
+
+def load_tokenizer(assets_dir):
+    """The tokenizer saved in a run's assets."""
+    from keras_nlp_app.text import tokenizers
+
+    return tokenizers.load_tokenizer(assets_dir)

@@ -411,8 +411,10 @@ def _generate_endpoint(run, strategy, beam_size=4):
         tokens = decode(buffer, lengths, max_new_tokens, temperature, top_k, top_p,
                         tf.constant(1.0), seed, tf.constant(0.6))[:batch]
         continuation = generated_text(preprocessor, tokens, lengths[:batch])
-        separator = " " if preprocessor.word_level else ""
-        text = tf.strings.join([prompt, continuation], separator=separator)
+        if preprocessor.word_level:
+            text = tf.strings.regex_replace(tf.strings.join([prompt, continuation], " "), "^ ", "")
+        else:
+            text = tf.strings.join([prompt, continuation])
         return {"text": text, "continuation": continuation,
                 "num_tokens": tf.reduce_sum(tf.cast(
                     (tf.range(tf.shape(tokens)[1])[None, :] >= lengths[:batch, None])
@@ -527,3 +529,10 @@ def _line_chunks(corpus, size=2000):
                 chunk, length = [], 0
         if chunk:
             yield "".join(chunk)
+
+
+def load_tokenizer(assets_dir):
+    """The tokenizer saved in a run's assets."""
+    from keras_nlp_app.text import tokenizers
+
+    return tokenizers.load_tokenizer(assets_dir)

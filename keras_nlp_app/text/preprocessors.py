@@ -153,3 +153,53 @@ class LMPreprocessor(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "sequence_length": self.sequence_length}
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class Seq2SeqPreprocessor(keras.layers.Layer):
+    """Source strings → source ids (+ EOS); target strings → BOS + ids + EOS; ids → strings.
+
+    Args:
+        source_tokenizer, target_tokenizer: SentencePiece tokenizers (the same object when the
+            vocabulary is shared); ids 0 pad, 1 unknown, 2 BOS, 3 EOS.
+        source_length: most source tokens kept (EOS included).
+        target_length: most target tokens kept (BOS and EOS included).
+    """
+
+    BOS, EOS = 2, 3
+
+    def __init__(self, source_tokenizer, target_tokenizer, source_length=128, target_length=128,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.source_length, self.target_length = source_length, target_length
+        self.tokenizer = target_tokenizer  # what export metadata describes
+
+    @property
+    def shared(self):
+        return self.source_tokenizer is self.target_tokenizer
+
+    def source_ids(self, strings):
+        ids = self.source_tokenizer(tf.convert_to_tensor(strings, tf.string))[:, :self.source_length - 1]
+        return tf.concat([ids, tf.RaggedTensor.from_tensor(tf.fill([ids.nrows(), 1], self.EOS))], 1)
+
+    def target_ids(self, strings):
+        ids = self.target_tokenizer(tf.convert_to_tensor(strings, tf.string))[:, :self.target_length - 2]
+        rows = ids.nrows()
+        bos = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], self.BOS))
+        eos = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], self.EOS))
+        return tf.concat([bos, ids, eos], 1)
+
+    def ragged_ids(self, strings):
+        return self.source_ids(strings)
+
+    def detokenize(self, ids):
+        return self.target_tokenizer.detokenize(ids)
+
+    def call(self, strings):
+        return self.source_ids(strings).to_tensor(0)
+
+    def get_config(self):
+        return {**super().get_config(), "source_length": self.source_length,
+                "target_length": self.target_length}

@@ -231,8 +231,65 @@ class ByteTokenizer(keras.layers.Layer):
         return super().get_config()
 
 
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class SentencePieceTokenizer(keras.layers.Layer):
+    """SentencePiece subwords (unigram or BPE, trained with the `sentencepiece` library), run in
+    graph by tensorflow-text. Ids: 0 padding, 1 unknown, 2 begin (BOS), 3 end (EOS).
+
+    Args:
+        model: the serialized SentencePiece model (bytes of `spm.model`).
+    """
+
+    kind = "sentencepiece"
+    lowercase = False
+    BOS, EOS = 2, 3
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        self._sentencepiece = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
+        size = int(self._sentencepiece.vocab_size())
+        self.vocabulary = [t.decode("utf-8") for t in
+                           self._sentencepiece.id_to_string(tf.range(size)).numpy().tolist()]
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary)
+
+    def call(self, strings):
+        return self._sentencepiece.tokenize(strings)
+
+    def detokenize(self, ids):
+        """`[B, T]` ids → `[B]` strings; padding, BOS and EOS are dropped."""
+        ids = _ragged(ids)
+        keep = (ids != 0) & (ids != self.BOS) & (ids != self.EOS)
+        return self._sentencepiece.detokenize(tf.ragged.boolean_mask(ids, keep))
+
+
+def learn_sentencepiece(texts, *, vocab_size=8000, model_type="unigram", character_coverage=1.0):
+    """Trains a SentencePiece model on `texts` (training split only); returns its bytes."""
+    import io
+
+    import sentencepiece
+
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise UserError("the training data yields an empty vocabulary; is the text column empty?")
+    model = io.BytesIO()
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+            model_type=model_type, character_coverage=character_coverage, pad_id=0, unk_id=1,
+            bos_id=2, eos_id=3, hard_vocab_limit=False, num_threads=2, minloglevel=2,
+            input_sentence_size=2_000_000, shuffle_input_sentence=True)
+    except RuntimeError as exc:
+        raise ConfigError(f"SentencePiece training failed: {str(exc).strip().splitlines()[-1]}") from None
+    return model.getvalue()
+
+
 TOKENIZERS = {"word": WordTokenizer, "whitespace": WhitespaceTokenizer,
-              "wordpiece": WordPieceTokenizer, "char": CharTokenizer, "byte": ByteTokenizer}
+              "wordpiece": WordPieceTokenizer, "char": CharTokenizer, "byte": ByteTokenizer,
+              "sentencepiece": SentencePieceTokenizer}
 
 
 def _batched(texts, batch_size=4096):
@@ -276,7 +333,7 @@ def learn_char_vocabulary(texts, *, vocab_size=20000, min_count=1):
 
 
 def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowercase=True,
-                    reserved=()):
+                    reserved=(), model_type="unigram"):
     """Builds a tokenizer of `kind` with a vocabulary learned from `texts` (training split only).
 
     `reserved` tokens (e.g. `<eos>` for language models) follow `[PAD]` and `[UNK]` in word and
@@ -294,6 +351,9 @@ def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowerc
         vocabulary = learn_char_vocabulary(texts, vocab_size=vocab_size, min_count=min_count)
     elif kind == "byte":
         return ByteTokenizer()
+    elif kind == "sentencepiece":
+        return SentencePieceTokenizer(learn_sentencepiece(
+            texts, vocab_size=vocab_size, model_type=model_type))
     else:
         raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TOKENIZERS)}")
     if len(vocabulary) <= 2:
@@ -306,6 +366,9 @@ def save_tokenizer(tokenizer, folder):
     os.makedirs(folder, exist_ok=True)
     spec = {"kind": tokenizer.kind, "lowercase": tokenizer.lowercase,
             "vocabulary_size": tokenizer.vocabulary_size}
+    if tokenizer.kind == "sentencepiece":
+        with open(os.path.join(folder, "spm.model"), "wb") as f:
+            f.write(tokenizer.model)
     if tokenizer.kind == "char":
         # characters include line breaks, which a one-token-per-line file cannot hold
         spec["vocabulary"] = tokenizer.vocabulary
@@ -320,6 +383,9 @@ def load_tokenizer(folder):
     """Rebuilds the tokenizer saved by `save_tokenizer`."""
     with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
         spec = json.load(f)
+    if spec["kind"] == "sentencepiece":
+        with open(os.path.join(folder, "spm.model"), "rb") as f:
+            return SentencePieceTokenizer(f.read())
     if "vocabulary" in spec or spec["kind"] == "byte":
         return TOKENIZERS[spec["kind"]](vocabulary=spec.get("vocabulary"))
     with open(os.path.join(folder, "vocab.txt"), encoding="utf-8") as f:

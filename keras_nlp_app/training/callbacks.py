@@ -178,3 +178,33 @@ class LMSamples(keras.callbacks.Callback):
         with self._writer.as_default():
             tf.summary.text("samples", "\n".join(rows), step=epoch)
         self._writer.flush()
+
+
+class TranslationReport(keras.callbacks.Callback):
+    """Adds `val_bleu` to the epoch logs and writes sample outputs to TensorBoard (Text tab).
+
+    Args:
+        report: callable(model) → (BLEU, [(source, reference, output), ...]).
+        log_dir: TensorBoard folder (the validation logs).
+    """
+
+    def __init__(self, report, log_dir):
+        super().__init__()
+        self.report, self.log_dir = report, log_dir
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        bleu, samples = self.report(self.model)
+        if logs is not None:
+            logs["val_bleu"] = float(bleu)
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        rows = ["| source | reference | output |", "|---|---|---|"] + [
+            "| " + " | ".join(text.replace("|", "\\|").replace("\n", " / ") for text in sample) + " |"
+            for sample in samples]
+        with self._writer.as_default():
+            tf.summary.text("samples", "\n".join(rows), step=epoch)
+            tf.summary.scalar("epoch_bleu", bleu, step=epoch)
+        self._writer.flush()

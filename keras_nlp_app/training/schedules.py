@@ -9,7 +9,8 @@ import keras
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup to `peak` over `warmup_steps`, then `decay`: none, cosine or linear (to
     `floor` × peak at the last step), or step (× `decay_rate` every epoch from epoch
-    `decay_start_epoch`, counting from 1: the Zaremba / TensorFlow PTB schedule)."""
+    `decay_start_epoch`, counting from 1: the Zaremba / TensorFlow PTB schedule), or noam
+    (peak × sqrt(warmup / step) after warmup: Vaswani et al.'s inverse square root)."""
 
     def __init__(self, peak, total_steps, warmup_steps=0, decay="none", floor=0.0,
                  steps_per_epoch=1, decay_rate=0.5, decay_start_epoch=1):
@@ -31,6 +32,8 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
             factor = self.floor + (1.0 - self.floor) * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
         elif self.decay == "linear":
             factor = 1.0 - (1.0 - self.floor) * progress
+        elif self.decay == "noam":
+            factor = keras.ops.sqrt(max(self.warmup_steps, 1) / keras.ops.maximum(step + 1.0, 1.0))
         elif self.decay == "step":
             epoch = keras.ops.floor(step / self.steps_per_epoch) + 1.0
             factor = keras.ops.power(self.decay_rate,
@@ -55,6 +58,8 @@ def make_optimizer(train_cfg, total_steps, steps_per_epoch=1):
                            steps_per_epoch=steps_per_epoch, decay_rate=train_cfg.decay_rate,
                            decay_start_epoch=train_cfg.decay_start_epoch)
     common = {"learning_rate": rate, "global_clipnorm": train_cfg.clipnorm}
+    if train_cfg.gradient_accumulation_steps > 1:
+        common["gradient_accumulation_steps"] = train_cfg.gradient_accumulation_steps
     if train_cfg.optimizer == "adamw":
         optimizer = keras.optimizers.AdamW(weight_decay=train_cfg.weight_decay,
                                            beta_2=train_cfg.beta_2, **common)

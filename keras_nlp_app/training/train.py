@@ -111,10 +111,8 @@ def read_run(run_dir):
 
 def restore_run(run_dir):
     """Rebuilds the preprocessor and the model with its best weights from a run folder."""
-    from keras_nlp_app.text import tokenizers
-
     cfg, space = read_run(run_dir)
-    preprocessor = build_preprocessor(cfg, tokenizers.load_tokenizer(os.path.join(run_dir, "assets")))
+    preprocessor = build_preprocessor(cfg, _task(cfg).load_tokenizer(os.path.join(run_dir, "assets")))
     model = build_run_model(cfg, preprocessor, space)
     for name in ("best.weights.h5", "last.weights.h5"):
         path = os.path.join(run_dir, "checkpoints", name)

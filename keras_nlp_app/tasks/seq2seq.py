@@ -1,0 +1,395 @@
+"""Sequence to sequence: one text in, another out (translation, summarization, dialogue).
+
+Pairs come from line-aligned parallel files (`data.format: parallel`, the registry's multi30k,
+or `--data SRC_FILE,TGT_FILE`), TSV/CSV/JSONL columns (`data.text_field` → `data.label_field`),
+or dialogues (`data.format: dialog`). SentencePiece vocabularies are learned from the training
+pairs. Training is teacher-forced with label smoothing; validation BLEU (greedy, on up to
+`train.eval_examples` pairs) is logged every epoch as `val_bleu`; the final report and the
+export decode with beam search (`model.beam_size`, `model.length_penalty`).
+"""
+
+import os
+
+import numpy as np
+
+from keras_nlp_app import metrics as metrics_lib
+from keras_nlp_app.data import datasets, readers
+from keras_nlp_app.errors import ConfigError, DataError, UserError
+from keras_nlp_app.tasks import classification
+
+NAME = "seq2seq"
+SAMPLES = 5  # validation pairs shown in TensorBoard every epoch
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+def _format(data_cfg, path):
+    if data_cfg.format != "auto":
+        return data_cfg.format
+    if data_cfg.dataset and not path:
+        return datasets.get_dataset(data_cfg.dataset).format
+    return "parallel" if "," in path else readers.detect_format(path)
+
+
+def read_pairs(path, data_cfg, fmt=None):
+    """Examples(texts=sources, labels=targets) from one data argument: `SRC,TGT` parallel
+    files, a dialogue file, or a TSV/CSV/JSONL file with source and target columns."""
+    fmt = fmt or _format(data_cfg, path)
+    if fmt == "parallel":
+        paths = path.split(",") if isinstance(path, str) else list(path)
+        if len(paths) != 2:
+            raise UserError(f"{path}: parallel data is two files, SOURCE_FILE,TARGET_FILE")
+        return readers.read_parallel(*paths, on_bad_line=data_cfg.on_bad_line)
+    if fmt == "dialog":
+        return readers.read_dialogues(path, context_turns=data_cfg.context_turns,
+                                      on_bad_line=data_cfg.on_bad_line)
+    examples = readers.read_examples(path, **classification.read_options(data_cfg, True))
+    return examples
+
+
+def _registry_pairs(data_cfg, split):
+    dataset = datasets.get_dataset(data_cfg.dataset)
+    paths = datasets.split_paths(data_cfg.dataset, split)
+    options = {**dataset.read_options}
+    for key in ("text_field", "label_field", "columns", "header"):
+        if getattr(data_cfg, key) != getattr(classification._DEFAULT_DATA, key):
+            options[key] = getattr(data_cfg, key)
+    if dataset.format == "parallel":
+        by_suffix = {os.path.splitext(p)[1].lstrip("."): p for p in paths}
+        try:
+            pair = [by_suffix[data_cfg.text_field], by_suffix[data_cfg.label_field]]
+        except KeyError:
+            raise ConfigError(f"dataset {data_cfg.dataset} has the languages "
+                              f"{', '.join(sorted(by_suffix))}; set data.text_field (source) and "
+                              f"data.label_field (target) to two of them") from None
+        return readers.read_parallel(*pair, on_bad_line=data_cfg.on_bad_line)
+    if dataset.format == "dialog":
+        return readers.read_dialogues(paths[0], context_turns=data_cfg.context_turns,
+                                      on_bad_line=data_cfg.on_bad_line)
+    return readers.read_examples(paths[0], fmt=dataset.format, on_bad_line=data_cfg.on_bad_line,
+                                 **{k: v for k, v in options.items() if k != "fmt"})
+
+
+def _read_split(data_cfg, split):
+    explicit = data_cfg.train_file if split == "train" else data_cfg.validation_file
+    if explicit:
+        return read_pairs(explicit, data_cfg)
+    if not data_cfg.dataset:
+        if split == "train":
+            raise UserError("the config names no training data: set data.dataset or data.train_file")
+        return None
+    registry_split = data_cfg.train_split if split == "train" else data_cfg.validation_split
+    return None if registry_split is None else _registry_pairs(data_cfg, registry_split)
+
+
+def load_splits(data_cfg, seed):
+    """(train, validation) pairs; a seeded holdout of train when the data has no validation."""
+    train = _read_split(data_cfg, "train")
+    validation = _read_split(data_cfg, "validation")
+    if validation is None and data_cfg.holdout_fraction:
+        train, validation = classification.holdout(train, data_cfg.holdout_fraction, seed)
+    if data_cfg.max_train_examples:
+        keep = data_cfg.max_train_examples
+        train = readers.Examples(train.texts[:keep], train.labels[:keep], train.lines[:keep],
+                                 train.report)
+    return train, validation
+
+
+# -- assets, model, training ------------------------------------------------------------------
+
+
+def check_config(cfg):
+    if cfg.model.name != "transformer_seq2seq":
+        raise ConfigError(f"model {cfg.model.name!r} is not a sequence-to-sequence model; use "
+                          f"transformer_seq2seq")
+    if cfg.tokenizer.kind != "sentencepiece":
+        raise ConfigError("sequence-to-sequence models use tokenizer.kind: sentencepiece")
+    if cfg.model.beam_size < 1:
+        raise ConfigError("model.beam_size must be at least 1")
+
+
+def _tokenizer_folders(assets_dir, shared):
+    if shared:
+        return {"source": assets_dir, "target": assets_dir}
+    return {side: os.path.join(assets_dir, side) for side in ("source", "target")}
+
+
+def load_tokenizer(assets_dir):
+    """(source tokenizer, target tokenizer) saved in a run's assets (one object when shared)."""
+    from keras_nlp_app.text import tokenizers
+
+    if os.path.exists(os.path.join(assets_dir, "tokenizer.json")):
+        shared = tokenizers.load_tokenizer(assets_dir)
+        return shared, shared
+    return (tokenizers.load_tokenizer(os.path.join(assets_dir, "source")),
+            tokenizers.load_tokenizer(os.path.join(assets_dir, "target")))
+
+
+def prepare_assets(cfg, train, assets_dir):
+    """SentencePiece model(s) learned from the training pairs, or loaded when resuming."""
+    from keras_nlp_app.text import tokenizers
+
+    tok = cfg.tokenizer
+    folders = _tokenizer_folders(assets_dir, tok.shared_vocabulary)
+    if all(os.path.exists(os.path.join(f, "tokenizer.json")) for f in folders.values()):
+        return load_tokenizer(assets_dir), None
+
+    def learn(texts):
+        return tokenizers.learn_tokenizer(texts, kind="sentencepiece", vocab_size=tok.vocab_size,
+                                          model_type=tok.model_type)
+
+    if tok.shared_vocabulary:
+        shared = learn(train.texts + train.labels)
+        pair = (shared, shared)
+    else:
+        pair = (learn(train.texts), learn(train.labels))
+    for tokenizer, folder in zip(pair, folders.values()):
+        tokenizers.save_tokenizer(tokenizer, folder)
+    return pair, None
+
+
+def read_assets(assets_dir):
+    if not (os.path.exists(os.path.join(assets_dir, "tokenizer.json"))
+            or os.path.exists(os.path.join(assets_dir, "target", "tokenizer.json"))):
+        raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
+    return None
+
+
+def build_preprocessor(cfg, tokenizer):
+    from keras_nlp_app.text.preprocessors import Seq2SeqPreprocessor
+
+    source, target = tokenizer
+    return Seq2SeqPreprocessor(source, target, cfg.tokenizer.sequence_length,
+                               cfg.tokenizer.target_length)
+
+
+def build_model(cfg, preprocessor, space, *, training=False, batch_size=None):
+    from keras_nlp_app.models import build_model as build
+
+    check_config(cfg)
+    params = dict(cfg.model.params)
+    longest = max(preprocessor.source_length, preprocessor.target_length)
+    params.setdefault("max_length", -(-longest // 64) * 64)
+    if params["max_length"] < longest:
+        raise ConfigError(f"model.params.max_length {params['max_length']} is shorter than the "
+                          f"longest sequence ({longest} tokens)")
+    model = build(cfg.model.name, source_vocab_size=preprocessor.source_tokenizer.vocabulary_size,
+                  target_vocab_size=preprocessor.target_tokenizer.vocabulary_size, **params)
+    model({"source": np.ones((1, 4), np.int32), "target": np.ones((1, 4), np.int32)})
+    return model
+
+
+def _target_ids(preprocessor, texts, chunk=4096):
+    import tensorflow as tf
+
+    parts = [preprocessor.target_ids(tf.constant(texts[i:i + chunk]))
+             for i in range(0, len(texts), chunk)]
+    return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def _teacher_forcing(source, target):
+    return {"source": source, "target": target[:, :-1]}, target[:, 1:]
+
+
+def datasets_for(cfg, preprocessor, space, train, validation, global_batch):
+    from keras_nlp_app.data.pipelines import make_dataset
+
+    common = dict(preprocessor=preprocessor, batch_size=global_batch, seed=cfg.train.seed,
+                  sort_window=cfg.train.sort_window, assemble=_teacher_forcing)
+    train_data = make_dataset(train.texts, _target_ids(preprocessor, train.labels),
+                              training=True, **common)
+    validation_data = None
+    if validation is not None:
+        validation_data = make_dataset(validation.texts, _target_ids(preprocessor, validation.labels),
+                                       training=False, **common)
+    return train_data, validation_data, -(-len(train.texts) // global_batch)
+
+
+def smoothed_loss(label_smoothing):
+    """Token cross-entropy with label smoothing, averaged over the non-padding targets."""
+    from keras import ops
+
+    def loss(targets, logits):
+        log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        targets = ops.cast(targets, "int32")
+        nll = -ops.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+        smooth = -ops.mean(log_probs, axis=-1)
+        per_token = (1.0 - label_smoothing) * nll + label_smoothing * smooth
+        mask = ops.cast(ops.not_equal(targets, 0), "float32")
+        return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    loss.__name__ = "smoothed_cross_entropy"
+    return loss
+
+
+def token_accuracy(targets, logits):
+    from keras import ops
+
+    targets = ops.cast(targets, "int32")
+    mask = ops.cast(ops.not_equal(targets, 0), "float32")
+    hits = ops.cast(ops.equal(ops.argmax(logits, axis=-1), targets), "float32") * mask
+    return ops.sum(hits) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def compile_arguments(cfg, space):
+    return {"loss": smoothed_loss(cfg.train.label_smoothing), "metrics": [token_accuracy],
+            "jit_compile": cfg.train.jit_compile != "off"}
+
+
+def monitorable(data_cfg, with_validation):
+    names = ["loss", "token_accuracy"]
+    if with_validation:
+        names += ["val_loss", "val_token_accuracy", "val_bleu"]
+    return names
+
+
+def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, space):
+    from keras_nlp_app.training.callbacks import TranslationReport
+
+    if validation_data is None:
+        return []
+    _, validation = load_splits(cfg.data, cfg.train.seed)
+    limit = cfg.train.eval_examples or len(validation.texts)
+    sources, references = validation.texts[:limit], validation.labels[:limit]
+
+    def report(current):
+        outputs = translate(current, preprocessor, sources, beam_size=1)
+        return metrics_lib.bleu_report(outputs, references)["bleu"], list(zip(
+            sources[:SAMPLES], references[:SAMPLES], outputs[:SAMPLES]))
+
+    return [TranslationReport(report, os.path.join(run_dir, "logs", "validation"))]
+
+
+def final_metrics(cfg, preprocessor, model, space, validation, run_dir):
+    """BLEU, chrF and ROUGE of the best weights on all validation pairs, with beam search and
+    with greedy decoding (beam size 1) side by side."""
+    if validation is None:
+        return {}
+    beam = translate(model, preprocessor, validation.texts, beam_size=cfg.model.beam_size,
+                     length_penalty=cfg.model.length_penalty)
+    greedy = translate(model, preprocessor, validation.texts, beam_size=1)
+    report = score(beam, validation.labels)
+    report["bleu_greedy"] = metrics_lib.bleu_report(greedy, validation.labels)["bleu"]
+    report["beam_size"] = cfg.model.beam_size
+    return report
+
+
+def score(outputs, references):
+    report = {"examples": len(references), **metrics_lib.bleu_report(outputs, references),
+              **metrics_lib.rouge_report(outputs, references)}
+    report["distinct_1"] = metrics_lib.distinct_n(outputs, 1)
+    report["distinct_2"] = metrics_lib.distinct_n(outputs, 2)
+    return report
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def _decode_graph(model, preprocessor, text, beam_size, length_penalty):
+    """`[B]` strings → `[B]` outputs (graph code: the export's serving_default)."""
+    import tensorflow as tf
+
+    from keras_nlp_app import decoding
+
+    source_ids = preprocessor.source_ids(text).to_tensor(0)
+    batch = tf.shape(source_ids)[0]
+    prompts = tf.RaggedTensor.from_tensor(tf.fill([batch, 1], preprocessor.BOS))
+    max_new = preprocessor.target_length - 1
+    buffer, prompt_lengths, _ = decoding.bucketed_buffer(prompts, max_new)
+    rows = tf.shape(buffer)[0]
+    source = decoding.pad_rows(model.encode(source_ids), rows)
+    decode = decoding.compiled_decoder(
+        model, strategy="beam" if beam_size > 1 else "greedy", beam_size=beam_size,
+        stop_ids=(preprocessor.EOS,), source_spec=tf.nest.map_structure(
+            lambda t: tf.TensorSpec([None] * t.shape.rank, t.dtype), source))
+    tokens = decode(buffer, prompt_lengths, tf.constant(max_new), tf.constant(0.0),
+                    tf.constant(0), tf.constant(1.0), tf.constant(1.0), tf.constant(0),
+                    tf.constant(float(length_penalty)), source)[:batch]
+    return preprocessor.detokenize(tokens[:, 1:])
+
+
+def translate(model, preprocessor, texts, *, beam_size=4, length_penalty=0.6, batch_size=64):
+    """Outputs for a list of source texts (in-process decoding, sorted by length for speed)."""
+    import tensorflow as tf
+
+    memo = model.__dict__.setdefault("_knlp_translate", {})
+    key = (beam_size, length_penalty)
+    if key not in memo:
+        memo[key] = tf.function(
+            lambda text: _decode_graph(model, preprocessor, text, beam_size, length_penalty),
+            input_signature=[tf.TensorSpec([None], tf.string)])
+    function = memo[key]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    outputs = [""] * len(texts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        decoded = function(tf.constant([texts[i] for i in chunk])).numpy()
+        for i, value in zip(chunk, decoded):
+            outputs[i] = value.decode("utf-8", errors="replace")
+    return outputs
+
+
+def serve(run, text):
+    """serving_default: `output [B]`, decoded with the run's beam size inside the graph."""
+    return {"output": _decode_graph(run.model, run.preprocessor, text, run.cfg.model.beam_size,
+                                    run.cfg.model.length_penalty)}
+
+
+def export_signatures(run):
+    import tensorflow as tf
+
+    return {"serving_default": (run.serve, [tf.TensorSpec([None], tf.string, name="text")])}
+
+
+def export_metadata(run):
+    preprocessor = run.preprocessor
+    return {"labels": None, "beam_size": run.cfg.model.beam_size,
+            "length_penalty": run.cfg.model.length_penalty,
+            "tokenizer": {"kind": "sentencepiece", "shared": preprocessor.shared,
+                          "source_vocabulary_size": preprocessor.source_tokenizer.vocabulary_size,
+                          "target_vocabulary_size": preprocessor.target_tokenizer.vocabulary_size,
+                          "source_length": preprocessor.source_length,
+                          "target_length": preprocessor.target_length}}
+
+
+def check_export(run, reloaded, texts=None):
+    import tensorflow as tf
+
+    texts = texts or ["A man is riding a bike.", "", "Zwei Hunde spielen im Schnee."]
+    expected = translate(run.model, run.preprocessor, texts, beam_size=run.cfg.model.beam_size,
+                         length_penalty=run.cfg.model.length_penalty)
+    got = [t.decode("utf-8", errors="replace") for t in
+           reloaded.signatures["serving_default"](text=tf.constant(texts))["output"].numpy()]
+    if got != expected:
+        raise RuntimeError(f"the exported model outputs {got!r}, the trained model {expected!r}")
+
+
+def label_space_from_metadata(metadata):
+    return None
+
+
+def evaluate_target(info, *, data=None, split=None):
+    """`knlp evaluate` for a seq2seq run or SavedModel: bleu, chrf, rouge1/2/L, examples."""
+    data_cfg = info.run_config.data
+    if data is not None:
+        pairs = read_pairs(data, data_cfg, fmt="parallel" if "," in data and not os.path.exists(data)
+                           else None)
+    else:
+        train, validation = load_splits(data_cfg, info.run_config.train.seed)
+        pairs = train if split == "train" else validation
+        if pairs is None:
+            raise UserError(f"{info.path}: its config names no {split or 'validation'} data; use --data")
+    outputs = predict_outputs(info, pairs.texts)
+    report = {"task": NAME, **score(outputs, pairs.labels)}
+    if pairs.report.skipped:
+        report["skipped_lines"] = pairs.report.skipped
+    return report
+
+
+def predict_outputs(info, texts):
+    """Outputs of a run folder (beam search in process) or a SavedModel (its signature)."""
+    from keras_nlp_app.inference import load_predictor
+
+    return [o.decode("utf-8", errors="replace") if isinstance(o, bytes) else o
+            for o in load_predictor(info).predict(list(texts), batch_size=64)["output"]]
