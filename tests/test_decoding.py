@@ -192,3 +192,55 @@ def test_cached_and_uncached_decoding_give_identical_tokens(family):
     sampled = [decoding.decode_ids(model, prompts, max_new_tokens=30, top_p=0.9, seed=5,
                                    use_cache=flag).numpy() for flag in (True, False)]
     assert np.array_equal(*sampled)
+
+
+class ConditionalBigramLM(BigramLM):
+    """`table[token] + bias` where every row's `bias [V]` comes from its source (seq2seq-like)."""
+
+    def __call__(self, tokens, source=None, training=False):
+        return tf.gather(self.table, tokens) + source["bias"][:, None, :]
+
+    def init_cache(self, batch_size, source):
+        return {"bias": source["bias"][None]}  # batch on axis 1, as beam search reorders it
+
+    def decode_step(self, token, cache, index):
+        return tf.gather(self.table, token) + cache["bias"][0], cache
+
+
+def test_a_source_conditions_every_strategy_and_beam_search_still_finds_the_best():
+    table = random_table(6, 21)
+    table[:, :2] = -30.0
+    bias = np.zeros((2, 6), np.float32)
+    bias[1, 5] = 6.0  # the second source pulls strongly toward token 5
+    source = {"bias": tf.constant(bias)}
+    model = ConditionalBigramLM(table)
+    greedy = decoding.decode_ids(model, [[2], [2]], max_new_tokens=3, strategy="greedy",
+                                 source=source).numpy()
+    assert greedy[1, 1:4].tolist() == [5, 5, 5]
+    uncached = decoding.decode_ids(model, [[2], [2]], max_new_tokens=3, strategy="greedy",
+                                   source=source, use_cache=False).numpy()
+    assert np.array_equal(greedy, uncached)
+    beam = decoding.decode_ids(model, [[2], [2]], max_new_tokens=3, strategy="beam",
+                               beam_size=16, source=source).numpy()
+    for row in range(2):
+        assert beam[row, 1:4].tolist() == brute_force_best(table + bias[row], 2, 3)
+
+
+def test_length_penalty_ranks_finished_hypotheses_as_defined():
+    eos = 3
+    table = np.full((8, 8), -30.0, np.float32)
+    table[2, 4], table[2, 5] = np.log(0.5), np.log(0.45)  # BOS → A (short) or B (long)
+    table[4, eos] = 0.0                                    # A EOS: log p = log 0.5, 2 tokens
+    table[5, 6] = table[6, 7] = table[7, eos] = 0.0        # B C D EOS: log 0.45, 4 tokens
+    table[eos, eos] = 0.0
+    model = BigramLM(table)
+
+    def best(alpha):
+        tokens = decoding.decode_ids(model, [[2]], max_new_tokens=6, strategy="beam",
+                                     beam_size=2, length_penalty=alpha, stop_ids=(eos,))
+        return [t for t in tokens.numpy()[0, 1:] if t]
+
+    # alpha 0: raw log-probabilities, the short hypothesis wins (-0.69 > -0.80); alpha 1:
+    # GNMT divides by (5 + len) / 6, giving -0.69 / (7/6) = -0.59 < -0.80 / (9/6) = -0.53
+    assert best(0.0) == [4, eos]
+    assert best(1.0) == [5, 6, 7, eos]

@@ -107,6 +107,9 @@ def check_config(cfg):
         raise ConfigError("sequence-to-sequence models use tokenizer.kind: sentencepiece")
     if cfg.model.beam_size < 1:
         raise ConfigError("model.beam_size must be at least 1")
+    if cfg.train.average_checkpoints > 1 and cfg.train.monitor != "val_bleu":
+        raise ConfigError("train.average_checkpoints compares the average by validation BLEU; "
+                          "set train.monitor: val_bleu")
 
 
 def _tokenizer_folders(assets_dir, shared):
@@ -245,7 +248,7 @@ def monitorable(data_cfg, with_validation):
 
 
 def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, space):
-    from keras_nlp_app.training.callbacks import TranslationReport
+    from keras_nlp_app.training.callbacks import AverageLastEpochs, TranslationReport
 
     if validation_data is None:
         return []
@@ -258,7 +261,12 @@ def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, space):
         return metrics_lib.bleu_report(outputs, references)["bleu"], list(zip(
             sources[:SAMPLES], references[:SAMPLES], outputs[:SAMPLES]))
 
-    return [TranslationReport(report, os.path.join(run_dir, "logs", "validation"))]
+    found = [TranslationReport(report, os.path.join(run_dir, "logs", "validation"))]
+    if cfg.train.average_checkpoints > 1:
+        found.append(AverageLastEpochs(
+            cfg.train.average_checkpoints, os.path.join(run_dir, "checkpoints", "best.weights.h5"),
+            lambda current: report(current)[0]))
+    return found
 
 
 def final_metrics(cfg, preprocessor, model, space, validation, run_dir):

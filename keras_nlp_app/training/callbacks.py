@@ -208,3 +208,49 @@ class TranslationReport(keras.callbacks.Callback):
             tf.summary.text("samples", "\n".join(rows), step=epoch)
             tf.summary.scalar("epoch_bleu", bleu, step=epoch)
         self._writer.flush()
+
+
+class AverageLastEpochs(keras.callbacks.Callback):
+    """Averages the weights of the last `count` epochs when training ends (checkpoint averaging,
+    as in Vaswani et al. and OpenNMT), scores the average, and replaces the best checkpoint with
+    it when it scores higher than the best single epoch. `averaged.json` beside the checkpoint
+    records the outcome.
+
+    Args:
+        count: epochs to average (at least 2).
+        best_path: the best checkpoint `AtomicBestCheckpoint` writes.
+        score: callable(model) → the monitored value (higher is better).
+    """
+
+    def __init__(self, count, best_path, score):
+        super().__init__()
+        self.count, self.best_path, self.score = count, best_path, score
+        self._recent = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._recent = (self._recent + [[np.array(w) for w in self.model.get_weights()]])[-self.count:]
+
+    def on_train_end(self, logs=None):
+        import json
+
+        if len(self._recent) < 2:
+            return
+        final = self.model.get_weights()
+        averaged = [np.mean(ws, axis=0).astype(ws[0].dtype) for ws in zip(*self._recent)]
+        self.model.set_weights(averaged)
+        score = float(self.score(self.model))
+        best_file = self.best_path + ".best"
+        best = float(open(best_file).read()) if os.path.exists(best_file) else -np.inf
+        kept = score > best
+        if kept:
+            tmp = self.best_path.replace(".weights.h5", ".tmp.weights.h5")
+            self.model.save_weights(tmp)
+            os.replace(tmp, self.best_path)
+            with open(best_file + ".tmp", "w") as f:
+                f.write(repr(score))
+            os.replace(best_file + ".tmp", best_file)
+        else:
+            self.model.set_weights(final)
+        with open(os.path.join(os.path.dirname(self.best_path), "averaged.json"), "w") as f:
+            json.dump({"epochs_averaged": len(self._recent), "score": round(score, 4),
+                       "best_single_epoch": round(best, 4), "kept": kept}, f)

@@ -1,0 +1,144 @@
+"""Sequence to sequence: pairs readers, metrics, a reverse task learned, export, CLI errors."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from keras_nlp_app import metrics
+from keras_nlp_app.config import load_config
+from keras_nlp_app.data import readers
+from keras_nlp_app.errors import DataError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORDS = "red green blue cat dog sun moon tree".split()
+
+
+def write_lines(path, lines):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return str(path)
+
+
+def reverse_task(folder, name, count, seed):
+    rng = random.Random(seed)
+    sources = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 5))) for _ in range(count)]
+    targets = [" ".join(reversed(s.split())) for s in sources]
+    return (write_lines(folder / f"{name}.src", sources), write_lines(folder / f"{name}.tgt", targets))
+
+
+def test_parallel_files_of_different_lengths_name_both_files_and_counts(tmp_path):
+    source = write_lines(tmp_path / "a.en", ["one", "two", "three"])
+    target = write_lines(tmp_path / "a.de", ["eins", "zwei"])
+    with pytest.raises(DataError) as error:
+        readers.read_parallel(source, target)
+    message = str(error.value)
+    assert source in message and target in message and "3 lines" in message and "has 2" in message
+
+
+def test_an_empty_line_on_either_side_is_refused_or_skipped(tmp_path):
+    source = write_lines(tmp_path / "a.en", ["one", "", "three"])
+    target = write_lines(tmp_path / "a.de", ["eins", "zwei", "drei"])
+    with pytest.raises(DataError, match=r"a.en:2: empty source line"):
+        readers.read_parallel(source, target)
+    pairs = readers.read_parallel(source, target, on_bad_line="skip")
+    assert pairs.texts == ["one", "three"] and pairs.labels == ["eins", "drei"]
+
+
+def test_dialogues_become_one_example_per_reply_with_speaker_markers(tmp_path):
+    path = write_lines(tmp_path / "d.txt", ["Hi . __eou__ Hello ! __eou__ How are you ? __eou__"])
+    pairs = readers.read_dialogues(path, context_turns=2)
+    assert pairs.labels == ["Hello !", "How are you ?"]
+    assert pairs.texts == ["A: Hi .", "B: Hi .\nA: Hello !"]
+
+
+def test_bleu_and_chrf_equal_sacrebleu_on_a_known_pair():
+    import sacrebleu
+
+    hypotheses = ["the cat sat on the mat", "a dog barked loudly"]
+    references = ["the cat sat on a mat", "the dog barked loudly"]
+    report = metrics.bleu_report(hypotheses, references)
+    assert report["bleu"] == round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2)
+    assert report["chrf"] == round(sacrebleu.corpus_chrf(hypotheses, [references]).score, 2)
+    assert report["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert metrics.bleu_report(references, references)["bleu"] == 100.0
+    assert metrics.rouge_report(references, references)["rougeL"] == 100.0
+    assert metrics.distinct_n(["a a b", "a b"], 1) == round(2 / 5, 4)
+
+
+@pytest.fixture(scope="module")
+def reverse_run(tmp_path_factory):
+    """A tiny Transformer trained to reverse word sequences (one fit)."""
+    from keras_nlp_app.training.train import train
+
+    folder = tmp_path_factory.mktemp("s2s")
+    train_pair = ",".join(reverse_task(folder, "train", 3000, 1))
+    valid_pair = ",".join(reverse_task(folder, "valid", 60, 2))
+    cfg = load_config([], [
+        "task=seq2seq", "data.dataset=null", f"data.train_file={train_pair}",
+        f"data.validation_file={valid_pair}", "tokenizer.kind=sentencepiece",
+        "tokenizer.vocab_size=40", "tokenizer.sequence_length=16", "tokenizer.target_length=16",
+        "model.name=transformer_seq2seq",
+        "model.params={num_layers: 2, num_heads: 2, hidden_dim: 64, dropout: 0.0}",
+        "train.epochs=10", "train.batch_size=32", "train.learning_rate=0.003",
+        "train.warmup_steps=100", "train.decay=noam", "train.label_smoothing=0.1",
+        "train.monitor=val_bleu", "train.verbose=0", "train.eval_examples=30",
+        "train.average_checkpoints=3"])
+    return train(cfg, str(folder / "run")), valid_pair
+
+
+def test_a_transformer_learns_to_reverse_sequences(reverse_run):
+    run, _ = reverse_run
+    with open(os.path.join(run, "metrics.json")) as f:
+        result = json.load(f)
+    assert result["bleu"] > 90 and result["bleu_greedy"] > 90
+    assert result["beam_size"] == 4 and "rougeL" in result
+    with open(os.path.join(run, "checkpoints", "averaged.json")) as f:
+        assert json.load(f)["epochs_averaged"] == 3
+    logs = os.path.join(run, "logs", "validation")
+    assert any(name.startswith("events") for name in os.listdir(logs))
+
+
+def test_the_exported_model_translates_in_a_process_without_this_package(reverse_run, tmp_path):
+    from keras_nlp_app.export.saved_model import export_run
+
+    run, _ = reverse_run
+    exported = export_run(run, str(tmp_path / "reverse"))
+    script = f"""
+import json, sys
+import tensorflow as tf, tensorflow_text
+m = tf.saved_model.load({exported!r})
+out = m.signatures["serving_default"](text=tf.constant(["red cat sun", "dog moon tree blue"]))
+assert not any(name.startswith(("keras_nlp_app", "keras_hub")) for name in sys.modules)
+print(json.dumps([t.decode() for t in out["output"].numpy()]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=str(tmp_path),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["sun cat red", "blue tree moon dog"]
+
+
+def test_knlp_evaluate_scores_parallel_files(reverse_run, capsys):
+    from keras_nlp_app.cli import main
+
+    run, valid_pair = reverse_run
+    assert main(["evaluate", run, "--data", valid_pair, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 60 and report["bleu"] > 90
+    assert {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "examples"} <= set(report)
+
+
+def test_mismatched_parallel_files_exit_2_in_one_line(tmp_path):
+    source = write_lines(tmp_path / "s.txt", ["a", "b"])
+    target = write_lines(tmp_path / "t.txt", ["a"])
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_nlp_app", "train", "configs/multi30k_en_de.yaml", "--set",
+         "data.dataset=null", "--set", f"data.train_file={source},{target}", "--run-dir",
+         str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 2
+    assert "has 2 lines but" in done.stderr and len(done.stderr.strip().splitlines()) == 1
