@@ -9,6 +9,7 @@ from keras_nlp_app.models.ensemble_classifier import build_ensemble_classifier
 from keras_nlp_app.models.fasttext_classifier import build_fasttext_classifier
 from keras_nlp_app.models.lstm_classifier import build_lstm_classifier
 from keras_nlp_app.models.lstm_lm import build_lstm_lm
+from keras_nlp_app.models.lstm_seq2seq import build_lstm_seq2seq
 from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
 from keras_nlp_app.models.transformer_lm import build_transformer_lm
 from keras_nlp_app.models.transformer_seq2seq import build_transformer_seq2seq
@@ -23,6 +24,7 @@ MODELS = {
     "lstm_lm": build_lstm_lm,
     "transformer_lm": build_transformer_lm,
     "transformer_seq2seq": build_transformer_seq2seq,
+    "lstm_seq2seq": build_lstm_seq2seq,
 }
 
 

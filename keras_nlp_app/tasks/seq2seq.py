@@ -100,9 +100,9 @@ def load_splits(data_cfg, seed):
 
 
 def check_config(cfg):
-    if cfg.model.name != "transformer_seq2seq":
+    if cfg.model.name not in ("transformer_seq2seq", "lstm_seq2seq"):
         raise ConfigError(f"model {cfg.model.name!r} is not a sequence-to-sequence model; use "
-                          f"transformer_seq2seq")
+                          f"transformer_seq2seq or lstm_seq2seq")
     if cfg.tokenizer.kind != "sentencepiece":
         raise ConfigError("sequence-to-sequence models use tokenizer.kind: sentencepiece")
     if cfg.model.beam_size < 1:

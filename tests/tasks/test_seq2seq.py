@@ -142,3 +142,21 @@ def test_mismatched_parallel_files_exit_2_in_one_line(tmp_path):
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 2
     assert "has 2 lines but" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_attentional_lstm_baseline_learns_to_reverse(tmp_path):
+    from keras_nlp_app.training.train import train
+
+    train_pair = ",".join(reverse_task(tmp_path, "train", 2000, 3))
+    valid_pair = ",".join(reverse_task(tmp_path, "valid", 40, 4))
+    cfg = load_config(["configs/multi30k_en_de.yaml"], [
+        "data.dataset=null", f"data.train_file={train_pair}", f"data.validation_file={valid_pair}",
+        "tokenizer.vocab_size=40", "tokenizer.sequence_length=16", "tokenizer.target_length=16",
+        "model.name=lstm_seq2seq",
+        "model.params={units: 64, embedding_dim: 32, dropout: 0.0, attention: bahdanau}",
+        "train.epochs=6", "train.batch_size=32", "train.learning_rate=0.005",
+        "train.warmup_steps=100", "train.verbose=0",
+        "train.eval_examples=20", "train.average_checkpoints=0", "train.early_stopping_patience=0"])
+    run = train(cfg, str(tmp_path / "run"))
+    with open(os.path.join(run, "metrics.json")) as f:
+        assert json.load(f)["bleu"] > 90
