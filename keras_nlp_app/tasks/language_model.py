@@ -296,6 +296,21 @@ def _nll_function(model):
     return memo["nll"]
 
 
+def _recurrent_nll_function(model):
+    import tensorflow as tf
+
+    memo = model.__dict__.setdefault("_knlp_nll", {})
+    if "recurrent" not in memo:
+        @tf.function(reduce_retracing=True)
+        def chunk_nll(inputs, targets, state):
+            logits, state = model.call_with_state(inputs, state)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                targets, tf.cast(logits, tf.float32))
+            return tf.reduce_sum(losses), state
+        memo["recurrent"] = chunk_nll
+    return memo["recurrent"]
+
+
 def evaluate_stream(model, stream, batch_windows=32):
     """{"tokens", "loss" (nats/token), "perplexity"} of a model over a whole id stream.
 
@@ -320,11 +335,12 @@ def evaluate_stream(model, stream, batch_windows=32):
             total += float(nll(x[part], y[part], mask[part]))
     else:
         state = model.init_cache(1)
-        chunk = 512
+        chunk_nll = _recurrent_nll_function(model)
+        chunk = 1024
         for start in range(0, count, chunk):
-            logits, state = model.call_with_state(inputs[None, start:start + chunk], state)
-            total += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                targets[None, start:start + chunk], tf.cast(logits, tf.float32))))
+            nll, state = chunk_nll(inputs[None, start:start + chunk],
+                                   targets[None, start:start + chunk], state)
+            total += float(nll)
     loss = total / count
     return {"tokens": int(count), "loss": round(loss, 5), "perplexity": round(math.exp(loss), 3)}
 
