@@ -346,7 +346,7 @@ def decode_targets(batch_targets, space):
     return np.argmax(batch_targets, axis=-1)
 
 
-def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, space):
+def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, validation_examples, space):
     """Validation macro-F1 into the epoch logs (`val_macro_f1`, usable as train.monitor) and the
     confusion matrix as an image and a table in TensorBoard, each epoch."""
     from keras_nlp_app.training.callbacks import ValidationReport

@@ -245,7 +245,7 @@ def monitorable(data_cfg, with_validation):
     return names
 
 
-def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, space):
+def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, validation_examples, space):
     from keras_nlp_app.training.callbacks import LMSamples, PerplexityLogger, ResetStates
 
     found = [PerplexityLogger()]

@@ -247,12 +247,12 @@ def monitorable(data_cfg, with_validation):
     return names
 
 
-def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, space):
+def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, validation_examples, space):
     from keras_nlp_app.training.callbacks import AverageLastEpochs, TranslationReport
 
     if validation_data is None:
         return []
-    _, validation = load_splits(cfg.data, cfg.train.seed)
+    validation = validation_examples
     limit = cfg.train.eval_examples or len(validation.texts)
     sources, references = validation.texts[:limit], validation.labels[:limit]
 

@@ -202,7 +202,8 @@ def train(cfg, run_dir=None):
     best_path = os.path.join(checkpoints, "best.weights.h5")
     callbacks = [
         *task.callbacks(cfg=cfg, run_dir=run_dir, preprocessor=preprocessor, model=model,
-                        validation_data=validation_data, space=space),
+                        validation_data=validation_data, validation_examples=validation_examples,
+                        space=space),
         callbacks_lib.LearningRateLogger(),
         keras.callbacks.BackupAndRestore(
             os.path.join(run_dir, "backup"),

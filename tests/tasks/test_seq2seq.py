@@ -144,6 +144,7 @@ def test_mismatched_parallel_files_exit_2_in_one_line(tmp_path):
     assert "has 2 lines but" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_the_attentional_lstm_baseline_learns_to_reverse(tmp_path):
     from keras_nlp_app.training.train import train
 
