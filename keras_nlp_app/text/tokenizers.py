@@ -94,11 +94,14 @@ class WordTokenizer(keras.layers.Layer):
         dropped, `<eos>` written as a line break."""
         words = tf.gather(tf.constant(self.vocabulary), _ragged(ids))
         words = tf.ragged.boolean_mask(words, tf.not_equal(words, PAD))
-        text = tf.strings.reduce_join(words, axis=-1, separator=" ")
-        return tf.strings.regex_replace(text, r" ?<eos> ?", "\n")
+        return _eos_as_line_break(tf.strings.reduce_join(words, axis=-1, separator=" "))
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}
+
+
+def _eos_as_line_break(text):
+    return tf.strings.regex_replace(text, r" ?<eos> ?", "\n")
 
 
 def _ragged(ids):
@@ -141,10 +144,11 @@ class WordPieceTokenizer(keras.layers.Layer):
         return pieces.merge_dims(-2, -1)
 
     def detokenize(self, ids):
-        """`[B, T]` ids → `[B]` strings: pieces merged into words, words joined by spaces."""
+        """`[B, T]` ids → `[B]` strings: pieces merged into words, words joined by spaces,
+        `<eos>` written as a line break."""
         ids = _ragged(ids)
         ids = tf.ragged.boolean_mask(ids, tf.not_equal(ids, 0))
-        return self._wordpiece.detokenize(ids)
+        return _eos_as_line_break(self._wordpiece.detokenize(ids))
 
     def get_config(self):
         return {**super().get_config(), "vocabulary": self.vocabulary, "lowercase": self.lowercase}

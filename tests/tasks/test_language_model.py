@@ -40,6 +40,30 @@ def test_word_level_streams_end_every_line_with_eos():
     assert ids == stream[:5].tolist()
 
 
+def test_subword_streams_end_lines_with_eos_and_detokenize_to_words():
+    texts = ["the cat sat on the mat", "the cats sat"] * 20
+    tokenizer = tokenizers.learn_tokenizer(texts, kind="wordpiece", vocab_size=60,
+                                           reserved=["<eos>"])
+    preprocessor = LMPreprocessor(tokenizer, 8)
+    stream = lm.token_stream(preprocessor, lm.Corpus("x", ["the cats sat\nthe mat\n"]))
+    assert (stream == preprocessor.eos_id).sum() == 2 and stream[-1] == preprocessor.eos_id
+    text = preprocessor.detokenize(stream[None]).numpy()[0].decode()
+    assert text == "the cats sat\nthe mat\n"
+
+
+def test_stop_strings_cut_the_continuation_before_the_first_match():
+    text = "To be, or not\nto be"
+    preprocessor = char_preprocessor(text)
+    ids = preprocessor.prompt_ids(tf.constant(["To", "To"])).to_tensor()
+    continuation = preprocessor.tokenizer(tf.constant([" be, or not\nto be", " be"])).to_tensor()
+    tokens = tf.concat([ids, continuation], axis=1)
+    lengths = tf.constant([3, 3])
+    plain = lm.generated_text(preprocessor, tokens, lengths).numpy().tolist()
+    cut = lm.generated_text(preprocessor, tokens, lengths, stop=("\n", ",")).numpy().tolist()
+    assert plain == [b" be, or not\nto be", b" be"]
+    assert cut == [b" be", b" be"]
+
+
 def test_char_and_byte_streams_keep_the_text_exactly():
     text = "To be,\nor not — to be.\n"
     preprocessor = char_preprocessor(text)
