@@ -317,7 +317,6 @@ def evaluate_stream(model, stream, batch_windows=32):
     Every token after the first is predicted once. Transformer LMs see non-overlapping windows
     of their context length; LSTM LMs carry one state from the start of the stream to its end.
     """
-    import tensorflow as tf
 
     inputs, targets = stream[:-1], stream[1:]
     count = len(targets)

@@ -14,7 +14,7 @@ import numpy as np
 
 from keras_nlp_app import metrics as metrics_lib
 from keras_nlp_app.data import datasets, readers
-from keras_nlp_app.errors import ConfigError, DataError, UserError
+from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks import classification
 
 NAME = "seq2seq"
