@@ -119,6 +119,19 @@ def _read_inputs(path, target):
     return readers.read_examples(path, fmt="txt", label_field=None).texts
 
 
+def n_best_texts(target, texts):
+    """Every beam of a seq2seq run folder's beam search, best first, with its score."""
+    if target.task != "seq2seq" or not target.is_run:
+        raise UserError("--n-best needs a seq2seq run folder (a SavedModel returns the best only)")
+    from keras_nlp_app.tasks.seq2seq import translate
+    from keras_nlp_app.training.train import restore_run
+
+    run = restore_run(target.path)
+    lists = translate(run.model, run.preprocessor, list(texts), beam_size=run.cfg.model.beam_size,
+                      length_penalty=run.cfg.model.length_penalty, n_best=True)
+    return [{"text": text, "n_best": found} for text, found in zip(texts, lists)]
+
+
 def predict_texts(model, texts):
     """Predictions for raw texts as JSON-ready dicts."""
     from keras_nlp_app.inference import load_predictor
@@ -161,12 +174,17 @@ def cmd_predict(args):
         texts += _read_inputs(args.input, target)
     if not texts:
         raise UserError("give texts to classify as arguments or with --input FILE")
-    results = predict_texts(target, texts)
+    if args.n_best:
+        results = n_best_texts(target, texts)
+    else:
+        results = predict_texts(target, texts)
     if args.json:
         print(json.dumps({"predictions": results}, ensure_ascii=False))
     else:
         for r in results:
-            if "output" in r:
+            if "n_best" in r:
+                print("\n".join(f"{score:.4f}\t{text}" for text, score in r["n_best"]) + "\n")
+            elif "output" in r:
                 print(r["output"])
             elif "log_prob" in r:
                 print(f"{r['log_prob']:.3f}\t{r['num_tokens']}\t{r['perplexity']:.2f}\t{r['text']}")
@@ -390,6 +408,8 @@ def build_parser():
     p.add_argument("model")
     p.add_argument("texts", nargs="*", help="texts to classify")
     p.add_argument("--input", help="file of texts: one per line, or tsv/csv/jsonl")
+    p.add_argument("--n-best", action="store_true",
+                   help="seq2seq run folder: every beam with its length-normalized log-prob")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_predict)
 

@@ -169,7 +169,7 @@ def _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, t
 
 
 def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_penalty,
-               stop_ids, use_cache, source=None):
+               stop_ids, use_cache, source=None, n_best=False):
     batch = tf.shape(tokens)[0]
     buffer_length = tf.shape(tokens)[1]
     flat = batch * beam_size
@@ -220,22 +220,28 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
     tokens = tokens[:, :buffer_length]
     generated = tf.reduce_sum(tf.cast(
         (tf.range(buffer_length)[None, :] >= row_prompt[:, None]) & (tokens > 0), tf.float32), 1)
-    normalized = scores / tf.pow((5.0 + generated) / 6.0, length_penalty)
-    best = tf.argmax(tf.reshape(normalized, [batch, beam_size]), axis=1, output_type=tf.int32)
+    normalized = tf.reshape(scores / tf.pow((5.0 + generated) / 6.0, length_penalty),
+                            [batch, beam_size])
+    if n_best:
+        ranked, order = tf.math.top_k(normalized, k=beam_size)
+        ranked_tokens = tf.gather(tokens, order + tf.range(batch)[:, None] * beam_size)
+        return ranked_tokens, ranked  # [B, K, L] best first, and their normalized scores
+    best = tf.argmax(normalized, axis=1, output_type=tf.int32)
     return tf.gather(tokens, best + tf.range(batch) * beam_size)
 
 
 def compiled_decoder(model, *, strategy="sample", beam_size=4, stop_ids=(), use_cache=True,
-                     source_spec=None):
+                     source_spec=None, n_best=False):
     """The XLA-compiled decoding loop for `model`, memoized on the model per setting.
 
     The returned function takes (tokens `[B, L]`, prompt_lengths `[B]`, max_new_tokens,
     temperature, top_k, top_p, repetition_penalty, seed, length_penalty[, source]) and returns
     the filled token buffer `[B, L]`. Sampling settings are tensors, so changing them does not
     recompile. `source_spec` (nested `tf.TensorSpec`s) declares a conditional model's source.
+    With `n_best`, beam search returns every beam, best first: (`[B, K, L]`, scores `[B, K]`).
     """
     key = (strategy == "beam", beam_size if strategy == "beam" else 0, tuple(stop_ids), use_cache,
-           source_spec is not None)
+           source_spec is not None, n_best)
     memo = model.__dict__.setdefault("_knlp_decoders", {})
     if key in memo:
         return memo[key]
@@ -251,7 +257,7 @@ def compiled_decoder(model, *, strategy="sample", beam_size=4, stop_ids=(), use_
              repetition_penalty, seed, length_penalty, source=None):
         if strategy == "beam":
             return _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size,
-                              length_penalty, stop_ids, use_cache, source)
+                              length_penalty, stop_ids, use_cache, source, n_best)
         return _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, top_k,
                               top_p, repetition_penalty, seed, stop_ids, use_cache, source)
 

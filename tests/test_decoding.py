@@ -244,3 +244,21 @@ def test_length_penalty_ranks_finished_hypotheses_as_defined():
     # GNMT divides by (5 + len) / 6, giving -0.69 / (7/6) = -0.59 < -0.80 / (9/6) = -0.53
     assert best(0.0) == [4, eos]
     assert best(1.0) == [5, 6, 7, eos]
+
+
+def test_n_best_returns_every_beam_best_first_with_its_normalized_score():
+    table = random_table(6, 30)
+    table[:, :2] = -30.0
+    model = BigramLM(table)
+    buffer, lengths, _ = decoding.bucketed_buffer([[2]], 3)
+    decode = decoding.compiled_decoder(model, strategy="beam", beam_size=4, n_best=True)
+    tokens, scores = decode(buffer, lengths, tf.constant(3), tf.constant(0.0), tf.constant(0),
+                            tf.constant(1.0), tf.constant(1.0), tf.constant(0), tf.constant(0.0))
+    scores = scores.numpy()[0]
+    assert np.all(np.diff(scores) <= 0)
+    log_probs = log_softmax(table)
+    for row, score in zip(tokens.numpy()[0], scores):
+        sequence = row[:4].tolist()
+        assert score == pytest.approx(sum(log_probs[a, b] for a, b in zip(sequence, sequence[1:])),
+                                      abs=1e-3)
+    assert tokens.numpy()[0, 0, 1:4].tolist() == brute_force_best(table, 2, 3)

@@ -294,8 +294,9 @@ def score(outputs, references):
 # -- decoding ---------------------------------------------------------------------------------
 
 
-def _decode_graph(model, preprocessor, text, beam_size, length_penalty):
-    """`[B]` strings → `[B]` outputs (graph code: the export's serving_default)."""
+def _decode_graph(model, preprocessor, text, beam_size, length_penalty, n_best=False):
+    """`[B]` strings → `[B]` outputs (graph code: the export's serving_default); with
+    `n_best`, `[B, beam_size]` outputs best first and their length-normalized log-probs."""
     import tensorflow as tf
 
     from keras_nlp_app import decoding
@@ -309,31 +310,45 @@ def _decode_graph(model, preprocessor, text, beam_size, length_penalty):
     source = decoding.pad_rows(model.encode(source_ids), rows)
     decode = decoding.compiled_decoder(
         model, strategy="beam" if beam_size > 1 else "greedy", beam_size=beam_size,
-        stop_ids=(preprocessor.EOS,), source_spec=tf.nest.map_structure(
+        stop_ids=(preprocessor.EOS,), n_best=n_best, source_spec=tf.nest.map_structure(
             lambda t: tf.TensorSpec([None] * t.shape.rank, t.dtype), source))
-    tokens = decode(buffer, prompt_lengths, tf.constant(max_new), tf.constant(0.0),
-                    tf.constant(0), tf.constant(1.0), tf.constant(1.0), tf.constant(0),
-                    tf.constant(float(length_penalty)), source)[:batch]
-    return preprocessor.detokenize(tokens[:, 1:])
+    decoded = decode(buffer, prompt_lengths, tf.constant(max_new), tf.constant(0.0),
+                     tf.constant(0), tf.constant(1.0), tf.constant(1.0), tf.constant(0),
+                     tf.constant(float(length_penalty)), source)
+    if n_best:
+        tokens, scores = decoded
+        flat = tf.reshape(tokens[:batch, :, 1:], [batch * beam_size, -1])
+        return tf.reshape(preprocessor.detokenize(flat), [batch, beam_size]), scores[:batch]
+    return preprocessor.detokenize(decoded[:batch, 1:])
 
 
-def translate(model, preprocessor, texts, *, beam_size=4, length_penalty=0.6, batch_size=64):
-    """Outputs for a list of source texts (in-process decoding, sorted by length for speed)."""
+def translate(model, preprocessor, texts, *, beam_size=4, length_penalty=0.6, batch_size=64,
+              n_best=False):
+    """Outputs for a list of source texts (in-process decoding, sorted by length for speed).
+
+    With `n_best`, each output is a list of (text, score) for every beam, best first."""
     import tensorflow as tf
 
     memo = model.__dict__.setdefault("_knlp_translate", {})
-    key = (beam_size, length_penalty)
+    key = (beam_size, length_penalty, n_best)
     if key not in memo:
         memo[key] = tf.function(
-            lambda text: _decode_graph(model, preprocessor, text, beam_size, length_penalty),
+            lambda text: _decode_graph(model, preprocessor, text, beam_size, length_penalty,
+                                       n_best),
             input_signature=[tf.TensorSpec([None], tf.string)])
     function = memo[key]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     outputs = [""] * len(texts)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        decoded = function(tf.constant([texts[i] for i in chunk])).numpy()
-        for i, value in zip(chunk, decoded):
+        decoded = function(tf.constant([texts[i] for i in chunk]))
+        if n_best:
+            texts_k, scores = decoded[0].numpy(), decoded[1].numpy()
+            for row, i in enumerate(chunk):
+                outputs[i] = [(t.decode("utf-8", errors="replace"), round(float(s), 4))
+                              for t, s in zip(texts_k[row], scores[row])]
+            continue
+        for i, value in zip(chunk, decoded.numpy()):
             outputs[i] = value.decode("utf-8", errors="replace")
     return outputs
 

@@ -132,6 +132,16 @@ def test_knlp_evaluate_scores_parallel_files(reverse_run, capsys):
     assert {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "examples"} <= set(report)
 
 
+def test_n_best_lists_every_beam_best_first(reverse_run, capsys):
+    from keras_nlp_app.cli import main
+
+    run, _ = reverse_run
+    assert main(["predict", run, "red cat sun", "--n-best", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)["predictions"][0]["n_best"]
+    assert len(found) == 4 and found[0][0] == "sun cat red"
+    assert [score for _, score in found] == sorted((score for _, score in found), reverse=True)
+
+
 def test_mismatched_parallel_files_exit_2_in_one_line(tmp_path):
     source = write_lines(tmp_path / "s.txt", ["a", "b"])
     target = write_lines(tmp_path / "t.txt", ["a"])
