@@ -90,7 +90,7 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1  # apply the summed gradients of N batches at once (a larger effective batch)
     average_checkpoints: int = 0  # seq2seq: at the end, average the weights of the last N epochs (kept if better)
     eval_examples: int = 1000  # seq2seq: validation examples decoded (greedy) for val_bleu each epoch; 0: all
-    jit_compile: str = "auto"  # auto (the task decides: XLA for Transformer LMs) | on | off
+    jit_compile: str = "auto"  # auto (the task decides: XLA for Transformer LMs, whose windows have one shape) | on | off
     verbose: str = "auto"  # auto (progress bar on a terminal) | 0 | 1 | 2
 
 

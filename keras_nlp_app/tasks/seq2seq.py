@@ -236,8 +236,10 @@ def token_accuracy(targets, logits):
 
 
 def compile_arguments(cfg, space):
+    """Loss and metrics; XLA only when `train.jit_compile: on`: batches are padded to their own
+    longest pair, and XLA would compile again for every new (source, target) length."""
     return {"loss": smoothed_loss(cfg.train.label_smoothing), "metrics": [token_accuracy],
-            "jit_compile": cfg.train.jit_compile != "off"}
+            "jit_compile": cfg.train.jit_compile == "on"}
 
 
 def monitorable(data_cfg, with_validation):
