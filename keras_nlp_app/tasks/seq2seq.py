@@ -304,6 +304,9 @@ def _decode_graph(model, preprocessor, text, beam_size, length_penalty, n_best=F
     from keras_nlp_app import decoding
 
     source_ids = preprocessor.source_ids(text).to_tensor(0)
+    # sources padded to a multiple of 16 tokens: the compiled loop sees few distinct shapes
+    length = tf.shape(source_ids)[1]
+    source_ids = tf.pad(source_ids, [[0, 0], [0, (length + 15) // 16 * 16 - length]])
     batch = tf.shape(source_ids)[0]
     prompts = tf.RaggedTensor.from_tensor(tf.fill([batch, 1], preprocessor.BOS))
     max_new = preprocessor.target_length - 1
