@@ -44,7 +44,9 @@ class LSTMSeq2Seq(keras.Model):
 
     def __init__(self, *, source_vocab_size, target_vocab_size, embedding_dim=256, units=256,
                  dropout=0.2, attention="luong", max_length=256, **kwargs):
-        source_embedding = keras.layers.Embedding(source_vocab_size, embedding_dim, name="source_embedding")
+        # mask_zero: the encoder skips padding, so a source encodes the same in any batch
+        source_embedding = keras.layers.Embedding(source_vocab_size, embedding_dim, mask_zero=True,
+                                                  name="source_embedding")
         target_embedding = keras.layers.Embedding(target_vocab_size, embedding_dim, name="target_embedding")
         encoder = keras.layers.Bidirectional(
             keras.layers.LSTM(units // 2, return_sequences=True, return_state=True), name="encoder")
