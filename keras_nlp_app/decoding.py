@@ -13,8 +13,9 @@ Decoding interface of a model (models/transformer_lm.py, models/lstm_lm.py):
     model.context_length → longest window, or None (recurrent models)
 
 Conditional models (sequence to sequence) also take a `source`: nested tensors with the batch on
-axis 0 (e.g. encoder outputs and their mask), given as `model.init_cache(B, source)` and
-`model(tokens, source=source)`; beam search repeats it for every beam.
+axis 0 (e.g. encoder outputs and their mask), given as `model.init_cache(B, source)` and, for
+the uncached path, `model.decode(tokens, source) → logits [B, T, V]`; beam search repeats it
+for every beam.
 
 Prompts are left-aligned in a token buffer; row b's prompt is `prompt_lengths[b]` tokens long
 and it gets `max_new_tokens` more. Every position is fed through the step function (prompt
@@ -113,7 +114,7 @@ class _Window:
         window = tf.slice(tokens, [0, start], [-1, self.width])
         if source is None:
             return self.model(window, training=False)[:, index - start], cache
-        return self.model(window, source=source, training=False)[:, index - start], cache
+        return self.model.decode(window, source)[:, index - start], cache
 
 
 def _initial_cache(model, batch, source, use_cache):

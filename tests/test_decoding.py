@@ -197,7 +197,7 @@ def test_cached_and_uncached_decoding_give_identical_tokens(family):
 class ConditionalBigramLM(BigramLM):
     """`table[token] + bias` where every row's `bias [V]` comes from its source (seq2seq-like)."""
 
-    def __call__(self, tokens, source=None, training=False):
+    def decode(self, tokens, source):
         return tf.gather(self.table, tokens) + source["bias"][:, None, :]
 
     def init_cache(self, batch_size, source):

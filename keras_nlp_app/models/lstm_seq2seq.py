@@ -90,10 +90,9 @@ class LSTMSeq2Seq(keras.Model):
         context = self._parts["attend"](outputs, memory, mask)
         return self._parts["output"](self._parts["combine"](ops.concatenate([outputs, context], -1)))
 
-    def call(self, inputs, source=None, training=False):
-        if source is None:
-            return super().call(inputs, training=training)
-        outputs, _, _ = self._parts["decoder"](self._parts["target_embedding"](inputs),
+    def decode(self, target, source, training=False):
+        """Logits `[B, T, vocab]` for target ids given `encode`'s output (no cache)."""
+        outputs, _, _ = self._parts["decoder"](self._parts["target_embedding"](target),
                                                initial_state=[source["h"], source["c"]])
         return self._finish(outputs, source["encoded"], source["mask"])
 

@@ -203,9 +203,7 @@ class TransformerSeq2Seq(keras.Model):
             x = block(x, source["encoded"], source_mask, training=training)
         return self._logits(x)
 
-    def call(self, inputs, source=None, training=False):
-        if source is not None:  # decoding without a cache: `inputs` are target ids
-            return self.decode(inputs, source, training=training)
+    def call(self, inputs, training=False):
         return self.decode(inputs["target"], self.encode(inputs["source"], training=training),
                            training=training)
 

@@ -171,3 +171,46 @@ def test_the_attentional_lstm_baseline_learns_to_reverse(tmp_path):
     run = train(cfg, str(tmp_path / "run"))
     with open(os.path.join(run, "metrics.json")) as f:
         assert json.load(f)["bleu"] > 90
+
+
+@pytest.mark.parametrize("family,params", [
+    ("transformer", {"positions": "learned", "share_embeddings": False}),
+    ("transformer", {"positions": "sinusoidal", "share_embeddings": True}),
+    ("lstm", {"attention": "luong"}),
+])
+def test_cached_decoding_equals_uncached_for_every_seq2seq_variant(family, params):
+    import keras
+    import numpy as np
+
+    from keras_nlp_app import decoding
+    from keras_nlp_app.models import build_model
+
+    keras.utils.set_random_seed(5)
+    if family == "transformer":
+        model = build_model("transformer_seq2seq", source_vocab_size=30, target_vocab_size=30,
+                            num_layers=2, num_heads=2, hidden_dim=16, max_length=64, **params)
+    else:
+        model = build_model("lstm_seq2seq", source_vocab_size=30, target_vocab_size=30,
+                            units=16, embedding_dim=8, **params)
+    model({"source": np.ones((1, 3), np.int32), "target": np.ones((1, 3), np.int32)})
+    source = model.encode(np.array([[5, 6, 7, 3], [8, 3, 0, 0]], np.int32))
+    outputs = [decoding.decode_ids(model, [[2], [2]], max_new_tokens=12, strategy=strategy,
+                                   source=source, stop_ids=(3,), use_cache=cached).numpy()
+               for strategy in ("greedy", "beam") for cached in (True, False)]
+    assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[2], outputs[3])
+
+
+def test_separate_vocabularies_are_learned_saved_and_reloaded_per_side(tmp_path):
+    from keras_nlp_app.tasks import seq2seq
+
+    cfg = load_config(["configs/multi30k_en_de.yaml"], ["tokenizer.shared_vocabulary=false",
+                                                        "tokenizer.vocab_size=30"])
+    pairs = readers.Examples(["red cat", "blue dog"] * 50, ["rot Katze", "blau Hund"] * 50,
+                             list(range(100)), readers.ReadReport("x"))
+    (source, target), _ = seq2seq.prepare_assets(cfg, pairs, str(tmp_path))
+    assert source is not target
+    assert os.path.exists(tmp_path / "source" / "spm.model")
+    assert os.path.exists(tmp_path / "target" / "spm.model")
+    again = seq2seq.load_tokenizer(str(tmp_path))
+    assert again[0].vocabulary == source.vocabulary and again[1].vocabulary == target.vocabulary
+    assert "z" in target.vocabulary and "z" not in source.vocabulary  # from "Katze" only
