@@ -42,10 +42,10 @@ def _pipeline(cfg):
 
 
 def bench_family(family, steps):
-    import keras
 
     from keras_nlp_app.config import load_config
     from keras_nlp_app.tasks import classification
+    from keras_nlp_app.training.callbacks import EpochTimer
     from keras_nlp_app.training.schedules import make_optimizer
     from keras_nlp_app.training.train import build_run_model
 
@@ -63,16 +63,10 @@ def bench_family(family, steps):
     model = build_run_model(cfg, preprocessor, space)
     model.compile(optimizer=make_optimizer(cfg.train, steps * 2),
                   **classification.compile_arguments(cfg, space))
-    timings = []
+    timer = EpochTimer()
+    timings = timer.seconds
 
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            timings.append(time.perf_counter() - self.start)
-
-    model.fit(dataset.repeat(), steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[EpochTimer()])
+    model.fit(dataset.repeat(), steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[timer])
     model_rate = steps * cfg.train.batch_size / timings[-1]
     return {"train_examples_per_s": round(model_rate, 1),
             "pipeline_examples_per_s": round(pipeline_rate, 1),

@@ -26,9 +26,9 @@ def _timed(function):
 
 
 def bench_training(cfg, steps):
-    import keras
 
     from keras_nlp_app.tasks import language_model as lm
+    from keras_nlp_app.training.callbacks import EpochTimer
     from keras_nlp_app.training.schedules import make_optimizer
 
     train, validation = lm.load_splits(cfg.data, cfg.train.seed)
@@ -38,18 +38,12 @@ def bench_training(cfg, steps):
     model = lm.build_model(cfg, preprocessor, None, training=True, batch_size=cfg.train.batch_size)
     model.compile(optimizer=make_optimizer(cfg.train, steps * 2), steps_per_execution=
                   cfg.train.steps_per_execution, **lm.compile_arguments(cfg, None))
-    timings = []
-
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            timings.append(time.perf_counter() - self.start)
+    timer = EpochTimer()
+    timings = timer.seconds
 
     warmup = cfg.train.steps_per_execution * 2
-    model.fit(data.repeat(), steps_per_epoch=warmup, epochs=1, verbose=0, callbacks=[EpochTimer()])
-    model.fit(data.repeat(), steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[EpochTimer()])
+    model.fit(data.repeat(), steps_per_epoch=warmup, epochs=1, verbose=0, callbacks=[timer])
+    model.fit(data.repeat(), steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
     tokens = steps * cfg.train.batch_size * cfg.tokenizer.sequence_length
     return preprocessor, {
         "train_tokens_per_s": round(tokens / timings[-1], 1),

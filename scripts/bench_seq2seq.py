@@ -21,9 +21,9 @@ import time
 
 def bench_training(cfg, steps):
     """Target tokens/s of `fit` on the recipe's model and data, after a warm-up epoch."""
-    import keras
 
     from keras_nlp_app.tasks import seq2seq
+    from keras_nlp_app.training.callbacks import EpochTimer
     from keras_nlp_app.training.schedules import make_optimizer
 
     train, _ = seq2seq.load_splits(cfg.data, cfg.train.seed)
@@ -34,16 +34,10 @@ def bench_training(cfg, steps):
     model.compile(optimizer=make_optimizer(cfg.train, steps * 2),
                   steps_per_execution=cfg.train.steps_per_execution,
                   **seq2seq.compile_arguments(cfg, None))
-    timings, tokens = [], []
+    timer, tokens = EpochTimer(), []
+    timings = timer.seconds
 
-    class EpochTimer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            timings.append(time.perf_counter() - self.start)
-
-    model.fit(data.repeat(), steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[EpochTimer()])
+    model.fit(data.repeat(), steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[timer])
     for _, targets in data.take(steps):
         tokens.append(int((targets.numpy() > 0).sum()))
     return {"steps_timed": steps, "ms_per_step": round(1000 * timings[-1] / steps, 1),

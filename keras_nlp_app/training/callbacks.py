@@ -254,3 +254,21 @@ class AverageLastEpochs(keras.callbacks.Callback):
         with open(os.path.join(os.path.dirname(self.best_path), "averaged.json"), "w") as f:
             json.dump({"epochs_averaged": len(self._recent), "score": round(score, 4),
                        "best_single_epoch": round(best, 4), "kept": kept}, f)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records each epoch's wall time in `seconds` (the benchmarks' training speed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        self.seconds.append(time.perf_counter() - self._start)
