@@ -196,21 +196,28 @@ def cmd_predict(args):
     return 0
 
 
+def _generation_settings(args):
+    return dict(strategy=args.strategy, temperature=args.temperature, top_k=args.top_k,
+                top_p=args.top_p, repetition_penalty=args.repetition_penalty,
+                beam_size=args.beam_size, seed=args.seed, stop=tuple(args.stop or ()))
+
+
 def cmd_generate(args):
     from keras_nlp_app.inference import describe, generate
 
     target = describe(args.model)
-    if target.task != "lm":
-        raise UserError(f"{args.model} is a {target.task} model; generate needs a language model")
+    if target.task not in ("lm", "seq2seq"):
+        raise UserError(f"{args.model} is a {target.task} model; generate needs a language model "
+                        "or a seq2seq model")
     prompts = args.prompt or [""]
     prompts = [p.encode("utf-8").decode("unicode_escape") if args.escapes else p for p in prompts]
-    texts = generate(target, prompts, max_new_tokens=args.max_new_tokens, strategy=args.strategy,
-                     temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                     repetition_penalty=args.repetition_penalty, beam_size=args.beam_size,
-                     seed=args.seed, stop=tuple(args.stop or ()))
+    texts = generate(target, prompts, max_new_tokens=args.max_new_tokens,
+                     **_generation_settings(args))
     if args.json:
         print(json.dumps({"generations": [{"prompt": p, "continuation": t}
                                           for p, t in zip(prompts, texts)]}, ensure_ascii=False))
+    elif target.task == "seq2seq":
+        print("\n".join(texts))
     else:
         word_level = target.run_config.tokenizer.kind in ("word", "whitespace", "wordpiece")
         for prompt, text in zip(prompts, texts):
@@ -218,13 +225,17 @@ def cmd_generate(args):
     return 0
 
 
-def chat(target, lines, *, context_turns=None, write=print):
+def chat(target, lines, *, context_turns=None, write=print, **settings):
     """Talks with a dialogue model: every input line is a turn, answered with the model's reply,
-    with the last `context_turns` turns (as in training) in the source each time."""
+    with the last `context_turns` turns (as in training) in the source each time. `settings`
+    choose the decoding (as `inference.load_generator`; default: the model's beam search)."""
     from keras_nlp_app.data.readers import dialogue_source
-    from keras_nlp_app.inference import load_predictor
+    from keras_nlp_app.inference import load_generator
 
-    predictor = load_predictor(target)
+    settings = {"strategy": "beam", **settings}
+    if settings["strategy"] == "beam":
+        settings.setdefault("beam_size", target.run_config.model.beam_size)
+    reply_to = load_generator(target)
     turns = context_turns or target.run_config.data.context_turns
     history = []
     for line in lines:
@@ -236,9 +247,10 @@ def chat(target, lines, *, context_turns=None, write=print):
             write("(new conversation)")
             continue
         history.append(line)
-        reply = _text(predictor.predict([dialogue_source(history[-turns:])])["output"][0])
+        reply = reply_to([dialogue_source(history[-turns:])], **settings)[0]
         history.append(reply)
         write(reply)
+        settings["seed"] = settings.get("seed", 0) + 1  # a new draw every turn when sampling
 
 
 def cmd_chat(args):
@@ -247,9 +259,12 @@ def cmd_chat(args):
     target = describe(args.model)
     if target.task != "seq2seq":
         raise UserError(f"{args.model} is a {target.task} model; chat needs a dialogue (seq2seq) model")
+    settings = _generation_settings(args)
+    if settings["beam_size"] is None:
+        settings["beam_size"] = target.run_config.model.beam_size
     if sys.stdin.isatty():
         print("Type a message and press Enter; /reset starts over, Ctrl-D ends.", file=sys.stderr)
-    chat(target, sys.stdin, context_turns=args.context_turns)
+    chat(target, sys.stdin, context_turns=args.context_turns, **settings)
     return 0
 
 
@@ -369,6 +384,22 @@ def cmd_quickstart(args):
     return 0
 
 
+def _decoding_arguments(p, *, default_strategy, default_beam):
+    p.add_argument("--strategy", default=default_strategy,
+                   choices=["greedy", "sample", "top_k", "top_p", "beam"],
+                   help=f"greedy | sample (temperature, --top-k and --top-p all apply) | beam "
+                        f"(default {default_strategy})")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k best tokens (0: all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus: smallest set with this mass")
+    p.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="> 1 discourages repeats (language model run folders)")
+    p.add_argument("--beam-size", type=int, default=default_beam,
+                   help="default: " + (str(default_beam) if default_beam else "as trained"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stop", action="append", help="cut the output before this string")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="knlp", description="Train, evaluate, export and serve NLP models (TensorFlow/Keras).")
@@ -453,19 +484,14 @@ def build_parser():
     q.add_argument("output", help="PATH.npz")
     p.set_defaults(func=cmd_ngram)
 
-    p = verbs.add_parser("generate", help="continue prompts with a language model run or SavedModel")
-    p.add_argument("model", help="LM run folder, SavedModel version folder or its parent")
-    p.add_argument("--prompt", action="append", help="prompt text; repeat for a batch (default: empty)")
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--strategy", default="sample", choices=["greedy", "sample", "top_k", "top_p", "beam"],
-                   help="greedy | sample (temperature, --top-k and --top-p all apply) | beam")
-    p.add_argument("--temperature", type=float, default=1.0, help="0 is greedy")
-    p.add_argument("--top-k", type=int, default=0, help="sample among the k best tokens (0: all)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus: smallest set with this mass")
-    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats")
-    p.add_argument("--beam-size", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--stop", action="append", help="cut the continuation before this string")
+    p = verbs.add_parser("generate", help="continue prompts with a language model, or decode "
+                                          "sources with a seq2seq model (with any strategy)")
+    p.add_argument("model", help="LM or seq2seq run folder, SavedModel version folder or its parent")
+    p.add_argument("--prompt", action="append",
+                   help="prompt (a source text for seq2seq); repeat for a batch (default: empty)")
+    p.add_argument("--max-new-tokens", type=int, default=64,
+                   help="language models; seq2seq outputs end at the trained target length")
+    _decoding_arguments(p, default_strategy="sample", default_beam=4)
     p.add_argument("--escapes", action="store_true", help="read \\n and \\t in prompts as escapes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_generate)
@@ -473,6 +499,7 @@ def build_parser():
     p = verbs.add_parser("chat", help="talk with a dialogue model (one turn per input line)")
     p.add_argument("model", help="dialogue run folder or SavedModel")
     p.add_argument("--context-turns", type=int, help="turns of history per reply (default: as trained)")
+    _decoding_arguments(p, default_strategy="beam", default_beam=None)
     p.set_defaults(func=cmd_chat)
 
     p = verbs.add_parser("datasets", help="list, inspect or fetch registered datasets")

@@ -122,22 +122,10 @@ def evaluate(target, data=None, split=None):
     return TASKS[info.task].evaluate_target(info, data=data, split=split)
 
 
-def generate(target, prompts, *, max_new_tokens=64, strategy="sample", temperature=1.0, top_k=0,
-             top_p=1.0, repetition_penalty=1.0, beam_size=4, seed=0, stop=()):
-    """Continuations of `prompts` from a language model run folder or SavedModel.
-
-    A run folder decodes in this process with every option. A SavedModel runs its `generate`
-    signature (or `beam_search`, with the beam size it was exported with); the repetition penalty
-    needs a run folder, and stop strings are applied to the signature's output.
-
-    Returns:
-        A list of continuations (str), one per prompt.
-    """
+def _check_generation_settings(max_new_tokens, temperature, top_k, top_p, beam_size,
+                               repetition_penalty):
     from keras_nlp_app.tasks import language_model
 
-    info = target if isinstance(target, Target) else describe(target)
-    if info.task != "lm":
-        raise UserError(f"{info.path} is a {info.task} model; generate needs a language model")
     if not 0 <= max_new_tokens <= language_model.MAX_NEW_TOKENS:
         raise UserError(f"--max-new-tokens must be between 0 and {language_model.MAX_NEW_TOKENS}")
     for ok, message in ((temperature >= 0, "--temperature must be >= 0"),
@@ -147,37 +135,98 @@ def generate(target, prompts, *, max_new_tokens=64, strategy="sample", temperatu
                         (repetition_penalty > 0, "--repetition-penalty must be > 0")):
         if not ok:
             raise UserError(message)
-    if strategy == "greedy":
-        temperature = 0.0
+
+
+def load_generator(target):
+    """A function `(prompts, **settings) → list of str` for a language model or a seq2seq model
+    (run folder or SavedModel), loaded once: `knlp chat` calls it every turn.
+
+    Settings: max_new_tokens (language models; seq2seq outputs end at the trained target
+    length), strategy (greedy | sample | top_k | top_p | beam), temperature, top_k, top_p,
+    repetition_penalty, beam_size, seed, stop. A run folder decodes in this process with every
+    option; a SavedModel runs its `generate` signature (or its beam search, with the beam size it
+    was exported with), so the repetition penalty needs a run folder and stop strings are applied
+    to the signature's output.
+    """
+    info = target if isinstance(target, Target) else describe(target)
+    if info.task not in ("lm", "seq2seq"):
+        raise UserError(f"{info.path} is a {info.task} model; generation needs a language model "
+                        "or a seq2seq model")
     if info.is_run:
         from keras_nlp_app.training.train import restore_run
 
         run = restore_run(info.path)
-        return language_model.generate_texts(
-            run.model, run.preprocessor, list(prompts), max_new_tokens=max_new_tokens,
-            strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p,
-            repetition_penalty=repetition_penalty, beam_size=beam_size, seed=seed, stop=stop)
+        decode_in_process = _run_generator(run)
+    else:
+        from keras_nlp_app.export.saved_model import load_saved_model, read_metadata
+
+        exported_beam = read_metadata(info.path).get("beam_size")
+        decode_in_process = _saved_model_generator(info.task, load_saved_model(info.path),
+                                                   exported_beam)
+
+    def generate(prompts, *, max_new_tokens=64, strategy="sample", temperature=1.0, top_k=0,
+                 top_p=1.0, repetition_penalty=1.0, beam_size=4, seed=0, stop=()):
+        _check_generation_settings(max_new_tokens, temperature, top_k, top_p, beam_size,
+                                   repetition_penalty)
+        if strategy == "greedy":
+            temperature = 0.0
+        texts = decode_in_process(
+            list(prompts), max_new_tokens=max_new_tokens, strategy=strategy,
+            temperature=temperature, top_k=top_k, top_p=top_p,
+            repetition_penalty=repetition_penalty, beam_size=beam_size, seed=seed)
+        for stop_string in stop:
+            texts = [t.split(stop_string, 1)[0] for t in texts]
+        return texts
+
+    return generate
+
+
+def _run_generator(run):
+    from keras_nlp_app.tasks import language_model, seq2seq
+
+    def decode(prompts, *, max_new_tokens, strategy, temperature, top_k, top_p,
+               repetition_penalty, beam_size, seed):
+        if run.cfg.task == "lm":
+            return language_model.generate_texts(
+                run.model, run.preprocessor, prompts, max_new_tokens=max_new_tokens,
+                strategy=strategy, temperature=temperature, top_k=top_k, top_p=top_p,
+                repetition_penalty=repetition_penalty, beam_size=beam_size, seed=seed)
+        if repetition_penalty != 1.0:
+            raise UserError("--repetition-penalty applies to language models only")
+        return seq2seq.translate(run.model, run.preprocessor, prompts, strategy=strategy,
+                                 beam_size=beam_size, length_penalty=run.cfg.model.length_penalty,
+                                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+
+    return decode
+
+
+def _saved_model_generator(task, model, exported_beam):
     import tensorflow as tf
 
-    from keras_nlp_app.export.saved_model import load_saved_model, read_metadata
+    def decode(prompts, *, max_new_tokens, strategy, temperature, top_k, top_p,
+               repetition_penalty, beam_size, seed):
+        if repetition_penalty != 1.0:
+            raise UserError("--repetition-penalty needs a run folder; the SavedModel's generate "
+                            "signature has no such input")
+        if strategy == "beam" and beam_size != exported_beam:
+            raise UserError(f"this SavedModel's beam search uses beam size {exported_beam}; "
+                            f"use a run folder for beam size {beam_size}")
+        sampling = dict(temperature=tf.constant(float(temperature)), top_k=tf.constant(top_k),
+                        top_p=tf.constant(float(top_p)), seed=tf.constant(seed))
+        if task == "seq2seq":
+            texts = tf.constant(prompts)
+            outputs = (model.signatures["serving_default"](text=texts) if strategy == "beam"
+                       else model.signatures["generate"](text=texts, **sampling))["output"]
+        else:
+            length = dict(prompt=tf.constant(prompts), max_new_tokens=tf.constant(max_new_tokens))
+            outputs = (model.signatures["beam_search"](**length) if strategy == "beam" else
+                       model.signatures["generate"](**length, **sampling))["continuation"]
+        return [t.decode("utf-8", errors="replace") for t in outputs.numpy()]
 
-    if repetition_penalty != 1.0:
-        raise UserError("--repetition-penalty needs a run folder; the SavedModel's generate "
-                        "signature has no such input")
-    exported_beam = read_metadata(info.path).get("beam_size")
-    if strategy == "beam" and beam_size != exported_beam:
-        raise UserError(f"this SavedModel's beam_search uses beam size {exported_beam}; "
-                        f"use a run folder for beam size {beam_size}")
-    model = load_saved_model(info.path)
-    if strategy == "beam":
-        outputs = model.signatures["beam_search"](
-            prompt=tf.constant(prompts), max_new_tokens=tf.constant(max_new_tokens))
-    else:
-        outputs = model.signatures["generate"](
-            prompt=tf.constant(prompts), max_new_tokens=tf.constant(max_new_tokens),
-            temperature=tf.constant(float(temperature)), top_k=tf.constant(top_k),
-            top_p=tf.constant(float(top_p)), seed=tf.constant(seed))
-    texts = [t.decode("utf-8", errors="replace") for t in outputs["continuation"].numpy()]
-    for stop_string in stop:
-        texts = [t.split(stop_string, 1)[0] for t in texts]
-    return texts
+    return decode
+
+
+def generate(target, prompts, **settings):
+    """Continuations of `prompts` from a language model, or outputs for source texts from a
+    seq2seq model (run folder or SavedModel); settings as in `load_generator`."""
+    return load_generator(target)(prompts, **settings)

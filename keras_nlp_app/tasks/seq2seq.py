@@ -296,9 +296,13 @@ def score(outputs, references):
 # -- decoding ---------------------------------------------------------------------------------
 
 
-def _decode_graph(model, preprocessor, text, beam_size, length_penalty, n_best=False):
-    """`[B]` strings → `[B]` outputs (graph code: the export's serving_default); with
-    `n_best`, `[B, beam_size]` outputs best first and their length-normalized log-probs."""
+def _decode_graph(model, preprocessor, text, beam_size, length_penalty, n_best=False,
+                  sampling=None):
+    """`[B]` strings → `[B]` outputs (graph code: the export's signatures).
+
+    Beam search when `beam_size` > 1, else greedy; `sampling` (temperature, top_k, top_p, seed
+    as scalar tensors) samples instead (temperature 0 is greedy). With `n_best`, beam search
+    returns `[B, beam_size]` outputs best first and their length-normalized log-probs."""
     import tensorflow as tf
 
     from keras_nlp_app import decoding
@@ -313,13 +317,18 @@ def _decode_graph(model, preprocessor, text, beam_size, length_penalty, n_best=F
     buffer, prompt_lengths, _ = decoding.bucketed_buffer(prompts, max_new)
     rows = tf.shape(buffer)[0]
     source = decoding.pad_rows(model.encode(source_ids), rows)
+    if sampling is not None:
+        strategy = "sample"
+    else:
+        strategy = "beam" if beam_size > 1 else "greedy"
+        sampling = (tf.constant(0.0), tf.constant(0), tf.constant(1.0), tf.constant(0))
+    temperature, top_k, top_p, seed = sampling
     decode = decoding.compiled_decoder(
-        model, strategy="beam" if beam_size > 1 else "greedy", beam_size=beam_size,
-        stop_ids=(preprocessor.EOS,), n_best=n_best, source_spec=tf.nest.map_structure(
+        model, strategy=strategy, beam_size=beam_size, stop_ids=(preprocessor.EOS,),
+        n_best=n_best, source_spec=tf.nest.map_structure(
             lambda t: tf.TensorSpec([None] * t.shape.rank, t.dtype), source))
-    decoded = decode(buffer, prompt_lengths, tf.constant(max_new), tf.constant(0.0),
-                     tf.constant(0), tf.constant(1.0), tf.constant(1.0), tf.constant(0),
-                     tf.constant(float(length_penalty)), source)
+    decoded = decode(buffer, prompt_lengths, tf.constant(max_new), temperature, top_k, top_p,
+                     tf.constant(1.0), seed, tf.constant(float(length_penalty)), source)
     if n_best:
         tokens, scores = decoded
         flat = tf.reshape(tokens[:batch, :, 1:], [batch * beam_size, -1])
@@ -328,25 +337,40 @@ def _decode_graph(model, preprocessor, text, beam_size, length_penalty, n_best=F
 
 
 def translate(model, preprocessor, texts, *, beam_size=4, length_penalty=0.6, batch_size=64,
-              n_best=False):
+              n_best=False, strategy=None, temperature=1.0, top_k=0, top_p=1.0, seed=0):
     """Outputs for a list of source texts (in-process decoding, sorted by length for speed).
 
-    With `n_best`, each output is a list of (text, score) for every beam, best first."""
+    `strategy`: beam (`beam_size`; the default when beam_size > 1), greedy, or sample / top_k /
+    top_p (temperature, top_k and top_p all apply; row i of a batch draws from `seed`). With
+    `n_best`, each output is a list of (text, score) for every beam, best first."""
     import tensorflow as tf
 
+    from keras_nlp_app import decoding
+
+    strategy = strategy or ("beam" if beam_size > 1 else "greedy")
+    if strategy not in decoding.STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of "
+                         f"{', '.join(decoding.STRATEGIES)}")
+    sampled = strategy not in ("beam", "greedy")
+    if strategy == "greedy":
+        beam_size = 1
     memo = model.__dict__.setdefault("_knlp_translate", {})
-    key = (beam_size, length_penalty, n_best)
+    key = (beam_size, length_penalty, n_best, sampled)
     if key not in memo:
+        scalars = [tf.TensorSpec([], dtype) for dtype in (tf.float32, tf.int32, tf.float32, tf.int32)]
         memo[key] = tf.function(
-            lambda text: _decode_graph(model, preprocessor, text, beam_size, length_penalty,
-                                       n_best),
-            input_signature=[tf.TensorSpec([None], tf.string)])
+            lambda text, *sampling: _decode_graph(model, preprocessor, text, beam_size,
+                                                  length_penalty, n_best,
+                                                  sampling if sampled else None),
+            input_signature=[tf.TensorSpec([None], tf.string), *scalars])
     function = memo[key]
+    settings = (tf.constant(float(temperature)), tf.constant(int(top_k)),
+                tf.constant(float(top_p)), tf.constant(int(seed)))
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     outputs = [""] * len(texts)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        decoded = function(tf.constant([texts[i] for i in chunk]))
+        decoded = function(tf.constant([texts[i] for i in chunk]), *settings)
         if n_best:
             texts_k, scores = decoded[0].numpy(), decoded[1].numpy()
             for row, i in enumerate(chunk):
@@ -365,9 +389,21 @@ def serve(run, text):
 
 
 def export_signatures(run):
+    """serving_default (beam search with the run's beam size) and generate (sampling with
+    temperature, top_k, top_p and seed; temperature 0 is greedy)."""
     import tensorflow as tf
 
-    return {"serving_default": (run.serve, [tf.TensorSpec([None], tf.string, name="text")])}
+    def generate(text, temperature, top_k, top_p, seed):
+        return {"output": _decode_graph(run.model, run.preprocessor, text, 1,
+                                        run.cfg.model.length_penalty,
+                                        sampling=(temperature, top_k, top_p, seed))}
+
+    scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)  # noqa: E731
+    text = tf.TensorSpec([None], tf.string, name="text")
+    return {"serving_default": (run.serve, [text]),
+            "generate": (generate, [text, scalar(tf.float32, "temperature"),
+                                    scalar(tf.int32, "top_k"), scalar(tf.float32, "top_p"),
+                                    scalar(tf.int32, "seed")])}
 
 
 def export_metadata(run):
@@ -382,15 +418,29 @@ def export_metadata(run):
 
 
 def check_export(run, reloaded, texts=None):
+    """The export's beam search and its seeded sampling give what the trained model gives."""
     import tensorflow as tf
 
     texts = texts or ["A man is riding a bike.", "", "Zwei Hunde spielen im Schnee."]
-    expected = translate(run.model, run.preprocessor, texts, beam_size=run.cfg.model.beam_size,
-                         length_penalty=run.cfg.model.length_penalty)
-    got = [t.decode("utf-8", errors="replace") for t in
-           reloaded.signatures["serving_default"](text=tf.constant(texts))["output"].numpy()]
-    if got != expected:
-        raise RuntimeError(f"the exported model outputs {got!r}, the trained model {expected!r}")
+    sampling = {"temperature": 0.8, "top_k": 20, "top_p": 0.9, "seed": 7}
+    checks = (
+        ("serving_default", {}, translate(run.model, run.preprocessor, texts,
+                                          beam_size=run.cfg.model.beam_size,
+                                          length_penalty=run.cfg.model.length_penalty)),
+        ("generate", sampling, translate(run.model, run.preprocessor, texts, strategy="sample",
+                                         batch_size=len(texts), **sampling)))
+    for name, settings, expected in checks:
+        # in-process translate sorts by length; the signature keeps the order of its batch
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batch = [texts[i] for i in order] if settings else texts
+        outputs = reloaded.signatures[name](
+            text=tf.constant(batch), **{k: tf.constant(v) for k, v in settings.items()})["output"]
+        got = [t.decode("utf-8", errors="replace") for t in outputs.numpy()]
+        if settings:
+            got = [got[order.index(i)] for i in range(len(texts))]
+        if got != expected:
+            raise RuntimeError(f"the exported {name} outputs {got!r}, the trained model "
+                               f"{expected!r}")
 
 
 def label_space_from_metadata(metadata):

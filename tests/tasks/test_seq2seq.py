@@ -111,15 +111,54 @@ def test_the_exported_model_translates_in_a_process_without_this_package(reverse
 import json, sys
 import tensorflow as tf, tensorflow_text
 m = tf.saved_model.load({exported!r})
-out = m.signatures["serving_default"](text=tf.constant(["red cat sun", "dog moon tree blue"]))
+texts = tf.constant(["red cat sun", "dog moon tree blue"])
+out = m.signatures["serving_default"](text=texts)
+cold = m.signatures["generate"](text=texts, temperature=tf.constant(0.0), top_k=tf.constant(0),
+                                top_p=tf.constant(1.0), seed=tf.constant(0))
 assert not any(name.startswith(("keras_nlp_app", "keras_hub")) for name in sys.modules)
-print(json.dumps([t.decode() for t in out["output"].numpy()]))
+print(json.dumps([[t.decode() for t in o["output"].numpy()] for o in (out, cold)]))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=str(tmp_path),
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["sun cat red", "blue tree moon dog"]
+    beam, greedy = json.loads(done.stdout.strip().splitlines()[-1])
+    assert beam == greedy == ["sun cat red", "blue tree moon dog"]
+
+
+def test_sampling_is_seeded_and_temperature_moves_it_away_from_greedy(reverse_run):
+    from keras_nlp_app.inference import load_generator
+
+    run, _ = reverse_run
+    generate = load_generator(run)
+    sources = ["red cat sun", "dog moon tree blue"] * 4
+    greedy = generate(sources, strategy="greedy")
+    assert generate(sources, strategy="sample", temperature=0.0) == greedy
+    assert generate(sources, strategy="top_k", top_k=1, seed=3) == greedy
+    hot = dict(strategy="sample", temperature=5.0, seed=11)
+    first = generate(sources, **hot)
+    assert first == generate(sources, **hot)  # the same seed draws the same words
+    assert first != greedy and first != generate(sources, **{**hot, "seed": 12})
+
+
+def test_chat_keeps_the_history_and_samples_when_asked(reverse_run):
+    from keras_nlp_app.cli import chat
+    from keras_nlp_app.data.readers import dialogue_source
+    from keras_nlp_app.inference import describe, load_generator
+
+    run, _ = reverse_run
+    generate = load_generator(run)
+    replies = []
+    chat(describe(run), ["red cat", "sun", "/reset", "sun"], context_turns=3,
+         write=replies.append)
+    first = generate([dialogue_source(["red cat"])], strategy="beam")[0]
+    second = generate([dialogue_source(["red cat", first, "sun"])], strategy="beam")[0]
+    alone = generate([dialogue_source(["sun"])], strategy="beam")[0]
+    assert replies == [first, second, "(new conversation)", alone]
+    replies = []
+    chat(describe(run), ["red cat"], context_turns=3, write=replies.append, strategy="sample",
+         temperature=0.0)
+    assert replies == generate([dialogue_source(["red cat"])], strategy="greedy")
 
 
 def test_knlp_evaluate_scores_parallel_files(reverse_run, capsys):
