@@ -23,6 +23,8 @@ setup(
         "sentencepiece>=0.2",
         "sacrebleu>=2.4",
         "rouge-score>=0.1.2",
+        # tagging: entity-level scores as conlleval computes them
+        "seqeval>=1.2",
     ],
     extras_require={
         "test": ["pytest>=8"],

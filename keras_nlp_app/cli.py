@@ -140,6 +140,14 @@ def predict_texts(model, texts):
     outputs = predictor.predict(list(texts))
     if predictor.task == "seq2seq":
         return [{"text": text, "output": _text(output)} for text, output in zip(texts, outputs["output"])]
+    if predictor.task == "tagging":
+        results = []
+        for i, text in enumerate(texts):
+            tokens = [_text(t) for t in outputs["tokens"][i] if t]
+            results.append({"text": text, "entities": json.loads(_text(outputs["entities"][i])),
+                            "tokens": tokens,
+                            "tags": [_text(t) for t in outputs["tags"][i][:len(tokens)]]})
+        return results
     if predictor.task == "lm":
         return [{"text": text, "log_prob": round(float(lp), 4), "num_tokens": int(n),
                  "perplexity": round(math.exp(-float(lp) / max(int(n), 1)), 3)}
@@ -186,6 +194,9 @@ def cmd_predict(args):
                 print("\n".join(f"{score:.4f}\t{text}" for text, score in r["n_best"]) + "\n")
             elif "output" in r:
                 print(r["output"])
+            elif "entities" in r:
+                found = [f"{e['type']}\t{e['start']}-{e['end']}\t{e['text']}" for e in r["entities"]]
+                print("\n".join(found or ["(no entities)"]) + "\n")
             elif "log_prob" in r:
                 print(f"{r['log_prob']:.3f}\t{r['num_tokens']}\t{r['perplexity']:.2f}\t{r['text']}")
             elif "labels" in r:
@@ -435,7 +446,7 @@ def build_parser():
     p.add_argument("--output", help="model folder; the export goes to <output>/<N>/")
     p.set_defaults(func=cmd_export)
 
-    p = verbs.add_parser("predict", help="classify, translate or (with a language model) score texts")
+    p = verbs.add_parser("predict", help="classify, translate, tag entities or (with a language model) score texts")
     p.add_argument("model")
     p.add_argument("texts", nargs="*", help="texts to classify")
     p.add_argument("--input", help="file of texts: one per line, or tsv/csv/jsonl")

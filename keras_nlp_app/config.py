@@ -23,7 +23,7 @@ class DataConfig:
     validation_split: typing.Optional[str] = "validation"  # registry split for validation; null for none
     train_file: typing.Optional[str] = None  # path used instead of the registry's train split
     validation_file: typing.Optional[str] = None  # path used instead of the registry's validation split
-    format: str = "auto"  # auto (from the file suffix) | tsv | csv | jsonl | txt | parallel (SRC_FILE,TGT_FILE) | dialog (turns split by __eou__)
+    format: str = "auto"  # auto (from the file suffix) | tsv | csv | jsonl | txt | parallel (SRC_FILE,TGT_FILE) | dialog (turns split by __eou__) | conll (tagging columns)
     header: bool = True  # tsv/csv: first line names the columns
     columns: typing.List[str] = field(default_factory=list)  # tsv/csv without header: column names in order
     text_field: typing.Union[str, typing.List[str]] = "sentence"  # column or JSON field of the text (seq2seq: the source; parallel files: its suffix); a list joins several fields with newlines
@@ -34,6 +34,8 @@ class DataConfig:
     holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded; LMs: the last fraction of the text)
     context_turns: int = 2  # dialogue: earlier turns (with speaker markers) in each source
     max_train_examples: typing.Optional[int] = None  # keep only the first N training examples (LMs: characters); null for all
+    tag_scheme: str = "bioes"  # tagging: the scheme the model learns and outputs (iob1 | bio | bioes); files in any scheme are read
+    tag_column: int = -1  # tagging, CoNLL files: the column holding the tag (-1: the last)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class TokenizerConfig:
     target_length: int = 64  # seq2seq: target tokens kept, BOS and EOS included (longest output)
     model_type: str = "unigram"  # sentencepiece: unigram | bpe
     shared_vocabulary: bool = True  # seq2seq: one SentencePiece model for source and target
+    max_word_length: int = 20  # tagging: characters per token seen by the character features
 
 
 @dataclass
@@ -97,7 +100,7 @@ class TrainConfig:
 @dataclass
 class Config:
     name: str = "sst2_lstm"  # experiment name: default run folder runs/<name>
-    task: str = "classification"  # classification | lm | seq2seq (later: tagging, qa)
+    task: str = "classification"  # classification | lm | seq2seq | tagging (later: qa)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -105,7 +108,8 @@ class Config:
 
 
 CHOICES = {
-    "data.format": ("auto", "tsv", "csv", "jsonl", "txt", "parallel", "dialog"),
+    "data.format": ("auto", "tsv", "csv", "jsonl", "txt", "parallel", "dialog", "conll"),
+    "data.tag_scheme": ("iob1", "bio", "bioes"),
     "data.on_bad_line": ("error", "skip"),
     "tokenizer.kind": ("word", "whitespace", "wordpiece", "char", "byte", "sentencepiece"),
     "tokenizer.model_type": ("unigram", "bpe"),
@@ -115,7 +119,7 @@ CHOICES = {
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
     "train.mixed_precision": ("none", "mixed_float16", "bfloat16"),
     "train.verbose": ("auto", "0", "1", "2"),
-    "task": ("classification", "lm", "seq2seq"),
+    "task": ("classification", "lm", "seq2seq", "tagging"),
     "train.jit_compile": ("auto", "on", "off"),
 }
 

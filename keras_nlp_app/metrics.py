@@ -102,3 +102,24 @@ def distinct_n(hypotheses, n):
     grams = [tuple(words[i:i + n]) for words in (h.split() for h in hypotheses)
              for i in range(len(words) - n + 1)]
     return round(len(set(grams)) / len(grams), 4) if grams else 0.0
+
+
+def entity_report(gold, predicted):
+    """Entity-level precision, recall and F1 (micro) and per type, with seqeval (conlleval's
+    rules), over lists of tag sequences in any of IOB1, BIO, BIOES (both are read as BIO)."""
+    from seqeval.metrics import classification_report as seqeval_report
+
+    from keras_nlp_app.text.entities import convert_tags
+
+    gold = [convert_tags(tags, "bio") for tags in gold]
+    predicted = [convert_tags(tags, "bio") for tags in predicted]
+    table = seqeval_report(gold, predicted, output_dict=True, zero_division=0)
+    micro = table["micro avg"]
+    return {"precision": round(float(micro["precision"]), 4),
+            "recall": round(float(micro["recall"]), 4),
+            "f1": round(float(micro["f1-score"]), 4),
+            "per_type": {kind: {"precision": round(float(row["precision"]), 4),
+                                "recall": round(float(row["recall"]), 4),
+                                "f1": round(float(row["f1-score"]), 4),
+                                "support": int(row["support"])}
+                         for kind, row in table.items() if not kind.endswith(" avg")}}

@@ -378,3 +378,18 @@ def fetch(name):
     """Makes every split of `name` available locally; returns {split: paths}."""
     return {split: split_paths(name, split) for split in get_dataset(name).splits}
 
+
+
+def split_source(data_cfg, split):
+    """What a data config names for its `train` or `validation` split: `("file", path)` for an
+    explicit file, `("registry", split_name)` for a split of `data.dataset`, or None when it
+    names nothing (a UserError for `train`, which every run needs)."""
+    explicit = data_cfg.train_file if split == "train" else data_cfg.validation_file
+    if explicit:
+        return "file", explicit
+    if not data_cfg.dataset:
+        if split == "train":
+            raise UserError("the config names no training data: set data.dataset or data.train_file")
+        return None
+    registry_split = data_cfg.train_split if split == "train" else data_cfg.validation_split
+    return None if registry_split is None else ("registry", registry_split)

@@ -204,11 +204,10 @@ def _csv_rows(path, text):
         start = reader.line_num + 1
 
 
-def read_jsonl(path, *, text_field, label_field, on_bad_line="error"):
-    """Reads one JSON object per line; blank lines are ignored."""
-    text = read_text(path)
-    out = _Collector(path, on_bad_line)
-    for number, line in _lines(text):
+def _json_objects(path, out):
+    """(line number, object) for every JSON object line; blank lines are ignored and other
+    lines reported to the collector `out`."""
+    for number, line in _lines(read_text(path)):
         if not line.strip():
             continue
         try:
@@ -219,6 +218,13 @@ def read_jsonl(path, *, text_field, label_field, on_bad_line="error"):
         if not isinstance(record, dict):
             out.bad(number, f"expected a JSON object, found {type(record).__name__}")
             continue
+        yield number, record
+
+
+def read_jsonl(path, *, text_field, label_field, on_bad_line="error"):
+    """Reads one JSON object per line; blank lines are ignored."""
+    out = _Collector(path, on_bad_line)
+    for number, record in _json_objects(path, out):
         wanted = _fields(text_field) + ([label_field] if label_field is not None else [])
         missing = [f for f in wanted if f not in record]
         if missing:
@@ -319,3 +325,94 @@ def read_dialogues(path, *, context_turns=2, on_bad_line="error"):
         for i in range(1, len(turns)):
             out.add(number, dialogue_source(turns[max(0, i - context_turns):i]), turns[i])
     return out.finish()
+
+
+def read_conll(path, *, scheme="iob1", tag_column=-1, on_bad_line="error"):
+    """CoNLL column files (`TOKEN ... TAG` per line, blank lines between sentences, `-DOCSTART-`
+    lines ignored) as one example per sentence: texts = token lists, labels = tag lists
+    (in `scheme`, as written in the file; `text.entities.convert_tags` changes scheme).
+
+    A bad sentence (a line with one column, a column count that changes inside the sentence,
+    a tag that is not `O` or `P-TYPE`) is an error naming the file and line, or with
+    `on_bad_line="skip"` the whole sentence is dropped and counted."""
+    from keras_nlp_app.text.entities import SCHEMES, split_tag
+
+    if scheme not in SCHEMES:
+        raise DataError(f"unknown tag scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    out = _Collector(path, on_bad_line)
+    tokens, tags, first, columns, problem = [], [], None, None, None
+
+    def flush():
+        nonlocal tokens, tags, first, columns, problem
+        if problem:
+            out.bad(*problem)
+        elif tokens:
+            out.add(first, tokens, tags)
+        tokens, tags, first, columns, problem = [], [], None, None, None
+
+    for number, line in _lines(read_text(path)):
+        fields = line.split()
+        if not fields:
+            flush()
+            continue
+        if fields[0] == "-DOCSTART-":
+            flush()
+            continue
+        first = first or number
+        if problem:
+            continue
+        if len(fields) < 2:
+            problem = (number, f"expected 'TOKEN ... TAG' columns, found one field {line.strip()!r}")
+        elif columns is not None and len(fields) != columns:
+            problem = (number, f"{len(fields)} columns where the sentence's lines have {columns}")
+        else:
+            columns = len(fields)
+            try:
+                tag = fields[tag_column]
+                split_tag(tag)
+            except IndexError:
+                problem = (number, f"no column {tag_column} for the tag")
+                continue
+            except ValueError as exc:
+                problem = (number, str(exc))
+                continue
+            tokens.append(fields[0])
+            tags.append(tag)
+    flush()
+    return out.finish()
+
+
+def read_entity_jsonl(path, *, text_field="text", entities_field="entities", on_bad_line="error"):
+    """JSONL with raw text and entity character spans, one object per line:
+    `{"text": "Ada lives in Paris", "entities": [{"start": 0, "end": 3, "type": "PER"}, ...]}`
+    (`label` for `type` and `[start, end, type]` lists are accepted too). Returns texts and, as
+    labels, sorted lists of (type, start, end); overlapping or out-of-range spans are errors."""
+    out = _Collector(path, on_bad_line)
+    for number, record in _json_objects(path, out):
+        if not isinstance(record.get(text_field), str):
+            out.bad(number, f"expected a string field {text_field!r}")
+            continue
+        text, raw = record[text_field], record.get(entities_field, [])
+        try:
+            spans = sorted(_entity_span(item, len(text)) for item in raw)
+        except (TypeError, ValueError, KeyError) as exc:
+            out.bad(number, f"bad entity in {entities_field!r}: {exc}")
+            continue
+        overlap = [(a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+        if overlap:
+            out.bad(number, f"entities {overlap[0][0]} and {overlap[0][1]} overlap")
+            continue
+        out.add(number, text, [(kind, start, end) for start, end, kind in spans])
+    return out.finish()
+
+
+def _entity_span(item, length):
+    if isinstance(item, dict):
+        start, end, kind = item["start"], item["end"], item.get("type", item.get("label"))
+    else:
+        start, end, kind = item
+    if not (isinstance(start, int) and isinstance(end, int) and isinstance(kind, str) and kind):
+        raise ValueError(f"{item!r} needs integer start and end and a type")
+    if not 0 <= start < end <= length:
+        raise ValueError(f"{item!r} is outside the text (length {length})")
+    return start, end, kind

@@ -127,7 +127,6 @@ def export_run(run_dir, output, check_texts=None):
     """
     from keras_nlp_app.config import config_to_dict
     from keras_nlp_app.tasks import TASKS
-    from keras_nlp_app.text.tokenizers import save_tokenizer
     from keras_nlp_app.training.train import restore_run
 
     run = restore_run(run_dir)
@@ -136,7 +135,7 @@ def export_run(run_dir, output, check_texts=None):
     with NewVersion(output) as target:
         _build_archive(run, endpoints).write_out(target.path, verbose=False)
         assets = os.path.join(target.path, "assets")
-        save_tokenizer(run.preprocessor.tokenizer, assets)
+        run.preprocessor.save_assets(assets)
         reloaded = load_saved_model(target.path)
         signatures = {
             name: {"inputs": {spec.name: _describe(spec)

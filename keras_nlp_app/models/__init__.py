@@ -4,6 +4,7 @@ import inspect
 
 from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.models.bilstm_classifier import build_bilstm_classifier
+from keras_nlp_app.models.bilstm_crf_tagger import build_bilstm_crf_tagger
 from keras_nlp_app.models.cnn_classifier import build_cnn_classifier
 from keras_nlp_app.models.ensemble_classifier import build_ensemble_classifier
 from keras_nlp_app.models.fasttext_classifier import build_fasttext_classifier
@@ -13,6 +14,7 @@ from keras_nlp_app.models.lstm_seq2seq import build_lstm_seq2seq
 from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
 from keras_nlp_app.models.transformer_lm import build_transformer_lm
 from keras_nlp_app.models.transformer_seq2seq import build_transformer_seq2seq
+from keras_nlp_app.models.transformer_tagger import build_transformer_tagger
 
 MODELS = {
     "lstm_classifier": build_lstm_classifier,
@@ -25,6 +27,8 @@ MODELS = {
     "transformer_lm": build_transformer_lm,
     "transformer_seq2seq": build_transformer_seq2seq,
     "lstm_seq2seq": build_lstm_seq2seq,
+    "bilstm_crf_tagger": build_bilstm_crf_tagger,
+    "transformer_tagger": build_transformer_tagger,
 }
 
 

@@ -41,19 +41,24 @@ def read_options(data_cfg, explicit_file):
 
 def read_split(data_cfg, split):
     """Reads the `train` or `validation` examples a data config names; None if it names none."""
-    explicit = data_cfg.train_file if split == "train" else data_cfg.validation_file
-    if explicit:
-        path = explicit
-    elif data_cfg.dataset:
-        registry_split = data_cfg.train_split if split == "train" else data_cfg.validation_split
-        if registry_split is None:
-            return None
-        path = datasets.split_path(data_cfg.dataset, registry_split)
-    else:
-        if split == "train":
-            raise UserError("the config names no training data: set data.dataset or data.train_file")
+    source = datasets.split_source(data_cfg, split)
+    if source is None:
         return None
-    return readers.read_examples(path, **read_options(data_cfg, explicit))
+    kind, value = source
+    path = value if kind == "file" else datasets.split_path(data_cfg.dataset, value)
+    return readers.read_examples(path, **read_options(data_cfg, value if kind == "file" else None))
+
+
+def held_out_and_capped(train, validation, data_cfg, seed):
+    """(train, validation) with a seeded `holdout_fraction` of train as validation when there
+    is none, then train cut to its first `max_train_examples` (sequence tasks)."""
+    if validation is None and data_cfg.holdout_fraction:
+        train, validation = holdout(train, data_cfg.holdout_fraction, seed)
+    if data_cfg.max_train_examples:
+        keep = data_cfg.max_train_examples
+        train = readers.Examples(train.texts[:keep], train.labels[:keep], train.lines[:keep],
+                                 train.report)
+    return train, validation
 
 
 def load_splits(data_cfg, seed):

@@ -78,20 +78,16 @@ def read_corpus(path):
 
 
 def _read_split(data_cfg, split):
-    explicit = data_cfg.train_file if split == "train" else data_cfg.validation_file
-    if explicit:
-        return read_corpus(explicit)
-    if not data_cfg.dataset:
-        if split == "train":
-            raise UserError("the config names no training data: set data.dataset or data.train_file")
+    source = datasets.split_source(data_cfg, split)
+    if source is None:
         return None
-    registry_split = data_cfg.train_split if split == "train" else data_cfg.validation_split
-    if registry_split is None:
-        return None
+    kind, value = source
+    if kind == "file":
+        return read_corpus(value)
     if data_cfg.dataset == "python_stdlib":
-        root, files = _stdlib_split(registry_split)
+        root, files = _stdlib_split(value)
         return Corpus(root, [readers.read_text(f) for f in files])
-    return read_corpus(datasets.split_path(data_cfg.dataset, registry_split))
+    return read_corpus(datasets.split_path(data_cfg.dataset, value))
 
 
 def load_splits(data_cfg, seed):

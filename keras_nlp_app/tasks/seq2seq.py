@@ -72,28 +72,17 @@ def _registry_pairs(data_cfg, split):
 
 
 def _read_split(data_cfg, split):
-    explicit = data_cfg.train_file if split == "train" else data_cfg.validation_file
-    if explicit:
-        return read_pairs(explicit, data_cfg)
-    if not data_cfg.dataset:
-        if split == "train":
-            raise UserError("the config names no training data: set data.dataset or data.train_file")
+    source = datasets.split_source(data_cfg, split)
+    if source is None:
         return None
-    registry_split = data_cfg.train_split if split == "train" else data_cfg.validation_split
-    return None if registry_split is None else _registry_pairs(data_cfg, registry_split)
+    kind, value = source
+    return read_pairs(value, data_cfg) if kind == "file" else _registry_pairs(data_cfg, value)
 
 
 def load_splits(data_cfg, seed):
     """(train, validation) pairs; a seeded holdout of train when the data has no validation."""
-    train = _read_split(data_cfg, "train")
-    validation = _read_split(data_cfg, "validation")
-    if validation is None and data_cfg.holdout_fraction:
-        train, validation = classification.holdout(train, data_cfg.holdout_fraction, seed)
-    if data_cfg.max_train_examples:
-        keep = data_cfg.max_train_examples
-        train = readers.Examples(train.texts[:keep], train.labels[:keep], train.lines[:keep],
-                                 train.report)
-    return train, validation
+    return classification.held_out_and_capped(
+        _read_split(data_cfg, "train"), _read_split(data_cfg, "validation"), data_cfg, seed)
 
 
 # -- assets, model, training ------------------------------------------------------------------
@@ -250,7 +239,7 @@ def monitorable(data_cfg, with_validation):
 
 
 def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, validation_examples, space):
-    from keras_nlp_app.training.callbacks import AverageLastEpochs, TranslationReport
+    from keras_nlp_app.training.callbacks import AverageLastEpochs, DecodingReport
 
     if validation_data is None:
         return []
@@ -263,7 +252,7 @@ def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, validation_
         return metrics_lib.bleu_report(outputs, references)["bleu"], list(zip(
             sources[:SAMPLES], references[:SAMPLES], outputs[:SAMPLES]))
 
-    found = [TranslationReport(report, os.path.join(run_dir, "logs", "validation"))]
+    found = [DecodingReport(report, os.path.join(run_dir, "logs", "validation"))]
     if cfg.train.average_checkpoints > 1:
         found.append(AverageLastEpochs(
             cfg.train.average_checkpoints, os.path.join(run_dir, "checkpoints", "best.weights.h5"),

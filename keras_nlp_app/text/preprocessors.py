@@ -30,8 +30,17 @@ def truncate(ids, length, policy="head"):
     return tf.ragged.boolean_mask(ids, keep)
 
 
+class _SavesTokenizer:
+    """Preprocessors built around one tokenizer write it into an export's assets folder."""
+
+    def save_assets(self, folder):
+        from keras_nlp_app.text.tokenizers import save_tokenizer
+
+        save_tokenizer(self.tokenizer, folder)
+
+
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
-class ClassifierPreprocessor(keras.layers.Layer):
+class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
     """Strings → token ids for a classifier.
 
     Args:
@@ -90,7 +99,7 @@ class ClassifierPreprocessor(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
-class LMPreprocessor(keras.layers.Layer):
+class LMPreprocessor(_SavesTokenizer, keras.layers.Layer):
     """Strings → token ids for a language model, and ids → strings.
 
     Word-level tokenizers (word, whitespace, wordpiece) end every line with `<eos>`, the PTB
@@ -156,7 +165,7 @@ class LMPreprocessor(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
-class Seq2SeqPreprocessor(keras.layers.Layer):
+class Seq2SeqPreprocessor(_SavesTokenizer, keras.layers.Layer):
     """Source strings → source ids (+ EOS); target strings → BOS + ids + EOS; ids → strings.
 
     Args:
@@ -203,3 +212,111 @@ class Seq2SeqPreprocessor(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "source_length": self.source_length,
                 "target_length": self.target_length}
+
+
+# casing classes of a token, checked in order (0 is padding); the word embedding is case-folded
+_CASES = (r"\p{Ll}+", r"\p{Lu}+", r"\p{Lu}[\p{Ll}\p{M}]+", r"[\p{N}.,:/-]+", r".*\p{N}.*",
+          r"[^\p{L}\p{N}]+", r".*")
+
+
+def split_with_offsets(text, max_tokens=None):
+    """`[B]` raw strings → (tokens, char_starts, char_ends, byte_starts, byte_ends), ragged
+    `[B, None]`: words and punctuation as `tokenizers.split_words` splits them (without
+    normalization), with offsets into the input in characters and in bytes (end exclusive)."""
+    from keras_nlp_app.text.tokenizers import split_words_with_offsets
+
+    text = tf.convert_to_tensor(text, tf.string)
+    tokens, starts, ends = split_words_with_offsets(text)
+    if max_tokens:
+        tokens, starts, ends = (t[:, :max_tokens] for t in (tokens, starts, ends))
+    # character index of a byte offset: how many characters start before it
+    _, char_bytes = tf.strings.unicode_decode_with_offsets(text, "UTF-8", errors="replace")
+    char_bytes = char_bytes.to_tensor(tf.int64.max)
+
+    def to_chars(offsets):
+        found = tf.searchsorted(char_bytes, offsets.to_tensor(0), side="left", out_type=tf.int64)
+        return tf.RaggedTensor.from_tensor(found, lengths=offsets.row_lengths())
+
+    return tokens, to_chars(starts), to_chars(ends), starts, ends
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class TaggerPreprocessor(keras.layers.Layer):
+    """Tokens → the inputs of a tagger; raw text → tokens with character offsets.
+
+    Features per token: a case-folded word id (digits read as 0, unseen words id 1), the ids of
+    its first `max_word_length` characters (original case), and its casing class (lower, upper,
+    title, number, has a digit, punctuation, other).
+
+    Args:
+        word_vocabulary: normalized words; index 0 `[PAD]`, 1 `[UNK]`.
+        char_vocabulary: characters; index 0 `[PAD]`, 1 `[UNK]`.
+        tags: the tag set; tag id i is `tags[i]`.
+        sequence_length: most tokens tagged per text (later tokens are tagged `O`).
+        max_word_length: characters per token seen by the character features.
+    """
+
+    NUM_CASES = len(_CASES) + 1
+
+    def __init__(self, word_vocabulary, char_vocabulary, tags, sequence_length=256,
+                 max_word_length=20, **kwargs):
+        super().__init__(**kwargs)
+        self.word_vocabulary, self.char_vocabulary = list(word_vocabulary), list(char_vocabulary)
+        self.tags = list(tags)
+        self.sequence_length, self.max_word_length = sequence_length, max_word_length
+        self._words = keras.layers.StringLookup(vocabulary=self.word_vocabulary[2:], mask_token=None,
+                                                num_oov_indices=1)
+        self._chars = keras.layers.StringLookup(vocabulary=self.char_vocabulary[2:], mask_token=None,
+                                                num_oov_indices=1)
+
+    @staticmethod
+    def normalize_words(words):
+        """The word-embedding key of each token (any shape): NFKC, case-folded, digits → 0."""
+        import tensorflow_text as tf_text
+
+        return tf.strings.regex_replace(tf_text.case_fold_utf8(words), r"\p{Nd}", "0")
+
+    def split(self, text):
+        """`[B]` raw strings → (tokens, char_starts, char_ends, byte_starts, byte_ends), ragged
+        `[B, None]`, cut to `sequence_length` tokens; offsets index the input (end exclusive)."""
+        return split_with_offsets(text, self.sequence_length)
+
+    def features(self, tokens):
+        """Ragged `[B, None]` token strings → {"words": [B, T], "chars": [B, T, C],
+        "case": [B, T]} int32, zero-padded (T the longest row, at most `sequence_length`)."""
+        tokens = tokens[:, :self.sequence_length]
+        flat = tokens.flat_values
+        words = tf.cast(self._words(self.normalize_words(flat)), tf.int32) + 1
+        case = tf.fill(tf.shape(flat), len(_CASES))
+        for index in reversed(range(len(_CASES))):
+            case = tf.where(tf.strings.regex_full_match(flat, _CASES[index]), index + 1, case)
+        chars = tf.strings.unicode_split(flat, "UTF-8", errors="replace")[:, :self.max_word_length]
+        chars = chars.with_flat_values(tf.cast(self._chars(chars.flat_values), tf.int32) + 1)
+        rows = tokens.row_splits
+        # at least one column, so a batch of empty texts still has a time axis
+        width = tf.maximum(tf.reduce_max(tokens.row_lengths()), 1)
+        shape = tf.stack([tokens.nrows(), width])
+        return {
+            "words": tf.RaggedTensor.from_row_splits(words, rows).to_tensor(0, shape=shape),
+            "case": tf.RaggedTensor.from_row_splits(case, rows).to_tensor(0, shape=shape),
+            "chars": tf.RaggedTensor.from_row_splits(chars, rows).to_tensor(
+                0, shape=tf.concat([shape, tf.constant([self.max_word_length], tf.int64)], 0)),
+        }
+
+    def call(self, text):
+        return self.features(self.split(text)[0])
+
+    def save_assets(self, folder):
+        """The vocabularies and the tag set, as a run's `tagger.json`."""
+        import json
+        import os
+
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "tagger.json"), "w", encoding="utf-8") as f:
+            json.dump({"words": self.word_vocabulary, "chars": self.char_vocabulary,
+                       "tags": self.tags}, f, ensure_ascii=False)
+
+    def get_config(self):
+        return {**super().get_config(), "word_vocabulary": self.word_vocabulary,
+                "char_vocabulary": self.char_vocabulary, "tags": self.tags,
+                "sequence_length": self.sequence_length, "max_word_length": self.max_word_length}

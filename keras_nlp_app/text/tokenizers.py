@@ -50,6 +50,13 @@ def split_words(strings, lowercase=True, on_whitespace=False):
     return words
 
 
+def split_words_with_offsets(strings):
+    """`[B]` raw strings → (words, starts, ends), each ragged `[B, None]`: the words of
+    `split_words` without normalization, and their byte offsets into the input (end exclusive)."""
+    strings = tf.convert_to_tensor(strings, dtype=tf.string)
+    return tf_text.regex_split_with_offsets(strings, _WORD_SPLIT, _WORD_KEEP)
+
+
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
 class WordTokenizer(keras.layers.Layer):
     """Unicode-aware word tokenizer with a fixed vocabulary; unknown words map to id 1.

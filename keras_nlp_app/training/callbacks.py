@@ -180,33 +180,37 @@ class LMSamples(keras.callbacks.Callback):
         self._writer.flush()
 
 
-class TranslationReport(keras.callbacks.Callback):
-    """Adds `val_bleu` to the epoch logs and writes sample outputs to TensorBoard (Text tab).
+class DecodingReport(keras.callbacks.Callback):
+    """Adds `val_<metric>` (e.g. BLEU, entity F1) to the epoch logs and writes sample outputs to
+    TensorBoard (Text tab), for tasks whose validation score needs decoding.
 
     Args:
-        report: callable(model) → (BLEU, [(source, reference, output), ...]).
+        report: callable(model) → (score, [row, ...]), each row a tuple of `columns` strings.
         log_dir: TensorBoard folder (the validation logs).
+        metric: the score's name.
+        columns: the sample table's header.
     """
 
-    def __init__(self, report, log_dir):
+    def __init__(self, report, log_dir, metric="bleu", columns=("source", "reference", "output")):
         super().__init__()
         self.report, self.log_dir = report, log_dir
+        self.metric, self.columns = metric, columns
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         import tensorflow as tf
 
-        bleu, samples = self.report(self.model)
+        value, samples = self.report(self.model)
         if logs is not None:
-            logs["val_bleu"] = float(bleu)
+            logs[f"val_{self.metric}"] = float(value)
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
-        rows = ["| source | reference | output |", "|---|---|---|"] + [
+        rows = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)] + [
             "| " + " | ".join(text.replace("|", "\\|").replace("\n", " / ") for text in sample) + " |"
             for sample in samples]
         with self._writer.as_default():
             tf.summary.text("samples", "\n".join(rows), step=epoch)
-            tf.summary.scalar("epoch_bleu", bleu, step=epoch)
+            tf.summary.scalar(f"epoch_{self.metric}", value, step=epoch)
         self._writer.flush()
 
 
