@@ -52,6 +52,7 @@ class TokenizerConfig:
     model_type: str = "unigram"  # sentencepiece: unigram | bpe
     shared_vocabulary: bool = True  # seq2seq: one SentencePiece model for source and target
     max_word_length: int = 20  # tagging: characters per token seen by the character features
+    subword_vocab_size: int = 8000  # tagging with kind wordpiece: size of the WordPiece vocabulary (vocab_size sizes the word vocabulary)
 
 
 @dataclass

@@ -108,6 +108,12 @@ def check_config(cfg):
         raise ConfigError(f"model {cfg.model.name!r} is not a tagger; use {' or '.join(MODELS)}")
     if cfg.data.tag_scheme not in entities.SCHEMES:
         raise ConfigError(f"data.tag_scheme must be one of {', '.join(entities.SCHEMES)}")
+    if cfg.tokenizer.kind not in ("word", "wordpiece"):
+        raise ConfigError("taggers take tokenizer.kind word (word features) or wordpiece "
+                          "(also subword pieces, labelled at each word's first piece)")
+    if cfg.tokenizer.kind == "wordpiece" and cfg.model.name != "transformer_tagger":
+        raise ConfigError("subword pieces (tokenizer.kind: wordpiece) need model.name: "
+                          "transformer_tagger")
 
 
 def _learn_vocabularies(cfg, train):
@@ -130,9 +136,15 @@ def _learn_vocabularies(cfg, train):
     kinds = sorted({kind for tags in train.labels for kind, _, _ in entities.spans_from_tags(tags)})
     if not kinds:
         raise UserError(f"{train.report.path}: the training data has no entities")
+    subwords = None
+    if cfg.tokenizer.kind == "wordpiece":
+        from keras_nlp_app.text.tokenizers import learn_wordpiece_vocabulary
+
+        subwords = learn_wordpiece_vocabulary([" ".join(s) for s in train.texts],
+                                              vocab_size=cfg.tokenizer.subword_vocab_size)
     return {"words": [PAD, UNK] + [w.decode("utf-8") for w in ranked],
             "chars": [PAD, UNK] + sorted(chars, key=lambda c: (-chars[c], c)),
-            "tags": entities.tag_set(kinds, cfg.data.tag_scheme)}
+            "tags": entities.tag_set(kinds, cfg.data.tag_scheme), "subwords": subwords}
 
 
 def prepare_assets(cfg, train, assets_dir):
@@ -167,7 +179,8 @@ def build_preprocessor(cfg, tokenizer):
 
     return TaggerPreprocessor(tokenizer["words"], tokenizer["chars"], tokenizer["tags"],
                               sequence_length=cfg.tokenizer.sequence_length,
-                              max_word_length=cfg.tokenizer.max_word_length)
+                              max_word_length=cfg.tokenizer.max_word_length,
+                              subword_vocabulary=tokenizer.get("subwords"))
 
 
 def build_model(cfg, preprocessor, space, *, training=False, batch_size=None):
@@ -177,6 +190,8 @@ def build_model(cfg, preprocessor, space, *, training=False, batch_size=None):
     params = dict(cfg.model.params)
     if cfg.model.name == "transformer_tagger":
         params.setdefault("max_length", preprocessor.sequence_length)
+        if preprocessor.subword_vocabulary:
+            params["subword_vocab_size"] = len(preprocessor.subword_vocabulary)
     model = build(cfg.model.name, vocab_size=len(preprocessor.word_vocabulary),
                   char_vocab_size=len(preprocessor.char_vocabulary), num_tags=len(space.labels),
                   num_cases=preprocessor.NUM_CASES, max_word_length=preprocessor.max_word_length,
@@ -264,7 +279,7 @@ def predict_tags(model, preprocessor, sentences, batch_size=128):
                                             row_splits_dtype=tf.int64)).numpy()
         for row, i in enumerate(chunk):
             n = len(sentences[i])
-            kept = list(tags[ids[row, :min(n, ids.shape[1])]])
+            kept = tags[ids[row, :min(n, ids.shape[1])]].tolist()
             found[i] = kept + ["O"] * (n - len(kept))
     return found
 

@@ -254,16 +254,27 @@ class TaggerPreprocessor(keras.layers.Layer):
         tags: the tag set; tag id i is `tags[i]`.
         sequence_length: most tokens tagged per text (later tokens are tagged `O`).
         max_word_length: characters per token seen by the character features.
+        subword_vocabulary: a WordPiece vocabulary; when given, the features also hold the
+            subword pieces of each text (`pieces [B, P]`, at most `MAX_PIECES_PER_WORD` per token
+            and `2 * sequence_length` per text) and each token's first piece (`first [B, T]`),
+            so a subword encoder labels a word at its first piece.
     """
 
     NUM_CASES = len(_CASES) + 1
+    MAX_PIECES_PER_WORD = 4
 
     def __init__(self, word_vocabulary, char_vocabulary, tags, sequence_length=256,
-                 max_word_length=20, **kwargs):
+                 max_word_length=20, subword_vocabulary=None, **kwargs):
         super().__init__(**kwargs)
         self.word_vocabulary, self.char_vocabulary = list(word_vocabulary), list(char_vocabulary)
         self.tags = list(tags)
         self.sequence_length, self.max_word_length = sequence_length, max_word_length
+        self.subword_vocabulary = list(subword_vocabulary) if subword_vocabulary else None
+        self._pieces = None
+        if self.subword_vocabulary:
+            from keras_nlp_app.text.tokenizers import WordPieceTokenizer
+
+            self._pieces = WordPieceTokenizer(self.subword_vocabulary)
         self._words = keras.layers.StringLookup(vocabulary=self.word_vocabulary[2:], mask_token=None,
                                                 num_oov_indices=1)
         self._chars = keras.layers.StringLookup(vocabulary=self.char_vocabulary[2:], mask_token=None,
@@ -296,12 +307,33 @@ class TaggerPreprocessor(keras.layers.Layer):
         # at least one column, so a batch of empty texts still has a time axis
         width = tf.maximum(tf.reduce_max(tokens.row_lengths()), 1)
         shape = tf.stack([tokens.nrows(), width])
-        return {
+        found = {
             "words": tf.RaggedTensor.from_row_splits(words, rows).to_tensor(0, shape=shape),
             "case": tf.RaggedTensor.from_row_splits(case, rows).to_tensor(0, shape=shape),
             "chars": tf.RaggedTensor.from_row_splits(chars, rows).to_tensor(
                 0, shape=tf.concat([shape, tf.constant([self.max_word_length], tf.int64)], 0)),
         }
+        if self._pieces is not None:
+            found.update(self._subword_features(flat, rows, shape))
+        return found
+
+    def _subword_features(self, flat, rows, shape):
+        """`pieces [B, P]` and `first [B, T]`: every token's WordPiece ids (an unknown piece
+        when it yields none) and the position of its first piece in its text."""
+        pieces = self._pieces(flat)[:, :self.MAX_PIECES_PER_WORD]
+        fallback = tf.ones_like(pieces.row_lengths(), tf.int32)[:, None]
+        pieces = tf.concat([pieces, tf.RaggedTensor.from_tensor(fallback)], axis=1)
+        counts = tf.maximum(pieces.row_lengths() - 1, 1)
+        pieces = tf.ragged.boolean_mask(pieces, tf.ragged.range(pieces.row_lengths()) < counts[:, None])
+        starts = tf.cumsum(counts, exclusive=True)
+        text_start = tf.gather(tf.concat([starts, [tf.reduce_sum(counts)]], 0), rows[:-1])
+        first = starts - tf.repeat(text_start, rows[1:] - rows[:-1])
+        limit = 2 * self.sequence_length
+        per_text = tf.RaggedTensor.from_row_splits(pieces, rows).merge_dims(1, 2)[:, :limit]
+        first = tf.minimum(first, limit - 1)
+        return {"pieces": per_text.to_tensor(0),
+                "first": tf.cast(tf.RaggedTensor.from_row_splits(first, rows).to_tensor(
+                    0, shape=shape), tf.int32)}
 
     def call(self, text):
         return self.features(self.split(text)[0])
@@ -314,9 +346,11 @@ class TaggerPreprocessor(keras.layers.Layer):
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "tagger.json"), "w", encoding="utf-8") as f:
             json.dump({"words": self.word_vocabulary, "chars": self.char_vocabulary,
-                       "tags": self.tags}, f, ensure_ascii=False)
+                       "tags": self.tags, "subwords": self.subword_vocabulary}, f,
+                      ensure_ascii=False)
 
     def get_config(self):
         return {**super().get_config(), "word_vocabulary": self.word_vocabulary,
                 "char_vocabulary": self.char_vocabulary, "tags": self.tags,
+                "subword_vocabulary": self.subword_vocabulary,
                 "sequence_length": self.sequence_length, "max_word_length": self.max_word_length}

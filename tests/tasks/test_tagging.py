@@ -160,3 +160,28 @@ def test_an_entity_type_unseen_in_training_names_its_line(tagger_run, tmp_path):
     assert done.returncode == 2, done.stderr[-1500:]
     assert f"{path}:3: tag 'B-MONEY'" in done.stderr or f"{path}:3: tag 'S-MONEY'" in done.stderr
     del main
+
+
+def test_a_transformer_tagger_over_subword_pieces_learns_the_entities(tmp_path):
+    """WordPiece pieces with first-piece labelling, and a softmax head instead of the CRF."""
+    from keras_nlp_app.tasks.tagging import predict_tags
+    from keras_nlp_app.training.train import restore_run, train
+
+    train_file = write_conll(tmp_path / "train.txt", 400, 3)
+    valid_file = write_conll(tmp_path / "valid.txt", 40, 4)
+    cfg = load_config([], [
+        "task=tagging", "data.dataset=null", f"data.train_file={train_file}",
+        f"data.validation_file={valid_file}", "model.name=transformer_tagger",
+        "tokenizer.kind=wordpiece", "tokenizer.subword_vocab_size=120",
+        "model.params={hidden_dim: 32, num_layers: 1, num_heads: 2, intermediate_dim: 64, "
+        "word_dim: 16, char_filters: 16, crf: false, dropout: 0.0}",
+        "tokenizer.sequence_length=32", "train.epochs=3", "train.batch_size=16",
+        "train.learning_rate=0.003", "train.monitor=val_f1", "train.verbose=0"])
+    run = train(cfg, str(tmp_path / "run"))
+    with open(os.path.join(run, "metrics.json")) as f:
+        assert json.load(f)["f1"] > 0.9
+    restored = restore_run(run)
+    assert restored.model.crf is None and restored.preprocessor.subword_vocabulary
+    sentence = ["Alan", "Turing", "left", "IBM", "in", "Paris", "."]
+    assert predict_tags(restored.model, restored.preprocessor, [sentence]) == [
+        ["B-PER", "E-PER", "O", "S-ORG", "O", "S-LOC", "O"]]

@@ -1,0 +1,99 @@
+"""Sequence-tagging speed benchmark; prints one JSON object.
+
+- training: tokens/s (real tokens, padding excluded) of `fit` on the recipe's model and CoNLL
+  training sentences, timed over `--steps` steps after a warm-up epoch of the same length.
+- serving: sentences/s of an exported SavedModel's serving_default (raw text in; tokens, tags,
+  offsets and entities out) on eng.testa sentences at batch 1 and batch 32, after one warm-up
+  call. Without `--saved-model` the benchmark exports the briefly trained model.
+
+Usage:
+    KNLP_DATA_DIR=../shared/data .venv/bin/python scripts/bench_tagger.py \
+        [--config configs/conll2003.yaml] [--saved-model saved_models/conll2003] [--steps 200]
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+
+def bench_training(cfg, steps):
+    from keras_nlp_app.tasks import tagging
+    from keras_nlp_app.training.callbacks import EpochTimer
+    from keras_nlp_app.training.schedules import make_optimizer
+
+    train, _ = tagging.load_splits(cfg.data, cfg.train.seed)
+    vocabularies, space = tagging.prepare_assets(cfg, train, tempfile.mkdtemp(prefix="bench_assets_"))
+    preprocessor = tagging.build_preprocessor(cfg, vocabularies)
+    data, _, _ = tagging.datasets_for(cfg, preprocessor, space, train, None, cfg.train.batch_size)
+    model = tagging.build_model(cfg, preprocessor, space, training=True)
+    model.compile(optimizer=make_optimizer(cfg.train, steps * 2),
+                  steps_per_execution=cfg.train.steps_per_execution,
+                  **tagging.compile_arguments(cfg, space))
+    timer = EpochTimer()
+    model.fit(data.repeat(), steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[timer])
+    # the second epoch's batches: the repeated dataset's steps steps+1 .. 2*steps
+    tokens = sum(int((targets.numpy() >= 0).sum())
+                 for _, targets in data.repeat().skip(steps).take(steps))
+    seconds = timer.seconds[-1]
+    return {"steps_timed": steps, "ms_per_step": round(1000 * seconds / steps, 1),
+            "train_tokens_per_s": round(tokens / seconds, 1),
+            "train_sentences_per_s": round(steps * cfg.train.batch_size / seconds, 1),
+            "batch_size": cfg.train.batch_size, "parameters": int(model.count_params()),
+            "model": cfg.model.name}
+
+
+def quick_export(config_path, steps, folder):
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.training.train import train
+
+    quick = load_config([config_path], [
+        "data.validation_split=null", "train.monitor=loss", "train.epochs=1",
+        f"train.steps_per_epoch={steps}", "train.verbose=0", "train.early_stopping_patience=0"])
+    return export_run(train(quick, os.path.join(folder, "run")), os.path.join(folder, "export"))
+
+
+def bench_serving(model_dir, sentences, rounds=8):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    result = {}
+    for batch in (1, 32):
+        count = 100 if batch == 1 else rounds
+        requests = [sentences[i:i + batch] for i in range(0, batch * count, batch)]
+        serve(text=tf.constant(requests[0]))
+        started = time.perf_counter()
+        for request in requests:
+            serve(text=tf.constant(request))["entities"].numpy()
+        elapsed = time.perf_counter() - started
+        result[f"batch{batch}_sentences_per_s"] = round(sum(map(len, requests)) / elapsed, 1)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/conll2003.yaml")
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps")
+    parser.add_argument("--saved-model", help="SavedModel to time (default: export the bench run)")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.export.saved_model import resolve_model_dir
+    from keras_nlp_app.tasks import tagging
+
+    cfg = load_config([args.config])
+    training = bench_training(cfg, args.steps)
+    model_dir = (resolve_model_dir(args.saved_model) if args.saved_model else
+                 quick_export(args.config, args.steps, tempfile.mkdtemp(prefix="bench_tagger_")))
+    _, validation = tagging.load_splits(cfg.data, cfg.train.seed)
+    sentences = [" ".join(tokens) for tokens in validation.texts]
+    print(json.dumps({"config": args.config, "training": training,
+                      "serving": {"saved_model": model_dir, **bench_serving(model_dir, sentences)}},
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main()
