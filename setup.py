@@ -25,9 +25,13 @@ setup(
         "rouge-score>=0.1.2",
         # tagging: entity-level scores as conlleval computes them
         "seqeval>=1.2",
+        # knlp serve: the TF Serving REST API
+        "fastapi>=0.110",
+        "uvicorn>=0.29",
+        "prometheus-client>=0.20",
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "httpx>=0.27"],
         # KenLM's Python module (compiled on install): the ARPA interop test and the benchmark.
         "kenlm": ["kenlm>=0.2"],
         "bench": ["kenlm>=0.2", "nltk>=3.9"],

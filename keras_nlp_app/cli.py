@@ -279,6 +279,20 @@ def cmd_chat(args):
     return 0
 
 
+def cmd_serve(args):
+    from keras_nlp_app.export.serving import Limits, parse_model_arguments, serve
+
+    if args.max_batch_size < 1 or args.batch_timeout_ms < 0 or args.max_body_bytes < 1:
+        raise UserError("--max-batch-size and --max-body-bytes must be positive and "
+                        "--batch-timeout-ms not negative")
+    models = parse_model_arguments(args.models)
+    limits = Limits(max_body_bytes=args.max_body_bytes, max_instances=args.max_instances,
+                    max_batch_size=args.max_batch_size,
+                    batch_timeout_s=args.batch_timeout_ms / 1000, batching=not args.no_batching)
+    serve(models, host=args.host, port=args.port, limits=limits)
+    return 0
+
+
 def cmd_datasets(args):
     from keras_nlp_app.data import datasets
 
@@ -512,6 +526,20 @@ def build_parser():
     p.add_argument("--context-turns", type=int, help="turns of history per reply (default: as trained)")
     _decoding_arguments(p, default_strategy="beam", default_beam=None)
     p.set_defaults(func=cmd_chat)
+
+    p = verbs.add_parser("serve", help="serve SavedModels over the TF Serving REST API")
+    p.add_argument("models", nargs="+", metavar="[NAME=]MODEL_DIR",
+                   help="model folder (its highest version folder is served); NAME defaults to "
+                        "the folder's name")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--max-batch-size", type=int, default=32, help="rows per batched model call")
+    p.add_argument("--batch-timeout-ms", type=float, default=5.0,
+                   help="how long a batch waits for more requests")
+    p.add_argument("--no-batching", action="store_true", help="one model call per request")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413")
+    p.add_argument("--max-instances", type=int, default=256, help="rows per request")
+    p.set_defaults(func=cmd_serve)
 
     p = verbs.add_parser("datasets", help="list, inspect or fetch registered datasets")
     p.add_argument("action", choices=["list", "info", "fetch"])
