@@ -101,10 +101,14 @@ def cmd_export(args):
         output = args.output or os.path.join("saved_models", os.path.splitext(name)[0])
         print(f"exported: {export_ngram(NGramModel.load(path), output, source=path)}")
         return 0
-    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.export.saved_model import export_run, read_metadata
 
     output = args.output or os.path.join("saved_models", name)
-    print(f"exported: {export_run(args.run_dir, output)}")
+    exported = export_run(args.run_dir, output)
+    print(f"exported: {exported}")
+    extra = read_metadata(exported)["non_core_ops"]
+    print("ops outside core TensorFlow (a TF Serving build must include TensorFlow Text): "
+          + (", ".join(extra) if extra else "none"))
     return 0
 
 
@@ -534,10 +538,11 @@ def build_parser():
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--max-batch-size", type=int, default=32, help="rows per batched model call")
-    p.add_argument("--batch-timeout-ms", type=float, default=5.0,
-                   help="how long a batch waits for more requests")
+    p.add_argument("--batch-timeout-ms", type=float, default=0.0,
+                   help="how long a batch waits for more requests (default 0: a batch takes the "
+                        "requests that queued while the model was busy)")
     p.add_argument("--no-batching", action="store_true", help="one model call per request")
-    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies get 413")
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger request bodies get HTTP 400")
     p.add_argument("--max-instances", type=int, default=256, help="rows per request")
     p.set_defaults(func=cmd_serve)
 

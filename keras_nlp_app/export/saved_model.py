@@ -81,6 +81,43 @@ def load_saved_model(model_dir):
     return tf.saved_model.load(model_dir)
 
 
+def graph_ops(model_dir):
+    """Every op type in a SavedModel's graph and its functions, sorted."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(model_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    ops = set()
+    for graph in proto.meta_graphs:
+        ops.update(node.op for node in graph.graph_def.node)
+        for function in graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return sorted(ops)
+
+
+_CORE_CHECK = """
+import json, sys
+from tensorflow.python.framework import op_def_registry
+print(json.dumps([op for op in json.loads(sys.stdin.read()) if op_def_registry.get(op) is None]))
+"""
+
+
+def non_core_ops(model_dir):
+    """The ops a SavedModel uses that core TensorFlow does not register (TensorFlow Text's):
+    what a TF Serving build must include. Checked in a fresh process that imports only
+    TensorFlow, since this one has loaded TensorFlow Text."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _CORE_CHECK], input=json.dumps(graph_ops(model_dir)),
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if done.returncode != 0:
+        raise RuntimeError(f"the op audit failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _versions_info():
     import keras
     import tensorflow as tf
@@ -152,6 +189,7 @@ def export_run(run_dir, output, check_texts=None):
             "config": config_to_dict(run.cfg),
             "versions": _versions_info(),
         }
+        metadata["non_core_ops"] = non_core_ops(target.path)
         with open(os.path.join(assets, "metadata.json"), "w", encoding="utf-8") as f:
             json.dump(metadata, f, indent=2, ensure_ascii=False)
         task.check_export(run, reloaded, check_texts)

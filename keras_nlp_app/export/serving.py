@@ -38,11 +38,11 @@ class RequestError(Exception):
 
 @dataclasses.dataclass
 class Limits:
-    max_body_bytes: int = 1 << 20  # larger request bodies are refused (413)
+    max_body_bytes: int = 1 << 20  # larger request bodies are refused
     max_instances: int = 256  # rows in one request
     max_string_chars: int = 20000  # characters in one input string
     max_batch_size: int = 32  # rows in one batched model call
-    batch_timeout_s: float = 0.005  # how long a batch waits for more requests
+    batch_timeout_s: float = 0.0  # how long a batch waits for more requests (0: it takes what has queued)
     batching: bool = True
 
 
@@ -61,8 +61,9 @@ class Batcher:
     """Groups concurrent calls of one signature into batches (TF Serving's batching).
 
     `submit(columns, rows)` queues `rows` rows of batched inputs and returns their outputs;
-    a worker concatenates queued requests up to `max_batch_size` rows (a larger request runs
-    alone), waiting at most `timeout_s` after the first, and runs the model in a thread.
+    a worker takes every request queued while the model was busy, up to `max_batch_size` rows
+    (a larger request runs alone), waits at most `timeout_s` more for others (0: no wait, TF
+    Serving's default), and runs the model in a thread.
     """
 
     def __init__(self, run_batch, max_batch_size, timeout_s, metrics):
@@ -80,21 +81,26 @@ class Batcher:
 
     async def _work(self):
         loop = asyncio.get_running_loop()
+        pending = None  # a request that did not fit the last batch: it starts the next one
         while True:
-            batch = [await self.queue.get()]
-            size = batch[0][1]
+            first = pending or await self.queue.get()
+            pending = None
+            batch, size = [first], first[1]
             deadline = loop.time() + self.timeout_s
             while size < self.max_batch_size:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), remaining)
-                except asyncio.TimeoutError:
-                    break
+                    item = self.queue.get_nowait()  # whatever arrived while the model ran
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self.queue.get(), remaining)
+                    except asyncio.TimeoutError:
+                        break
                 if size + item[1] > self.max_batch_size:
-                    await self._run([item])  # does not fit: runs on its own, after this batch
-                    continue
+                    pending = item
+                    break
                 batch.append(item)
                 size += item[1]
             await self._run(batch)
@@ -474,13 +480,13 @@ async def _predict(request, target, limits):
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise RequestError(f"the request body is {declared} bytes; the limit is "
-                           f"{limits.max_body_bytes}", status=413)
+                           f"{limits.max_body_bytes}")
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > limits.max_body_bytes:
             raise RequestError(f"the request body is over the limit of {limits.max_body_bytes} "
-                               "bytes", status=413)
+                               "bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

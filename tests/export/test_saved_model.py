@@ -85,3 +85,12 @@ def test_missing_model_folder_is_a_user_error(tmp_path):
         load_predictor(str(tmp_path / "nothing"))
     with pytest.raises(UserError, match="holds no version folder"):
         resolve_model_dir(str(tmp_path))
+
+
+def test_the_export_lists_the_ops_core_tensorflow_lacks(exported):
+    from keras_nlp_app.export.saved_model import graph_ops, read_metadata
+
+    _, first, _ = exported
+    extra = read_metadata(first)["non_core_ops"]
+    assert extra and set(extra) <= set(graph_ops(first))
+    assert "CaseFoldUTF8" in extra and "MatMul" not in extra

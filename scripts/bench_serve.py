@@ -1,0 +1,108 @@
+"""knlp serve load test; prints one JSON object.
+
+Starts `knlp serve` on the quickstart sentiment model (saved_models/sentiment; run
+./scripts/quickstart.sh first) with server-side batching on and then off, and sends `--requests`
+single-sentence predict requests from 1, 8 and 32 concurrent clients (httpx, one process).
+Reports p50/p99 latency, requests/s and errors per setting, and the throughput ratio of
+batching on/off at 32 clients. Client and server share this machine's cores.
+
+Usage:
+    .venv/bin/python scripts/bench_serve.py [--model saved_models/sentiment] [--requests 5000]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model, port, batching):
+    command = [sys.executable, "-m", "keras_nlp_app", "serve", model, "--port", str(port)]
+    if not batching:
+        command.append("--no-batching")
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    import httpx
+
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise RuntimeError("knlp serve exited before answering")
+        time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("knlp serve did not start")
+
+
+async def load(url, sentences, total, clients):
+    import httpx
+
+    latencies, errors = [], 0
+    counter = iter(range(total))
+
+    async def client(http):
+        nonlocal errors
+        for i in counter:
+            started = time.perf_counter()
+            response = await http.post(url, json={"instances": [sentences[i % len(sentences)]]})
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        await http.post(url, json={"instances": sentences[:1]})  # warm-up
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"requests": total, "errors": errors, "requests_per_s": round(total / elapsed, 1),
+            "p50_ms": round(1000 * statistics.median(latencies), 2),
+            "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="saved_models/sentiment")
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--clients", default="1,8,32")
+    args = parser.parse_args()
+    if not os.path.isdir(args.model):
+        sys.exit(f"{args.model}: no such model folder; run ./scripts/quickstart.sh first")
+    sentences = [f"the film was {w} and the plot {v}" for w in ("great", "dull", "fine", "awful")
+                 for v in ("moved", "dragged", "worked", "failed")]
+    result = {"model": args.model, "requests_per_setting": args.requests, "settings": {}}
+    for batching in (True, False):
+        port = free_port()
+        server = start_server(args.model, port, batching)
+        try:
+            url = f"http://127.0.0.1:{port}/v1/models/{os.path.basename(os.path.normpath(args.model))}:predict"
+            for clients in map(int, args.clients.split(",")):
+                key = f"batching_{'on' if batching else 'off'}_clients_{clients}"
+                result["settings"][key] = asyncio.run(load(url, sentences, args.requests, clients))
+        finally:
+            server.terminate()
+            server.wait(60)
+    top = max(map(int, args.clients.split(",")))
+    on = result["settings"][f"batching_on_clients_{top}"]["requests_per_s"]
+    off = result["settings"][f"batching_off_clients_{top}"]["requests_per_s"]
+    result[f"batching_speedup_at_{top}_clients"] = round(on / off, 2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
