@@ -34,7 +34,9 @@ setup(
         "test": ["pytest>=8", "httpx>=0.27"],
         # KenLM's Python module (compiled on install): the ARPA interop test and the benchmark.
         "kenlm": ["kenlm>=0.2"],
-        "bench": ["kenlm>=0.2", "nltk>=3.9"],
+        "bench": ["kenlm>=0.2", "nltk>=3.9", "httpx>=0.27"],
+        # fuzzing knlp serve through its OpenAPI schema (docs/serving.md)
+        "fuzz": ["schemathesis>=4"],
     },
     entry_points={"console_scripts": ["knlp=keras_nlp_app.cli:main"]},
 )

@@ -376,6 +376,16 @@ def parse_model_arguments(arguments):
     return models
 
 
+# the predict body, declared for the OpenAPI schema (the handler reads and checks it itself)
+_PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object",
+    "properties": {"instances": {"type": "array", "items": {}},
+                   "inputs": {},
+                   "signature_name": {"type": "string"}}}}}},
+    "responses": {"400": {"description": "a client mistake: {\"error\": \"...\"}"},
+                  "404": {"description": "unknown model or version"}}}
+
+
 def create_app(models, limits=None):
     """The FastAPI application serving `models` ({name: folder}), loaded now."""
     from fastapi import FastAPI, Request
@@ -404,6 +414,10 @@ def create_app(models, limits=None):
     async def validation_error(request, exc):
         return error("malformed request", 400)
 
+    @app.exception_handler(Exception)
+    async def internal_error(request, exc):  # a bug of ours: one line, no traceback
+        return error(f"internal error: {type(exc).__name__}", 500)
+
     def model(name):
         if name not in served:
             raise RequestError(f"model {name!r} is not served (serving: "
@@ -411,7 +425,7 @@ def create_app(models, limits=None):
         return served[name]
 
     def version_number(text):
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise RequestError(f"version {text!r} is not a number", status=404)
         return int(text)
 
@@ -459,11 +473,11 @@ def create_app(models, limits=None):
             metrics.latency.labels(name if name in served else "(unknown)").observe(
                 time.perf_counter() - started)
 
-    @app.post("/v1/models/{name}:predict")
+    @app.post("/v1/models/{name}:predict", openapi_extra=_PREDICT_OPENAPI)
     async def predict_latest(name: str, request: Request):
         return await predict(request, name, None)
 
-    @app.post("/v1/models/{name}/versions/{version}:predict")
+    @app.post("/v1/models/{name}/versions/{version}:predict", openapi_extra=_PREDICT_OPENAPI)
     async def predict_version(name: str, version: str, request: Request):
         try:
             number = version_number(version)

@@ -83,7 +83,9 @@ def test_unknown_models_and_versions_are_404(served):
     for method, path in (("get", "/v1/models/nope"), ("get", "/v1/models/sentiment/versions/1"),
                          ("post", "/v1/models/nope:predict"),
                          ("post", "/v1/models/sentiment/versions/1:predict"),
-                         ("get", "/v1/models/sentiment/versions/x/metadata")):
+                         ("get", "/v1/models/sentiment/versions/x/metadata"),
+                         ("get", "/v1/models/sentiment/versions/%C2%B3"),
+                         ("post", "/v1/models/sentiment/versions/%C2%B3:predict")):
         response = getattr(client, method)(path, **({"json": {"instances": ["a"]}}
                                                       if method == "post" else {}))
         assert response.status_code == 404, path
