@@ -271,7 +271,38 @@ def final_metrics(cfg, preprocessor, model, space, validation, run_dir):
     report = score(beam, validation.labels)
     report["bleu_greedy"] = metrics_lib.bleu_report(greedy, validation.labels)["bleu"]
     report["beam_size"] = cfg.model.beam_size
+    report.update(target_perplexity(model, preprocessor, validation.texts, validation.labels))
     return report
+
+
+def target_perplexity(model, preprocessor, sources, targets, batch_size=64):
+    """Teacher-forced `loss` (nats per target token, EOS included, no label smoothing) and its
+    `perplexity` = exp(loss) over whole pairs: the dialogue papers' validation perplexity."""
+    import math
+
+    import tensorflow as tf
+
+    memo = model.__dict__.setdefault("_knlp_nll", {})
+    if "fn" not in memo:
+        def total(source_text, target_text):
+            source = preprocessor.source_ids(source_text).to_tensor(0)
+            target = preprocessor.target_ids(target_text).to_tensor(0)
+            logits = model({"source": source, "target": target[:, :-1]}, training=False)
+            labels = target[:, 1:]
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=tf.cast(logits, tf.float32))
+            mask = tf.cast(labels > 0, tf.float32)
+            return tf.reduce_sum(nll * mask), tf.reduce_sum(mask)
+
+        memo["fn"] = tf.function(total, input_signature=[tf.TensorSpec([None], tf.string)] * 2)
+    nll = tokens = 0.0
+    for start in range(0, len(sources), batch_size):
+        part_nll, part_tokens = memo["fn"](tf.constant(sources[start:start + batch_size]),
+                                           tf.constant(targets[start:start + batch_size]))
+        nll, tokens = nll + float(part_nll), tokens + float(part_tokens)
+    loss = nll / max(tokens, 1.0)
+    return {"loss": round(loss, 4), "perplexity": round(math.exp(loss), 3),
+            "target_tokens": int(tokens)}
 
 
 def score(outputs, references):

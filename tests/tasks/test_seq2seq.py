@@ -95,6 +95,7 @@ def test_a_transformer_learns_to_reverse_sequences(reverse_run):
     with open(os.path.join(run, "metrics.json")) as f:
         result = json.load(f)
     assert result["bleu"] > 90 and result["bleu_greedy"] > 90
+    assert 1.0 <= result["perplexity"] < 1.5  # the reversal is certain once learned
     assert result["beam_size"] == 4 and "rougeL" in result
     with open(os.path.join(run, "checkpoints", "averaged.json")) as f:
         assert json.load(f)["epochs_averaged"] == 3
