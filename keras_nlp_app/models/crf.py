@@ -53,11 +53,21 @@ class CRF(keras.layers.Layer):
         last_tags = ops.take_along_axis(tags, last[:, None], axis=1)[:, 0]
         return score + ops.take(self.end, last_tags)
 
+    @staticmethod
+    def _two_steps_at_least(emissions, mask):
+        """Pads a one-token batch with a masked step, so the loops over steps 1.. are never
+        empty (a padded step changes nothing)."""
+        import tensorflow as tf
+
+        short = tf.maximum(2 - tf.shape(emissions)[1], 0)
+        return (tf.pad(emissions, [[0, 0], [0, short], [0, 0]]),
+                tf.pad(tf.cast(mask, tf.bool), [[0, 0], [0, short]]))
+
     def log_partition(self, emissions, mask):
         """log Z `[B]`: the forward algorithm, with padded steps leaving the scores unchanged."""
         import tensorflow as tf
 
-        emissions = ops.cast(emissions, "float32")
+        emissions, mask = self._two_steps_at_least(ops.cast(emissions, "float32"), mask)
         alpha = self.start[None, :] + emissions[:, 0]
         steps = (tf.transpose(emissions[:, 1:], [1, 0, 2]),
                  tf.transpose(ops.cast(mask[:, 1:], "bool"), [1, 0]))
@@ -80,8 +90,8 @@ class CRF(keras.layers.Layer):
         """Viterbi: the best tag sequence `[B, T]` int32 (0 at padded positions)."""
         import tensorflow as tf
 
-        emissions = ops.cast(emissions, "float32")
-        mask = ops.cast(mask, "bool")
+        length = tf.shape(emissions)[1]
+        emissions, mask = self._two_steps_at_least(ops.cast(emissions, "float32"), mask)
         k = self.num_tags
         score = self.start[None, :] + emissions[:, 0]
         steps = (tf.transpose(emissions[:, 1:], [1, 0, 2]), tf.transpose(mask[:, 1:], [1, 0]))
@@ -107,7 +117,7 @@ class CRF(keras.layers.Layer):
 
         earlier = tf.scan(back, pointers, initializer=last, reverse=True)
         path = tf.concat([tf.transpose(earlier, [1, 0]), last[:, None]], axis=1)
-        return tf.where(mask, path, 0)
+        return tf.where(mask, path, 0)[:, :length]
 
     def get_config(self):
         return {**super().get_config(), "num_tags": self.num_tags}

@@ -200,16 +200,18 @@ def build_model(cfg, preprocessor, space, *, training=False, batch_size=None):
 
 
 def tag_ids(examples, space, scheme):
-    """Tag-id lists in `scheme`; an unknown tag (a type unseen in training) names its line."""
+    """Tag-id lists in `scheme`; an entity type the tag set lacks (unseen in training) is an
+    error naming its file and line."""
     index = {tag: i for i, tag in enumerate(space.labels)}
+    known = sorted({tag.split("-", 1)[1] for tag in space.labels if tag != "O"})
     found = []
     for tags, line in zip(examples.labels, examples.lines):
-        converted = entities.convert_tags(tags, scheme)
-        unknown = [t for t in converted if t not in index]
+        unknown = [tag for tag in tags if tag != "O" and tag.split("-", 1)[1] not in known]
         if unknown:
-            raise DataError(f"tag {unknown[0]!r} is not in the training data's tag set "
-                            f"({', '.join(space.labels)})", path=examples.report.path, line=line)
-        found.append([index[t] for t in converted])
+            raise DataError(f"entity type {unknown[0].split('-', 1)[1]!r} (tag {unknown[0]!r}) "
+                            f"is not one the model knows ({', '.join(known)})",
+                            path=examples.report.path, line=line)
+        found.append([index[t] for t in entities.convert_tags(tags, scheme)])
     return found
 
 
@@ -365,7 +367,9 @@ def _tag_strings(run, tokens):
 def serve(run, text):
     """serving_default: tokens, tags, start_offsets, end_offsets (`[B, T]`, padded with "" and
     -1; offsets in characters of the input) and `entities [B]` (JSON)."""
-    text = __import__("tensorflow").convert_to_tensor(text)
+    import tensorflow as tf
+
+    text = tf.convert_to_tensor(text)
     tokens, char_starts, char_ends, byte_starts, byte_ends = run.preprocessor.split(text)
     tags = _tag_strings(run, tokens)
     return {"tokens": tokens.to_tensor(""), "tags": tags.to_tensor(""),
@@ -423,6 +427,7 @@ def evaluate_target(info, *, data=None, split=None):
         sentences = train if split == "train" else validation
         if sentences is None:
             raise UserError(f"{info.path}: its config names no {split or 'validation'} data; use --data")
+    tag_ids(sentences, info.space, info.run_config.data.tag_scheme)  # unknown types name their line
     report = {"task": NAME, **score(tag_sentences(info, sentences.texts), sentences.labels)}
     if sentences.report.skipped:
         report["skipped_lines"] = sentences.report.skipped

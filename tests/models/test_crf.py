@@ -65,3 +65,14 @@ def test_the_likelihood_is_differentiable_and_training_lowers_it(crf_and_inputs)
         assert all(g is not None for g in grads)
         logits.assign_sub(0.5 * grads[0])
     assert float(loss) < before / 2
+
+
+def test_one_token_batches_work(crf_and_inputs):
+    crf, emissions, _, _ = crf_and_inputs
+    single = emissions[:, :1]
+    mask = np.ones((4, 1), bool)
+    best = crf.decode(single, mask).numpy()
+    scores = [[_sequence_score(crf, single[row], (tag,)) for tag in range(3)] for row in range(4)]
+    assert best[:, 0].tolist() == np.argmax(scores, axis=1).tolist()
+    log_z = crf.log_partition(single, mask).numpy()
+    assert log_z == pytest.approx(np.logaddexp.reduce(scores, axis=1), rel=1e-5)
