@@ -2,7 +2,7 @@
 
 Starts `knlp serve` on the quickstart sentiment model (saved_models/sentiment; run
 ./scripts/quickstart.sh first) with server-side batching on and then off, and sends `--requests`
-single-sentence predict requests from 1, 8 and 32 concurrent clients (httpx, one process).
+single-sentence predict requests from 1, 8 and 32 concurrent clients (aiohttp, one process).
 Reports p50/p99 latency, requests/s and errors per setting, and the throughput ratio of
 batching on/off at 32 clients. Client and server share this machine's cores.
 
@@ -33,13 +33,15 @@ def start_server(model, port, batching):
         command.append("--no-batching")
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    import httpx
+    import urllib.error
+    import urllib.request
 
     for _ in range(600):
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+                if answer.status == 200:
+                    return server
+        except (urllib.error.URLError, ConnectionError):
             pass
         if server.poll() is not None:
             raise RuntimeError("knlp serve exited before answering")
@@ -49,7 +51,7 @@ def start_server(model, port, batching):
 
 
 async def load(url, sentences, total, clients):
-    import httpx
+    import aiohttp
 
     latencies, errors = [], 0
     counter = iter(range(total))
@@ -58,14 +60,16 @@ async def load(url, sentences, total, clients):
         nonlocal errors
         for i in counter:
             started = time.perf_counter()
-            response = await http.post(url, json={"instances": [sentences[i % len(sentences)]]})
+            async with http.post(url, json={"instances": [sentences[i % len(sentences)]]}) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    errors += 1
             latencies.append(time.perf_counter() - started)
-            if response.status_code != 200:
-                errors += 1
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        await http.post(url, json={"instances": sentences[:1]})  # warm-up
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async with http.post(url, json={"instances": sentences[:1]}) as answer:  # warm-up
+            await answer.read()
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - started
