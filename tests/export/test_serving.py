@@ -142,3 +142,47 @@ def test_signatures_with_scalar_inputs_take_rows_or_columns():
              "needs a list")):
         with pytest.raises(RequestError, match=message):
             parse_predict(body, specs, limits)
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_requests_in_flight(served):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    _, folder = served
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keras_nlp_app", "serve", folder, "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+
+        def ask(_):
+            body = json.dumps({"instances": ["a fine film"] * 200}).encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/models/sentiment:predict", data=body,
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            pending = [pool.submit(ask, i) for i in range(20)]
+            time.sleep(0.3)
+            server.send_signal(signal.SIGTERM)
+            assert [p.result() for p in pending] == [200] * 20
+        server.wait(60)
+    finally:
+        server.kill()
