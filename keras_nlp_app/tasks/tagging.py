@@ -400,17 +400,19 @@ def export_metadata(run):
 
 
 def check_export(run, reloaded, texts=None):
-    """The export's entities and tags equal the trained model's on a few texts."""
+    """The export's entities and tags equal the trained model's on a few texts, and on a batch
+    of one one-word text (the shortest shape the graph sees)."""
     import tensorflow as tf
 
     texts = texts or ["Angela Merkel visited Paris with Siemens.", "", "Zoë lives in Köln!"]
-    expected = {k: v.numpy() for k, v in run.serve(tf.constant(texts)).items()}
-    got = {k: v.numpy() for k, v in reloaded.signatures["serving_default"](
-        text=tf.constant(texts)).items()}
-    for key, value in expected.items():
-        if not np.array_equal(value, got[key]):
-            raise RuntimeError(f"the exported model's {key} is {got[key]!r}, the trained "
-                               f"model's {value!r}")
+    for batch in (texts, ["Berlin"]):
+        expected = {k: v.numpy() for k, v in run.serve(tf.constant(batch)).items()}
+        got = {k: v.numpy() for k, v in reloaded.signatures["serving_default"](
+            text=tf.constant(batch)).items()}
+        for key, value in expected.items():
+            if not np.array_equal(value, got[key]):
+                raise RuntimeError(f"the exported model's {key} is {got[key]!r}, the trained "
+                                   f"model's {value!r}")
 
 
 def label_space_from_metadata(metadata):
