@@ -88,7 +88,8 @@ def graph_entity_bounds(tags, mask):
     import tensorflow as tf
 
     tags = tf.where(mask, tags, "O")
-    parts = tf.strings.split(tags, "-", maxsplit=1).to_tensor("")
+    # two columns even when no tag in the batch has a type (all O)
+    parts = tf.strings.split(tags, "-", maxsplit=1).to_tensor("", shape=[None, None, 2])
     prefix, kind = parts[..., 0], parts[..., 1]
     outside = tf.equal(prefix, "O")
     pad_prefix = tf.fill(tf.shape(prefix[:, :1]), "O")

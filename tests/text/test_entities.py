@@ -61,3 +61,12 @@ def test_graph_entity_bounds_agree_with_python_and_seqeval_on_messy_sequences():
         python = [(s, e) for _, s, e in entities.spans_from_tags(tags)]
         assert list(zip(begin, finish)) == python, tags
         assert [(s, e + 1) for _, s, e in get_entities(tags)] == python, tags
+
+
+def test_graph_entity_bounds_of_a_batch_without_entities():
+    import tensorflow as tf
+
+    for tags in (tf.constant([["O", "O"]]), tf.zeros([1, 0], tf.string)):
+        mask = tf.ones(tf.shape(tags), tf.bool)
+        starts, ends = entities.graph_entity_bounds(tags, mask)
+        assert not starts.numpy().any() and not ends.numpy().any()
