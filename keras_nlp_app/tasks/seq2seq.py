@@ -468,7 +468,8 @@ def label_space_from_metadata(metadata):
 
 
 def evaluate_target(info, *, data=None, split=None):
-    """`knlp evaluate` for a seq2seq run or SavedModel: bleu, chrf, rouge1/2/L, examples."""
+    """`knlp evaluate` for a seq2seq run or SavedModel: bleu, chrf, rouge1/2/L, distinct-1/2,
+    examples; a run folder adds the teacher-forced loss and perplexity."""
     data_cfg = info.run_config.data
     if data is not None:
         pairs = read_pairs(data, data_cfg, fmt="parallel" if "," in data and not os.path.exists(data)
@@ -480,6 +481,11 @@ def evaluate_target(info, *, data=None, split=None):
             raise UserError(f"{info.path}: its config names no {split or 'validation'} data; use --data")
     outputs = predict_outputs(info, pairs.texts)
     report = {"task": NAME, **score(outputs, pairs.labels)}
+    if info.is_run:  # a run folder can also be scored token by token
+        from keras_nlp_app.training.train import restore_run
+
+        run = restore_run(info.path)
+        report.update(target_perplexity(run.model, run.preprocessor, pairs.texts, pairs.labels))
     if pairs.report.skipped:
         report["skipped_lines"] = pairs.report.skipped
     return report

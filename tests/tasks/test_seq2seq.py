@@ -170,6 +170,7 @@ def test_knlp_evaluate_scores_parallel_files(reverse_run, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["examples"] == 60 and report["bleu"] > 90
     assert {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "examples"} <= set(report)
+    assert 1.0 <= report["perplexity"] < 1.5
 
 
 def test_n_best_lists_every_beam_best_first(reverse_run, capsys):
