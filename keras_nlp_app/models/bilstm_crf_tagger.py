@@ -5,7 +5,7 @@ import keras
 from keras_nlp_app.models.tagger_model import TaggerModel, tag_head, token_features, token_inputs
 
 
-def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=8,
+def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=16,
                             max_word_length=20, word_dim=100, char_dim=30, char_filters=50,
                             char_kernel=3, case_dim=8, lstm_units=200, lstm_layers=1,
                             dropout=0.5, word_dropout=0.05, crf=True):
@@ -14,7 +14,8 @@ def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=
     Args:
         vocab_size, char_vocab_size: word and character ids (0 padding, 1 unknown).
         num_tags: size of the tag set.
-        num_cases, max_word_length: from the preprocessor.
+        num_cases: rows of the casing table (the preprocessor's classes use ids below 8).
+        max_word_length: from the preprocessor.
         word_dim, char_dim, char_filters, char_kernel, case_dim: feature sizes.
         lstm_units: per direction; lstm_layers stacked BiLSTMs.
         dropout: on the features and between layers; word_dropout: rate of unknown-word

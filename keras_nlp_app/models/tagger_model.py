@@ -79,7 +79,7 @@ def token_features(inputs, *, vocab_size, char_vocab_size, num_cases, word_dim, 
     x_words = keras.layers.Embedding(vocab_size, word_dim, name="word_embedding")(words)
     x_chars = CharCNN(char_vocab_size, char_dim, char_filters, char_kernel, dropout,
                       name="char_cnn")(inputs["chars"])
-    x_case = keras.layers.Embedding(16, case_dim, name="case_embedding")(inputs["case"])
+    x_case = keras.layers.Embedding(num_cases, case_dim, name="case_embedding")(inputs["case"])
     x = keras.layers.Concatenate(name="token_features")([x_words, x_chars, x_case])
     return keras.layers.Dropout(dropout)(x)
 

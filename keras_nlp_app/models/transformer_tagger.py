@@ -5,7 +5,7 @@ import keras
 from keras_nlp_app.models.tagger_model import TaggerModel, tag_head, token_features, token_inputs
 
 
-def build_transformer_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=8,
+def build_transformer_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=16,
                              max_word_length=20, max_length=256, word_dim=100, char_dim=30,
                              char_filters=50, char_kernel=3, case_dim=8, hidden_dim=256,
                              num_layers=4, num_heads=4, intermediate_dim=512, dropout=0.1,

@@ -194,7 +194,7 @@ def build_model(cfg, preprocessor, space, *, training=False, batch_size=None):
             params["subword_vocab_size"] = len(preprocessor.subword_vocabulary)
     model = build(cfg.model.name, vocab_size=len(preprocessor.word_vocabulary),
                   char_vocab_size=len(preprocessor.char_vocabulary), num_tags=len(space.labels),
-                  num_cases=preprocessor.NUM_CASES, max_word_length=preprocessor.max_word_length,
+                  max_word_length=preprocessor.max_word_length,
                   **params)
     return model
 

@@ -260,7 +260,6 @@ class TaggerPreprocessor(keras.layers.Layer):
             so a subword encoder labels a word at its first piece.
     """
 
-    NUM_CASES = len(_CASES) + 1
     MAX_PIECES_PER_WORD = 4
 
     def __init__(self, word_vocabulary, char_vocabulary, tags, sequence_length=256,
