@@ -16,7 +16,8 @@ import argparse
 import json
 import os
 import tempfile
-import time
+
+from _bench import quick_export, texts_per_second
 
 
 def bench_training(cfg, steps):
@@ -47,36 +48,6 @@ def bench_training(cfg, steps):
             "batch_size": cfg.train.batch_size, "parameters": int(model.count_params())}
 
 
-def quick_export(config_path, steps, folder):
-    """Trains the recipe `steps` steps without validation and exports the result."""
-    from keras_nlp_app.config import load_config
-    from keras_nlp_app.export.saved_model import export_run
-    from keras_nlp_app.training.train import train
-
-    quick = load_config([config_path], [
-        "data.validation_split=null", "train.monitor=loss", "train.epochs=1",
-        f"train.steps_per_epoch={steps}", "train.verbose=0", "train.average_checkpoints=0",
-        "train.early_stopping_patience=0"])
-    return export_run(train(quick, os.path.join(folder, "run")), os.path.join(folder, "export"))
-
-
-def bench_translation(model_dir, sources, rounds=3):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401
-
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    result = {}
-    for batch in (1, 32):
-        requests = [sources[i:i + batch] for i in range(0, batch * (40 if batch == 1 else rounds), batch)]
-        serve(text=tf.constant(requests[0]))  # compile this shape bucket
-        started = time.perf_counter()
-        for request in requests:
-            serve(text=tf.constant(request))["output"].numpy()
-        elapsed = time.perf_counter() - started
-        result[f"batch{batch}_sentences_per_s"] = round(sum(map(len, requests)) / elapsed, 1)
-    return result
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/multi30k_en_de.yaml")
@@ -95,7 +66,7 @@ def main():
     _, validation = seq2seq.load_splits(cfg.data, cfg.train.seed)
     print(json.dumps({"config": args.config, "training": training,
                       "translation": {"saved_model": model_dir, "beam_size": cfg.model.beam_size,
-                                      **bench_translation(model_dir, validation.texts)}},
+                                      **texts_per_second(model_dir, validation.texts, "output", {1: 40, 32: 3})}},
                      indent=2))
 
 

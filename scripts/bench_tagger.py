@@ -15,7 +15,8 @@ import argparse
 import json
 import os
 import tempfile
-import time
+
+from _bench import quick_export, texts_per_second
 
 
 def bench_training(cfg, steps):
@@ -44,35 +45,6 @@ def bench_training(cfg, steps):
             "model": cfg.model.name}
 
 
-def quick_export(config_path, steps, folder):
-    from keras_nlp_app.config import load_config
-    from keras_nlp_app.export.saved_model import export_run
-    from keras_nlp_app.training.train import train
-
-    quick = load_config([config_path], [
-        "data.validation_split=null", "train.monitor=loss", "train.epochs=1",
-        f"train.steps_per_epoch={steps}", "train.verbose=0", "train.early_stopping_patience=0"])
-    return export_run(train(quick, os.path.join(folder, "run")), os.path.join(folder, "export"))
-
-
-def bench_serving(model_dir, sentences, rounds=8):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401
-
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    result = {}
-    for batch in (1, 32):
-        count = 100 if batch == 1 else rounds
-        requests = [sentences[i:i + batch] for i in range(0, batch * count, batch)]
-        serve(text=tf.constant(requests[0]))
-        started = time.perf_counter()
-        for request in requests:
-            serve(text=tf.constant(request))["entities"].numpy()
-        elapsed = time.perf_counter() - started
-        result[f"batch{batch}_sentences_per_s"] = round(sum(map(len, requests)) / elapsed, 1)
-    return result
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/conll2003.yaml")
@@ -91,7 +63,7 @@ def main():
     _, validation = tagging.load_splits(cfg.data, cfg.train.seed)
     sentences = [" ".join(tokens) for tokens in validation.texts]
     print(json.dumps({"config": args.config, "training": training,
-                      "serving": {"saved_model": model_dir, **bench_serving(model_dir, sentences)}},
+                      "serving": {"saved_model": model_dir, **texts_per_second(model_dir, sentences, "entities", {1: 100, 32: 8})}},
                      indent=2))
 
 

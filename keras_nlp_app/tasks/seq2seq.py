@@ -479,20 +479,25 @@ def evaluate_target(info, *, data=None, split=None):
         pairs = train if split == "train" else validation
         if pairs is None:
             raise UserError(f"{info.path}: its config names no {split or 'validation'} data; use --data")
-    outputs = predict_outputs(info, pairs.texts)
-    report = {"task": NAME, **score(outputs, pairs.labels)}
-    if info.is_run:  # a run folder can also be scored token by token
+    perplexity = {}
+    if info.is_run:  # one restore: beam search in process, and token-by-token scores
         from keras_nlp_app.training.train import restore_run
 
         run = restore_run(info.path)
-        report.update(target_perplexity(run.model, run.preprocessor, pairs.texts, pairs.labels))
+        outputs = translate(run.model, run.preprocessor, pairs.texts,
+                            beam_size=run.cfg.model.beam_size,
+                            length_penalty=run.cfg.model.length_penalty)
+        perplexity = target_perplexity(run.model, run.preprocessor, pairs.texts, pairs.labels)
+    else:
+        outputs = _saved_model_outputs(info, pairs.texts)
+    report = {"task": NAME, **score(outputs, pairs.labels), **perplexity}
     if pairs.report.skipped:
         report["skipped_lines"] = pairs.report.skipped
     return report
 
 
-def predict_outputs(info, texts):
-    """Outputs of a run folder (beam search in process) or a SavedModel (its signature)."""
+def _saved_model_outputs(info, texts):
+    """A SavedModel's serving_default outputs (its beam search) as strings."""
     from keras_nlp_app.inference import load_predictor
 
     return [o.decode("utf-8", errors="replace") if isinstance(o, bytes) else o
