@@ -41,14 +41,32 @@ def find_config(path):
 
 def cmd_train(args):
     from keras_nlp_app.config import load_config
+    from keras_nlp_app.training.train import default_run_dir
+
+    config_path = find_config(args.config)
+    cfg = load_config([config_path], args.set or [])
+    if args.workers > 1 or args.max_restarts:
+        from keras_nlp_app.training.launcher import train_with_workers
+
+        run_dir = args.run_dir or default_run_dir(cfg)
+        # the chief worker prints the run folder and its metrics
+        return train_with_workers(config_path, args.set or [], run_dir, args.workers,
+                                  args.max_restarts)
     from keras_nlp_app.training.train import train
 
-    cfg = load_config([find_config(args.config)], args.set or [])
-    run_dir = train(cfg, run_dir=args.run_dir)
-    print(f"run folder: {run_dir}")
-    with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
-        print(f.read().strip())
+    _print_run(train(cfg, run_dir=args.run_dir))
     return 0
+
+
+def _print_run(run_dir):
+    metrics = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(metrics):  # a multi-worker job's other workers: the chief reports
+        return
+    print(f"run folder: {run_dir}")
+    with open(metrics, encoding="utf-8") as f:
+        report = json.load(f)
+    report.pop("history", None)  # per-epoch logs: in the file and in TensorBoard
+    print(json.dumps(report, indent=2))
 
 
 def _print_report(report):
@@ -447,6 +465,12 @@ def build_parser():
     p.add_argument("config", help="YAML recipe, e.g. configs/sst2_lstm.yaml")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.epochs=5")
     p.add_argument("--run-dir", help="run folder (default runs/<name>); the same folder resumes")
+    p.add_argument("--workers", type=int, default=1,
+                   help="train as N local processes under MultiWorkerMirroredStrategy (TF_CONFIG "
+                        "on 127.0.0.1); see docs/distributed.md for several machines")
+    p.add_argument("--max-restarts", type=int, default=0,
+                   help="with --workers: relaunch all workers up to N times after one dies "
+                        "(each relaunch resumes from the last backup)")
     p.set_defaults(func=cmd_train)
 
     p = verbs.add_parser("evaluate", help="score a run folder or SavedModel on labelled data or text")

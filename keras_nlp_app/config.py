@@ -83,12 +83,13 @@ class TrainConfig:
     class_weight: typing.Any = "none"  # none | balanced (inverse class frequency) | {label: weight}
     tune_thresholds: bool = True  # multi-label: each label's threshold maximizes its validation F1
     strategy: str = "auto"  # auto | one_device | mirrored | multi_worker
+    scale_learning_rate: str = "none"  # none | linear | sqrt: multiply learning_rate by replicas (or its root) for the larger global batch
     seed: int = 1337  # seeds Python, NumPy, TensorFlow and the shuffle order
     sort_window: int = 4  # batches per window sorted by length before batching (less padding, faster); 0: off
     monitor: str = "val_accuracy"  # metric for the best checkpoint and early stopping
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 turns it off
-    backup_every_steps: int = 0  # BackupAndRestore every N steps; 0: at the end of every epoch
-    mixed_precision: str = "none"  # none | mixed_float16 | bfloat16
+    backup_every_steps: int = 0  # back up the training state every N batches too (resume there after a crash); 0: only at the end of every epoch
+    mixed_precision: str = "none"  # none | mixed_float16 (loss-scaled) | bfloat16 (mixed_bfloat16): compute in 16 bits, variables in float32
     steps_per_epoch: typing.Optional[int] = None  # cap on steps per epoch; null for a full pass
     steps_per_execution: int = 1  # training steps per compiled call (fewer Python round trips)
     gradient_accumulation_steps: int = 1  # apply the summed gradients of N batches at once (a larger effective batch)
@@ -118,6 +119,7 @@ CHOICES = {
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.decay": ("none", "cosine", "linear", "step", "noam"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
+    "train.scale_learning_rate": ("none", "linear", "sqrt"),
     "train.mixed_precision": ("none", "mixed_float16", "bfloat16"),
     "train.verbose": ("auto", "0", "1", "2"),
     "task": ("classification", "lm", "seq2seq", "tagging"),

@@ -49,9 +49,16 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "decay_start_epoch": self.decay_start_epoch}
 
 
-def make_optimizer(train_cfg, total_steps, steps_per_epoch=1):
+def scaled_learning_rate(train_cfg, replicas):
+    """`train.learning_rate` scaled for a global batch `replicas` times the per-replica one:
+    linear (Goyal et al. 2017, for SGD), sqrt (often better for Adam), or none."""
+    factor = {"none": 1.0, "linear": float(replicas), "sqrt": math.sqrt(replicas)}
+    return train_cfg.learning_rate * factor[train_cfg.scale_learning_rate]
+
+
+def make_optimizer(train_cfg, total_steps, steps_per_epoch=1, replicas=1):
     """The optimizer `train.optimizer` names, with the warmup/decay schedule."""
-    rate = train_cfg.learning_rate
+    rate = scaled_learning_rate(train_cfg, replicas)
     if train_cfg.warmup_steps or train_cfg.decay != "none":
         rate = WarmupDecay(rate, total_steps, train_cfg.warmup_steps, train_cfg.decay,
                            floor=train_cfg.min_learning_rate / train_cfg.learning_rate,

@@ -8,12 +8,26 @@ import tensorflow as tf
 from keras_nlp_app.errors import ConfigError
 
 
+_STRATEGIES = {}
+
+
 def get_strategy(name="auto"):
-    """Returns the strategy for `train.strategy`.
+    """Returns the strategy for `train.strategy`: one instance per kind per process.
 
     auto: MultiWorkerMirroredStrategy when TF_CONFIG names a cluster, MirroredStrategy with more
     than one GPU, otherwise the default one-device strategy.
+
+    Strategies are reused: a second MirroredStrategy in the same process would number its
+    collective ops from the same keys as the first and fail on the first shape mismatch, and
+    MultiWorkerMirroredStrategy can only join its cluster once.
     """
+    name = _resolve(name)
+    if name not in _STRATEGIES:
+        _STRATEGIES[name] = _create(name)
+    return _STRATEGIES[name]
+
+
+def _resolve(name):
     if name == "auto":
         if _tf_config_has_cluster():
             name = "multi_worker"
@@ -21,6 +35,10 @@ def get_strategy(name="auto"):
             name = "mirrored"
         else:
             name = "one_device"
+    return name
+
+
+def _create(name):
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
@@ -50,3 +68,25 @@ def is_chief(strategy):
     return resolver.task_type == "chief" or (
         resolver.task_type == "worker" and resolver.task_id == 0
         and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _cluster(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return None
+    return resolver
+
+
+def worker_index(strategy):
+    """This process's position among the cluster's workers (0 on one machine)."""
+    resolver = _cluster(strategy)
+    return 0 if resolver is None else int(resolver.task_id)
+
+
+def worker_count(strategy):
+    """Processes training together: the chief and the workers named in TF_CONFIG (1 alone)."""
+    resolver = _cluster(strategy)
+    if resolver is None:
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(kind, [])) for kind in ("chief", "worker"))

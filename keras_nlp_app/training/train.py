@@ -6,11 +6,13 @@ Run folder layout (knlp train, evaluate and export rely on it):
     assets/                  tokenizer (vocab.txt, tokenizer.json), labels.txt, label_space.json
     checkpoints/best.weights.h5   best weights by train.monitor (written atomically)
     checkpoints/last.weights.h5   weights after the last epoch
-    backup/                  BackupAndRestore state while training; the same command resumes
+    backup/                  step-level training state while training; the same command resumes
+    workers/<i>/             what workers other than the chief write (multi-worker runs)
     logs/train, logs/validation   TensorBoard
-    metrics.json             validation metrics of the best checkpoint
+    metrics.json             validation metrics of the best checkpoint, and every epoch's logs
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -130,10 +132,20 @@ def _set_seeds(seed):
     keras.utils.set_random_seed(seed)
 
 
-def _set_precision(policy):
+@contextlib.contextmanager
+def _precision(policy):
+    """Layers built inside use `train.mixed_precision` (variables stay float32; Keras wraps the
+    optimizer in a LossScaleOptimizer for mixed_float16); the previous policy comes back after,
+    so models restored later in the same process are float32."""
     import keras
 
-    keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(
+        {"none": "float32", "bfloat16": "mixed_bfloat16"}.get(policy, policy))
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _verbosity(setting):
@@ -175,15 +187,18 @@ def train(cfg, run_dir=None):
     import keras
 
     from keras_nlp_app.training import callbacks as callbacks_lib
+    from keras_nlp_app.training import loop
     from keras_nlp_app.training.schedules import make_optimizer
-    from keras_nlp_app.training.strategy import get_strategy, is_chief
+    from keras_nlp_app.training.strategy import get_strategy, is_chief, worker_count, worker_index
 
     _set_seeds(cfg.train.seed)
-    _set_precision(cfg.train.mixed_precision)
     strategy = get_strategy(cfg.train.strategy)
     chief = is_chief(strategy)
-    _prepare_run_dir(cfg, run_dir)
-    tokenizer, space = task.prepare_assets(cfg, train_examples, os.path.join(run_dir, "assets"))
+    # Workers other than the chief train the same model but keep what they write (assets, logs)
+    # in a folder of their own; they resume from the chief's backup.
+    work_dir = run_dir if chief else os.path.join(run_dir, "workers", str(worker_index(strategy)))
+    _prepare_run_dir(cfg, work_dir)
+    tokenizer, space = task.prepare_assets(cfg, train_examples, os.path.join(work_dir, "assets"))
     preprocessor = build_preprocessor(cfg, tokenizer)
 
     replicas = strategy.num_replicas_in_sync
@@ -191,23 +206,21 @@ def train(cfg, run_dir=None):
     train_data, validation_data, steps_per_pass = task.datasets_for(
         cfg, preprocessor, space, train_examples, validation_examples, global_batch)
     steps_per_epoch = cfg.train.steps_per_epoch or steps_per_pass
-    with strategy.scope():
-        model = task.build_model(cfg, preprocessor, space, training=True, batch_size=global_batch)
+    with _precision(cfg.train.mixed_precision), strategy.scope():
+        model = task.build_model(cfg, preprocessor, space, training=True,
+                                 batch_size=cfg.train.batch_size)
         model.compile(optimizer=make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs,
-                                               steps_per_epoch),
+                                               steps_per_epoch, replicas=replicas),
                       steps_per_execution=cfg.train.steps_per_execution,
                       **task.compile_arguments(cfg, space))
 
     checkpoints = os.path.join(run_dir, "checkpoints")
     best_path = os.path.join(checkpoints, "best.weights.h5")
     callbacks = [
-        *task.callbacks(cfg=cfg, run_dir=run_dir, preprocessor=preprocessor, model=model,
+        *task.callbacks(cfg=cfg, run_dir=work_dir, preprocessor=preprocessor, model=model,
                         validation_data=validation_data, validation_examples=validation_examples,
                         space=space),
         callbacks_lib.LearningRateLogger(),
-        keras.callbacks.BackupAndRestore(
-            os.path.join(run_dir, "backup"),
-            save_freq=cfg.train.backup_every_steps or "epoch", delete_checkpoint=True),
     ]
     if chief:
         callbacks += [
@@ -220,10 +233,11 @@ def train(cfg, run_dir=None):
             mode="min" if "loss" in cfg.train.monitor or "perplexity" in cfg.train.monitor
             else "max"))
 
-    history = model.fit(
-        train_data.repeat(), validation_data=validation_data, epochs=cfg.train.epochs,
-        steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
-        verbose=_verbosity(cfg.train.verbose))
+    backup = loop.TrainingBackup(os.path.join(run_dir, "backup"), cfg.train.backup_every_steps,
+                                 writer=chief)
+    progress = loop.fit(model, strategy, train_data, validation_data, epochs=cfg.train.epochs,
+                       steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                       verbose=_verbosity(cfg.train.verbose), backup=backup)
 
     if not chief:
         return run_dir
@@ -233,11 +247,15 @@ def train(cfg, run_dir=None):
                os.path.join(checkpoints, "last.weights.h5"))
     if os.path.exists(best_path):
         model.load_weights(best_path)
-    result = {"task": cfg.task, "epochs_run": len(history.epoch), "train_seconds": round(time.time() - started, 1),
-              "replicas": replicas, "global_batch_size": global_batch}
+    result = {"task": cfg.task, "epochs_run": len(progress["history"]),
+              "train_batches": progress["batches"], "resumed_at_batches": progress["resumed_at"],
+              "train_seconds": round(time.time() - started, 1), "replicas": replicas,
+              "workers": worker_count(strategy),
+              "global_batch_size": global_batch}
     if hasattr(train_examples, "texts"):
         result["train_examples"] = len(train_examples.texts)
     result.update(task.final_metrics(cfg, preprocessor, model, space, validation_examples, run_dir))
     result["parameters"] = int(model.count_params())
+    result["history"] = progress["history"]
     _write_json(os.path.join(run_dir, "metrics.json"), result)
     return run_dir

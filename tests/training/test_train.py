@@ -74,9 +74,55 @@ def test_interrupted_run_resumes_from_backup_with_the_same_command(easy_files, t
     train(cfg, run_dir=run_dir)
     with open(os.path.join(run_dir, "metrics.json")) as f:
         metrics = json.load(f)
-    assert metrics["epochs_run"] == 2  # epochs 2 and 3 only: epoch 1 came from the backup
+    assert metrics["epochs_run"] == 3  # epoch 1 came from the backup, epochs 2 and 3 ran now
+    assert metrics["resumed_at_batches"] == [19]  # 600 examples / 32 per batch
     assert metrics["accuracy"] > 0.9
     assert not os.path.isdir(os.path.join(run_dir, "backup"))
+
+
+def test_mid_epoch_crash_resumes_at_the_backed_up_batch_with_the_same_result(
+        easy_files, tmp_path, monkeypatch):
+    """A run killed mid-epoch and resumed ends with the weights of a run never interrupted."""
+    import numpy as np
+
+    from keras_nlp_app.training import callbacks
+
+    overrides = tiny_overrides(*easy_files, **{"train.epochs": 2, "train.backup_every_steps": 5})
+    cfg = load_config(["configs/sst2_lstm.yaml"], overrides)
+    straight = train(cfg, run_dir=str(tmp_path / "straight"))
+
+    def power_cut_at_batch_12(self, batch, logs=None):
+        if self.model.optimizer.iterations.numpy() == 19 + 12:  # epoch 2, batch 12
+            raise RuntimeError("power cut")
+
+    monkeypatch.setattr(callbacks.LearningRateLogger, "on_train_batch_end", power_cut_at_batch_12,
+                        raising=False)
+    run_dir = str(tmp_path / "cut")
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(cfg, run_dir=run_dir)
+    with open(os.path.join(run_dir, "backup", "state.json")) as f:
+        state = json.load(f)
+    assert (state["epoch"], state["step"], state["batches"]) == (1, 10, 29)
+    monkeypatch.delattr(callbacks.LearningRateLogger, "on_train_batch_end")
+
+    train(cfg, run_dir=run_dir)
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["resumed_at_batches"] == [29] and metrics["train_batches"] == 38
+    expected = _weights(os.path.join(straight, "checkpoints", "last.weights.h5"))
+    resumed = _weights(os.path.join(run_dir, "checkpoints", "last.weights.h5"))
+    assert len(expected) == len(resumed) > 0
+    for a, b in zip(expected, resumed):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _weights(path):
+    import h5py
+
+    arrays = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: arrays.append(item[()]) if hasattr(item, "shape") else None)
+    return arrays
 
 
 def test_unknown_monitor_is_refused_before_anything_is_written(easy_files, tmp_path):

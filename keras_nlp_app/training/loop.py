@@ -1,0 +1,238 @@
+"""The epoch loop every task and every tf.distribute strategy shares.
+
+The model's own `train_step` / `test_step` (loss scaling, gradient all-reduce, metric updates)
+run on every replica through `strategy.run`; this module compiles and drives them instead of
+`Model.fit`, for two reasons:
+
+- Under `MultiWorkerMirroredStrategy`, Keras 3.15's `fit` all-reduces the first input batch
+  before training (`_maybe_symbolic_build`), which fails on nested batches and on workers whose
+  padded batches differ in shape (keras-team/keras#20329), and its compiled steps reduce each
+  scalar metric "along axis 0", which fails too. Our loop takes neither path;
+  `tests/training/test_loop.py` checks whether Keras still needs it.
+- Keras' `BackupAndRestore` restarts an interrupted epoch from its first batch and writes its
+  backup in place. `TrainingBackup` resumes at the exact batch, and each file it writes is
+  complete or absent.
+"""
+
+import json
+import logging
+import os
+import shutil
+
+log = logging.getLogger("keras_nlp_app")
+
+
+def shard_by_data(dataset):
+    """Each worker keeps its slice of every global batch (tf.data auto-shard by DATA).
+
+    Set explicitly: the datasets are built from in-memory examples, so there are no files to
+    shard by, and the global batch is split in place, keeping each step's padded shape the same
+    on every worker.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+class TrainingBackup:
+    """Step-level training state under `folder`, for resuming an interrupted run exactly.
+
+    `state.json` names the weights file (model and optimizer variables, `step-N.weights.h5`) and
+    where training stood: epoch, batch within the epoch, batches consumed, epoch logs so far.
+    Files are written to temporary names and renamed, the weights before the state that names
+    them, so a crash at any moment leaves the previous backup whole.
+
+    Args:
+        folder: the backup folder (every worker reads the chief's).
+        every_steps: also back up every N training batches; 0: only at the end of each epoch.
+        writer: whether this process writes (the chief) or only restores.
+    """
+
+    def __init__(self, folder, every_steps=0, writer=True):
+        self.folder, self.every_steps, self.writer = folder, every_steps, writer
+        self._state_path = os.path.join(folder, "state.json")
+        self._last_saved = 0
+
+    def restore(self, model):
+        """Loads the last backup into `model`; returns its state dict, or None when there is none."""
+        if not os.path.exists(self._state_path):
+            return None
+        with open(self._state_path, encoding="utf-8") as f:
+            state = json.load(f)
+        model.load_weights(os.path.join(self.folder, state["weights"]))
+        self._last_saved = state["batches"]
+        return state
+
+    def due(self, batches):
+        return bool(self.every_steps) and batches - self._last_saved >= self.every_steps
+
+    def save(self, model, state):
+        self._last_saved = state["batches"]
+        if not self.writer:
+            return
+        os.makedirs(self.folder, exist_ok=True)
+        name = f"step-{state['batches']:09d}.weights.h5"
+        tmp = os.path.join(self.folder, "writing.weights.h5")
+        model.save_weights(tmp)
+        os.replace(tmp, os.path.join(self.folder, name))
+        state = dict(state, weights=name)
+        with open(self._state_path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(state, f)
+        os.replace(self._state_path + ".tmp", self._state_path)
+        for old in os.listdir(self.folder):
+            if old.startswith("step-") and old != name:
+                os.remove(os.path.join(self.folder, old))
+
+    def remove(self):
+        if self.writer:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _plain(logs):
+    """Metric values as Python numbers (lists for per-class metrics), for JSON and callbacks."""
+    import numpy as np
+
+    values = {}
+    for name, value in logs.items():
+        array = np.asarray(value)
+        values[name] = float(array) if array.ndim == 0 else array.tolist()
+    return values
+
+
+def _build_training_state(model, first_batch, replicas):
+    """Creates the metric, loss and optimizer variables (in the strategy's scope, across
+    replicas) before the steps are traced: one replica's share of a real batch goes through the
+    model, the loss and the metrics eagerly, and the metric values are then reset."""
+    import tensorflow as tf
+
+    rows = max(int(tf.shape(tf.nest.flatten(first_batch)[0])[0]) // replicas, 1)
+    inputs, targets, *weights = tf.nest.map_structure(lambda t: t[:rows], first_batch)
+    weights = weights[0] if weights else None
+    predictions = model(inputs, training=False)
+    model.compute_loss(inputs, targets, predictions, weights, training=False)
+    model.compute_metrics(inputs, targets, predictions, weights)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.reset_metrics()
+
+
+class _Steps:
+    """The compiled train and test steps: `model.train_step` / `test_step` run on every replica
+    by `strategy.run`, under XLA when the model was compiled with `jit_compile` and there is
+    one replica.
+
+    The per-step logs are the first local replica's running metrics (for the progress bar, no
+    cross-worker traffic); epoch logs come from `model.get_metrics_result()`, which aggregates
+    every replica's metric state.
+    """
+
+    def __init__(self, model, strategy):
+        import tensorflow as tf
+
+        def first_replica(outputs):
+            return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0],
+                                         outputs)
+
+        def train_one(batch):
+            return first_replica(strategy.run(model.train_step, args=(batch,)))
+
+        def test_one(batch):
+            return first_replica(strategy.run(model.test_step, args=(batch,)))
+
+        jit = bool(model.jit_compile)
+        if jit and strategy.num_replicas_in_sync > 1:
+            # XLA would compile `strategy.run` itself, reaching into the other replicas'
+            # variables; a multi-replica step runs without it
+            log.warning("jit_compile is off: XLA is used with one replica only (this run has %d)",
+                        strategy.num_replicas_in_sync)
+            jit = False
+        train_one = tf.function(train_one, jit_compile=jit, reduce_retracing=True)
+        calls = int(model.steps_per_execution)
+
+        @tf.function
+        def train(iterator):
+            outputs = train_one(next(iterator))
+            for _ in tf.range(calls - 1):
+                outputs = train_one(next(iterator))
+            return outputs
+
+        self.train, self.steps_per_call = train, calls
+        self.test = tf.function(test_one, reduce_retracing=True)
+
+
+def _evaluate(model, strategy, steps, validation_data, callbacks):
+    model.reset_metrics()
+    callbacks.on_test_begin()
+    for step, batch in enumerate(strategy.experimental_distribute_dataset(
+            shard_by_data(validation_data))):
+        callbacks.on_test_batch_begin(step)
+        callbacks.on_test_batch_end(step, steps.test(batch))
+    results = _plain(model.get_metrics_result())
+    callbacks.on_test_end(results)
+    return results
+
+
+def fit(model, strategy, train_data, validation_data, *, epochs, steps_per_epoch, callbacks,
+        verbose, backup):
+    """Trains `model` (compiled inside `strategy.scope()`).
+
+    Returns `history` (epoch logs, one dict per epoch, including those run before a resume),
+    `batches` (training batches done) and `resumed_at` (batches done at each resume).
+
+    `train_data` yields global batches; it is repeated and sharded here, and on resume the
+    batches already consumed are skipped, so the run sees the same data in the same order as an
+    uninterrupted one.
+    """
+    import keras
+
+    with strategy.scope():
+        _build_training_state(model, next(iter(train_data)), strategy.num_replicas_in_sync)
+    state = backup.restore(model) or {"epoch": 0, "step": 0, "batches": 0, "history": []}
+    resumed_at = list(state.get("resumed_at", []))
+    if state["batches"]:
+        resumed_at.append(state["batches"])
+        log.warning("resuming from %s: epoch %d, batch %d of %d (%d batches done)", backup.folder,
+                    state["epoch"] + 1, state["step"], steps_per_epoch, state["batches"])
+    stream = shard_by_data(train_data.repeat().skip(state["batches"]))
+    iterator = iter(strategy.experimental_distribute_dataset(stream))
+
+    callbacks = keras.callbacks.CallbackList(
+        callbacks, add_history=False, add_progbar=verbose != 0, verbose=verbose, epochs=epochs,
+        steps=steps_per_epoch, model=model)
+    model.stop_training = False
+    steps = _Steps(model, strategy)
+    per_call = steps.steps_per_call
+    history, batches = list(state["history"]), state["batches"]
+    callbacks.on_train_begin()
+    for epoch in range(state["epoch"], epochs):
+        model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
+        step = state["step"] if epoch == state["epoch"] else 0
+        while step < steps_per_epoch:
+            callbacks.on_train_batch_begin(step)
+            logs = steps.train(iterator)
+            callbacks.on_train_batch_end(step + per_call - 1, logs)
+            step += per_call
+            batches += per_call
+            if backup.due(batches) and step < steps_per_epoch:
+                backup.save(model, {"epoch": epoch, "step": step, "batches": batches,
+                                    "history": history, "resumed_at": resumed_at})
+            if model.stop_training:
+                break
+        epoch_logs = _plain(model.get_metrics_result())
+        if validation_data is not None:
+            epoch_logs.update({f"val_{name}": value for name, value in
+                               _evaluate(model, strategy, steps, validation_data, callbacks).items()})
+        callbacks.on_epoch_end(epoch, epoch_logs)
+        history.append(_plain(epoch_logs))
+        if model.stop_training:
+            break
+        if epoch + 1 < epochs:
+            backup.save(model, {"epoch": epoch + 1, "step": 0, "batches": batches,
+                                "history": history, "resumed_at": resumed_at})
+    model.optimizer.finalize_variable_values(model.trainable_weights)
+    callbacks.on_train_end(history[-1] if history else None)
+    backup.remove()
+    return {"history": history, "batches": batches, "resumed_at": resumed_at}
