@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import time
 
 log = logging.getLogger("keras_nlp_app")
 
@@ -97,7 +98,8 @@ def _plain(logs):
     values = {}
     for name, value in logs.items():
         array = np.asarray(value)
-        values[name] = float(array) if array.ndim == 0 else array.tolist()
+        if array.dtype.kind in "biuf":
+            values[name] = float(array) if array.ndim == 0 else array.tolist()
     return values
 
 
@@ -209,6 +211,7 @@ def fit(model, strategy, train_data, validation_data, *, epochs, steps_per_epoch
     for epoch in range(state["epoch"], epochs):
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)
+        epoch_started = time.perf_counter()
         step = state["step"] if epoch == state["epoch"] else 0
         while step < steps_per_epoch:
             callbacks.on_train_batch_begin(step)
@@ -222,6 +225,7 @@ def fit(model, strategy, train_data, validation_data, *, epochs, steps_per_epoch
             if model.stop_training:
                 break
         epoch_logs = _plain(model.get_metrics_result())
+        epoch_logs["train_seconds"] = round(time.perf_counter() - epoch_started, 3)
         if validation_data is not None:
             epoch_logs.update({f"val_{name}": value for name, value in
                                _evaluate(model, strategy, steps, validation_data, callbacks).items()})
