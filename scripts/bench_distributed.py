@@ -60,7 +60,8 @@ def compare(args):
         overrides = list(args.set) + ["train.verbose=0",
                                       f"train.batch_size={per_replica_batch(args.config, args.set, workers)}"]
         started = time.time()
-        code = knlp_train(args.config, run_dir, overrides, workers).wait()
+        code = knlp_train(args.config, run_dir, overrides, workers,
+                          stdout=subprocess.DEVNULL).wait()
         if code:
             raise SystemExit(f"{workers} worker run failed with {code}")
         results[f"workers_{workers}"] = dict(read_metrics(run_dir),
@@ -70,6 +71,7 @@ def compare(args):
 
 PROGRESS = re.compile(r"^\s*(\d+)/(\d+)\b")
 EPOCH = re.compile(r"^Epoch (\d+)/(\d+)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def kill(args):
@@ -80,16 +82,24 @@ def kill(args):
         f"train.batch_size={per_replica_batch(args.config, args.set, args.workers)}"]
     launcher = knlp_train(args.config, run_dir, overrides, args.workers,
                           extra=["--max-restarts", str(args.kills)], stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1)
+                          stderr=subprocess.STDOUT)
     progress = {"epoch": 0, "step": 0, "steps_per_epoch": 0}
 
     def follow():
-        for line in launcher.stdout:
-            epoch, step = EPOCH.match(line), PROGRESS.match(line)
-            if epoch:
-                progress.update(epoch=int(epoch.group(1)) - 1, step=0)
-            elif step:
-                progress.update(step=int(step.group(1)), steps_per_epoch=int(step.group(2)))
+        """Reads the chief's progress bar: `\\r`-separated `step/steps` updates, ANSI-coloured."""
+        pending = ""
+        while True:
+            chunk = os.read(launcher.stdout.fileno(), 65536)
+            if not chunk:
+                return
+            pieces = re.split(r"[\r\n]", pending + ANSI.sub("", chunk.decode(errors="replace")))
+            pending = pieces.pop()
+            for piece in pieces:
+                epoch, step = EPOCH.match(piece), PROGRESS.match(piece)
+                if epoch:
+                    progress.update(epoch=int(epoch.group(1)) - 1, step=0)
+                elif step:
+                    progress.update(step=int(step.group(1)), steps_per_epoch=int(step.group(2)))
 
     threading.Thread(target=follow, daemon=True).start()
     rng = random.Random(args.seed)

@@ -17,7 +17,7 @@ RECIPES = {
     "classification": ("configs/sst2_lstm.yaml", []),
     "tagging": ("configs/conll2003.yaml", []),
     "lm": ("configs/shakespeare_char.yaml", []),
-    "seq2seq": ("configs/multi30k_en_de.yaml", ["train.eval_examples=50"]),
+    "seq2seq": ("configs/multi30k_en_de.yaml", ["train.eval_examples=50", "model.beam_size=1"]),
 }
 
 
