@@ -127,7 +127,8 @@ def kill(args):
     resumed = metrics.get("resumed_at_batches", [])
     for entry, resumed_at in zip(kills, resumed):
         entry["resumed_at_batch"] = resumed_at
-        entry["repeated_batches"] = entry["batch_at_kill"] - resumed_at
+        # the bar can lag the backup by a step or two: a kill right after a backup repeats none
+        entry["repeated_batches"] = max(entry["batch_at_kill"] - resumed_at, 0)
     return {"kills": kills, "repeated_batches": sum(k.get("repeated_batches", 0) for k in kills),
             "wall_seconds": round(time.time() - started, 1), "metrics": metrics}
 

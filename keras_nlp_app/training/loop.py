@@ -20,6 +20,8 @@ import os
 import shutil
 import time
 
+import numpy as np
+
 log = logging.getLogger("keras_nlp_app")
 
 
@@ -37,11 +39,18 @@ def shard_by_data(dataset):
     return dataset.with_options(options)
 
 
+def _random_state(model):
+    """The model's variables outside its weights: the dropout layers' seed-generator states,
+    so a resumed run draws the same dropout masks as an uninterrupted one."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
 class TrainingBackup:
     """Step-level training state under `folder`, for resuming an interrupted run exactly.
 
-    `state.json` names the weights file (model and optimizer variables, `step-N.weights.h5`) and
-    where training stood: epoch, batch within the epoch, batches consumed, epoch logs so far.
+    `state.json` names the weights file (model and optimizer variables, `step-N.weights.h5`), the
+    random state (dropout seeds, `step-N.random.npz`) and where training stood: epoch, batch within the epoch, batches consumed, epoch logs so far.
     Files are written to temporary names and renamed, the weights before the state that names
     them, so a crash at any moment leaves the previous backup whole.
 
@@ -63,6 +72,13 @@ class TrainingBackup:
         with open(self._state_path, encoding="utf-8") as f:
             state = json.load(f)
         model.load_weights(os.path.join(self.folder, state["weights"]))
+        if state.get("random_state"):
+            with np.load(os.path.join(self.folder, state["random_state"])) as saved:
+                values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+            generators = _random_state(model)
+            if len(values) == len(generators):
+                for variable, value in zip(generators, values):
+                    variable.assign(value)
         self._last_saved = state["batches"]
         return state
 
@@ -78,12 +94,17 @@ class TrainingBackup:
         tmp = os.path.join(self.folder, "writing.weights.h5")
         model.save_weights(tmp)
         os.replace(tmp, os.path.join(self.folder, name))
-        state = dict(state, weights=name)
+        random_name = f"step-{state['batches']:09d}.random.npz"
+        tmp = os.path.join(self.folder, "writing.random.npz")
+        with open(tmp, "wb") as f:
+            np.savez(f, *[np.asarray(v.numpy()) for v in _random_state(model)])
+        os.replace(tmp, os.path.join(self.folder, random_name))
+        state = dict(state, weights=name, random_state=random_name)
         with open(self._state_path + ".tmp", "w", encoding="utf-8") as f:
             json.dump(state, f)
         os.replace(self._state_path + ".tmp", self._state_path)
         for old in os.listdir(self.folder):
-            if old.startswith("step-") and old != name:
+            if old.startswith("step-") and old not in (name, random_name):
                 os.remove(os.path.join(self.folder, old))
 
     def remove(self):

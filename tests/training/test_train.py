@@ -87,7 +87,9 @@ def test_mid_epoch_crash_resumes_at_the_backed_up_batch_with_the_same_result(
 
     from keras_nlp_app.training import callbacks
 
-    overrides = tiny_overrides(*easy_files, **{"train.epochs": 2, "train.backup_every_steps": 5})
+    overrides = tiny_overrides(*easy_files, **{
+        "train.epochs": 2, "train.backup_every_steps": 5,
+        "model.params": "{embedding_dim: 16, lstm_units: 16, dropout: 0.3}"})  # seeds resume too
     cfg = load_config(["configs/sst2_lstm.yaml"], overrides)
     straight = train(cfg, run_dir=str(tmp_path / "straight"))
 
