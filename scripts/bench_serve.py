@@ -5,8 +5,9 @@ Starts `knlp serve` on the quickstart sentiment model (saved_models/sentiment; r
 single-sentence predict requests from 1, 8 and 32 concurrent clients (HTTP/1.1 keep-alive
 connections written with asyncio streams in one process, so the client costs the shared cores
 as little as it can).
-Reports p50/p99 latency, requests/s and errors per setting, and the throughput ratio of
-batching on/off at 32 clients. Client and server share this machine's cores.
+Each setting runs `--rounds` rounds (default 3) and reports the median round's p50/p99 latency
+and requests/s (every round's requests/s beside it), the errors of all rounds, and the
+throughput ratio of batching on/off at 32 clients. Client and server share this machine's cores.
 
 Usage:
     .venv/bin/python scripts/bench_serve.py [--model saved_models/sentiment] [--requests 5000]
@@ -106,6 +107,8 @@ def main():
     parser.add_argument("--model", default="saved_models/sentiment")
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of --requests per setting; the median round is reported")
     args = parser.parse_args()
     if not os.path.isdir(args.model):
         sys.exit(f"{args.model}: no such model folder; run ./scripts/quickstart.sh first")
@@ -119,7 +122,12 @@ def main():
             url = f"http://127.0.0.1:{port}/v1/models/{os.path.basename(os.path.normpath(args.model))}:predict"
             for clients in map(int, args.clients.split(",")):
                 key = f"batching_{'on' if batching else 'off'}_clients_{clients}"
-                result["settings"][key] = asyncio.run(load(url, sentences, args.requests, clients))
+                rounds = [asyncio.run(load(url, sentences, args.requests, clients))
+                          for _ in range(args.rounds)]
+                median = sorted(rounds, key=lambda r: r["requests_per_s"])[len(rounds) // 2]
+                result["settings"][key] = dict(
+                    median, rounds_requests_per_s=[r["requests_per_s"] for r in rounds],
+                    errors=sum(r["errors"] for r in rounds))
         finally:
             server.terminate()
             server.wait(60)

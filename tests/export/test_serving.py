@@ -92,6 +92,15 @@ def test_unknown_models_and_versions_are_404(served):
         assert "error" in response.json()
 
 
+def test_predict_paths_take_post_only_and_stay_in_the_openapi_schema(served):
+    client, _ = served
+    response = client.get("/v1/models/sentiment:predict")
+    assert response.status_code == 405 and "takes POST" in response.json()["error"]
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/models/{name}:predict", "/v1/models/{name}/versions/{version}:predict"):
+        assert "requestBody" in paths[path]["post"], path
+
+
 def _histogram(metrics_text, name):
     count = float(re.search(rf"^{name}_count (\S+)$", metrics_text, re.M).group(1))
     total = float(re.search(rf"^{name}_sum (\S+)$", metrics_text, re.M).group(1))
