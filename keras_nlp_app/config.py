@@ -180,6 +180,8 @@ def _merge(instance, updates, prefix=""):
             continue
         if key == "params" and isinstance(current, dict) and isinstance(value, dict):
             value = {**current, **value}
+        if isinstance(value, bool) and {"on", "off"} <= set(CHOICES.get(dotted, ())):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean
         value = _check_type(dotted, value, hints[key])
         if dotted in CHOICES and value is not None and value not in CHOICES[dotted]:
             raise ConfigError(

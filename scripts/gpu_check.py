@@ -2,7 +2,9 @@
 and then with mixed precision and XLA. Prints one JSON line per run and a summary line.
 
 Speed is the second epoch's training time (the first one compiles), so reading data, learning
-the vocabulary and validation are not counted. Tokens/s counts the positions a step predicts
+the vocabulary and validation are not counted. Batches padded to their own length give XLA a
+new shape, and a new compilation, for every length it has not seen; `--xla auto` keeps XLA to
+the tasks whose batches have one shape. Tokens/s counts the positions a step predicts
 for language models (every window position) and whitespace words of the inputs (and targets,
 for seq2seq) otherwise. On a machine without a GPU the fast mode uses bfloat16 (no loss
 scaling needed), so the same script runs anywhere. Run through scripts/gpu_check.sh.
@@ -37,7 +39,7 @@ def words_per_example(cfg):
     return total / max(len(texts), 1)
 
 
-def run(task, mode, steps, gpus):
+def run(task, mode, steps, gpus, xla):
     from keras_nlp_app.config import load_config
     from keras_nlp_app.training.train import train
 
@@ -45,7 +47,7 @@ def run(task, mode, steps, gpus):
     fast = mode == "mixed+xla"
     policy = ("mixed_float16" if gpus else "bfloat16") if fast else "none"
     overrides = extra + [f"train.mixed_precision={policy}",
-                         f"train.jit_compile={'on' if fast else 'off'}",
+                         f"train.jit_compile={xla if fast else 'off'}",
                          f"train.steps_per_epoch={steps}", "train.epochs=2",
                          "train.steps_per_execution=1", "train.early_stopping_patience=0",
                          "train.verbose=0", f"name=gpu_check_{task}"]
@@ -61,7 +63,7 @@ def run(task, mode, steps, gpus):
     else:
         tokens, unit = words_per_example(cfg), "words"
     return {"task": task, "config": config, "mode": mode, "mixed_precision": policy,
-            "jit_compile": fast, "steps": steps, "global_batch_size": metrics["global_batch_size"],
+            "jit_compile": xla if fast else "off", "steps": steps, "global_batch_size": metrics["global_batch_size"],
             "epoch_seconds": seconds, "examples_per_second": round(examples_per_second, 1),
             "tokens_per_second": round(examples_per_second * tokens, 1), "token_unit": unit}
 
@@ -72,6 +74,9 @@ def main():
     parser.add_argument("--tasks", default=",".join(RECIPES),
                         help="comma-separated, from " + ", ".join(RECIPES))
     parser.add_argument("--modes", default="fp32,mixed+xla")
+    parser.add_argument("--xla", choices=["on", "auto"], default="on",
+                        help="the fast mode's train.jit_compile: on (every task) or auto (only "
+                             "where a task's batches have one shape: Transformer LMs)")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -80,7 +85,7 @@ def main():
     results = []
     for task in args.tasks.split(","):
         for mode in args.modes.split(","):
-            results.append(run(task, mode, args.steps, gpus))
+            results.append(run(task, mode, args.steps, gpus, args.xla))
             print(json.dumps(results[-1]), flush=True)
     speedups = {}
     for task in args.tasks.split(","):

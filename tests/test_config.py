@@ -54,3 +54,9 @@ def test_bad_yaml_file_names_file_and_line(tmp_path):
 def test_switching_model_drops_the_previous_models_params():
     cfg = load_config(["configs/sst2_lstm.yaml"], ["model.name=cnn_classifier", "model.params.num_filters=8"])
     assert cfg.model.params == {"num_filters": 8}
+
+
+def test_on_and_off_switches_survive_yaml_booleans():
+    # YAML 1.1 (PyYAML) reads a bare on/off as true/false
+    assert load_config([], ["train.jit_compile=off"]).train.jit_compile == "off"
+    assert load_config([], ["train.jit_compile=on"]).train.jit_compile == "on"

@@ -65,7 +65,7 @@ class LSTMLM(keras.Model):
                 lstm.reset_state()
 
     def init_cache(self, batch_size):
-        zeros = ops.zeros((self.num_layers, batch_size, self.units))
+        zeros = ops.zeros((self.num_layers, batch_size, self.units), self.compute_dtype)
         return {"h": zeros, "c": zeros}
 
     def prefill(self, tokens):

@@ -150,7 +150,9 @@ class TransformerLM(keras.Model):
         """Zeroed keys and values: `[layers, B, context, heads, head_dim]` each."""
         shape = (self.num_layers, batch_size, self.context_length, self.num_heads,
                  self.hidden_dim // self.num_heads)
-        return {"keys": ops.zeros(shape), "values": ops.zeros(shape)}
+        # the compute dtype: under mixed precision the blocks write float16/bfloat16 keys
+        return {"keys": ops.zeros(shape, self.compute_dtype),
+                "values": ops.zeros(shape, self.compute_dtype)}
 
     def prefill(self, tokens):
         """A cache holding `tokens [B, W]` at positions 0..W-1 (one parallel pass)."""

@@ -213,7 +213,8 @@ class TransformerSeq2Seq(keras.Model):
                  self.hidden_dim // self.num_heads)
         cross = [block.cross_attention.keys_values(source["encoded"])
                  for block in self.decoder_blocks]
-        return {"keys": ops.zeros(shape), "values": ops.zeros(shape),
+        return {"keys": ops.zeros(shape, self.compute_dtype),
+                "values": ops.zeros(shape, self.compute_dtype),
                 "cross_keys": ops.stack([k for k, _ in cross]),
                 "cross_values": ops.stack([v for _, v in cross]),
                 "source_mask": ops.cast(source["mask"], "float32")[None]}

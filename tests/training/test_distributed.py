@@ -137,3 +137,25 @@ def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(easy_files
     probabilities = run.serve(__import__("tensorflow").constant(["a great film"]))
     assert all(v.dtype.name in ("float32", "string", "int32", "int64")
                for v in probabilities.values())
+
+
+def test_a_mixed_precision_lm_decodes_with_its_key_value_cache(tmp_path):
+    """The cache is allocated in the compute dtype: the epoch-end samples (cached decoding
+    under XLA) used to fail with float32 zeros updated by float16 keys."""
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.inference import generate
+    from keras_nlp_app.training.train import train
+
+    text = "the quick brown fox jumps over the lazy dog.\n"
+    (tmp_path / "train.txt").write_text(text * 100)
+    (tmp_path / "valid.txt").write_text(text * 10)
+    cfg = load_config(["configs/shakespeare_char.yaml"], [
+        "train.mixed_precision=mixed_float16", "train.verbose=0", "data.dataset=null",
+        f"data.train_file={tmp_path / 'train.txt'}", f"data.validation_file={tmp_path / 'valid.txt'}",
+        "data.holdout_fraction=0.0", "tokenizer.sequence_length=32",
+        "model.params={num_layers: 1, num_heads: 2, hidden_dim: 32}", "train.epochs=1",
+        "train.steps_per_epoch=60", "train.steps_per_execution=20", "train.batch_size=8",
+        "train.learning_rate=0.01", "train.warmup_steps=10"])
+    run_dir = train(cfg, str(tmp_path / "run"))
+    assert os.listdir(os.path.join(run_dir, "logs", "samples"))
+    assert generate(run_dir, ["the quick"], max_new_tokens=6, strategy="greedy") == [" brown"]
