@@ -74,9 +74,10 @@ def main():
     parser.add_argument("--tasks", default=",".join(RECIPES),
                         help="comma-separated, from " + ", ".join(RECIPES))
     parser.add_argument("--modes", default="fp32,mixed+xla")
-    parser.add_argument("--xla", choices=["on", "auto"], default="on",
-                        help="the fast mode's train.jit_compile: on (every task) or auto (only "
-                             "where a task's batches have one shape: Transformer LMs)")
+    parser.add_argument("--xla", choices=["on", "auto"], default="auto",
+                        help="the fast mode's train.jit_compile: auto (default: only where a "
+                             "task's batches have one shape, the Transformer LMs) or on (every "
+                             "task; padded-length tasks then recompile per length)")
     args = parser.parse_args()
 
     import tensorflow as tf

@@ -55,9 +55,15 @@ def _create(name):
 
 def _tf_config_has_cluster():
     try:
-        return bool(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster"))
-    except json.JSONDecodeError:
-        raise ConfigError("TF_CONFIG is not valid JSON") from None
+        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster")
+    except (json.JSONDecodeError, AttributeError):
+        raise ConfigError("TF_CONFIG is not a JSON object") from None
+    others = sorted(set(cluster or {}) - {"chief", "worker"})
+    if others:
+        raise ConfigError(f"TF_CONFIG names {', '.join(others)} tasks: only chief and worker "
+                          "tasks are supported (MultiWorkerMirroredStrategy; "
+                          "ParameterServerStrategy is not)")
+    return bool(cluster)
 
 
 def is_chief(strategy):

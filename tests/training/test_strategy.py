@@ -105,6 +105,15 @@ def test_multi_worker_without_tf_config_is_a_config_error(monkeypatch):
         get_strategy("multi_worker")
 
 
+def test_parameter_server_clusters_are_refused_by_name(monkeypatch):
+    from keras_nlp_app.training.strategy import get_strategy
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"worker": ["a:1"], "ps": ["b:1"]}, "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(ConfigError, match="ps tasks.*ParameterServerStrategy is not"):
+        get_strategy("auto")
+
+
 def test_learning_rate_scaling_follows_the_replicas():
     from keras_nlp_app.training.schedules import scaled_learning_rate
 
