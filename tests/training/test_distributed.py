@@ -91,6 +91,26 @@ def test_sigkill_then_the_same_command_resumes_from_the_last_backup(easy_files, 
     assert metrics["accuracy"] > 0.9
 
 
+def test_a_killed_worker_is_restarted_and_the_job_resumes(easy_files, tmp_path):
+    run_dir = str(tmp_path / "restarted")
+    launcher = knlp("train", "configs/sst2_lstm.yaml", "--workers", "2", "--max-restarts", "1",
+                    "--run-dir", run_dir, *sets(tiny_overrides(
+                        *easy_files, **{"train.epochs": 2, "train.backup_every_steps": 4,
+                                        "train.batch_size": 4})))
+    wait_for_backup(run_dir, 40, launcher)  # mid-way through the first of 2 epochs of 75 batches
+    workers = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True,
+                             text=True).stdout.split()
+    assert len(workers) == 2
+    os.kill(int(workers[1]), signal.SIGKILL)
+    _, err = launcher.communicate(timeout=240)
+    assert launcher.returncode == 0, err[-3000:]
+    assert "worker 1 stopped: killed by SIGKILL" in err and "restarting the 2 workers" in err
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["workers"] == 2 and len(metrics["resumed_at_batches"]) == 1
+    assert metrics["train_batches"] == 2 * 75 and metrics["accuracy"] > 0.9
+
+
 def test_keras_fit_still_fails_under_multi_worker_mirrored_strategy():
     """The loop drives `train_step` itself because `Model.fit` breaks under
     MultiWorkerMirroredStrategy (keras-team/keras#20329). When this test fails, Keras has fixed
