@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 
+import keras
 import numpy as np
 
 log = logging.getLogger("keras_nlp_app")
@@ -185,6 +186,18 @@ class _Steps:
         self.test = tf.function(test_one, reduce_retracing=True)
 
 
+class _EpochEndLogs(keras.callbacks.Callback):
+    """Last in the callback list: keeps the epoch logs as the other callbacks left them
+    (`CallbackList` hands them a copy, to which they add `val_bleu`, `val_f1`, ...)."""
+
+    def __init__(self):
+        super().__init__()
+        self.logs = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logs = dict(logs or {})
+
+
 def _evaluate(model, strategy, steps, validation_data, callbacks):
     model.reset_metrics()
     callbacks.on_test_begin()
@@ -208,8 +221,6 @@ def fit(model, strategy, train_data, validation_data, *, epochs, steps_per_epoch
     batches already consumed are skipped, so the run sees the same data in the same order as an
     uninterrupted one.
     """
-    import keras
-
     with strategy.scope():
         _build_training_state(model, next(iter(train_data)), strategy.num_replicas_in_sync)
     state = backup.restore(model) or {"epoch": 0, "step": 0, "batches": 0, "history": []}
@@ -221,8 +232,9 @@ def fit(model, strategy, train_data, validation_data, *, epochs, steps_per_epoch
     stream = shard_by_data(train_data.repeat().skip(state["batches"]))
     iterator = iter(strategy.experimental_distribute_dataset(stream))
 
+    epoch_end = _EpochEndLogs()
     callbacks = keras.callbacks.CallbackList(
-        callbacks, add_history=False, add_progbar=verbose != 0, verbose=verbose, epochs=epochs,
+        [*callbacks, epoch_end], add_history=False, add_progbar=verbose != 0, verbose=verbose, epochs=epochs,
         steps=steps_per_epoch, model=model)
     model.stop_training = False
     steps = _Steps(model, strategy)
@@ -251,7 +263,7 @@ def fit(model, strategy, train_data, validation_data, *, epochs, steps_per_epoch
             epoch_logs.update({f"val_{name}": value for name, value in
                                _evaluate(model, strategy, steps, validation_data, callbacks).items()})
         callbacks.on_epoch_end(epoch, epoch_logs)
-        history.append(_plain(epoch_logs))
+        history.append(_plain(epoch_end.logs))
         if model.stop_training:
             break
         if epoch + 1 < epochs:

@@ -50,6 +50,8 @@ def test_two_local_workers_train_as_one_job_and_score_the_whole_validation_set(
     # the final accuracy is the chief alone predicting all of them with the best weights.
     best = max(metrics["history"], key=lambda logs: logs["val_accuracy"])
     assert best["val_accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+    # what callbacks add (the validation report's macro-F1, the learning rate) is kept too
+    assert {"val_macro_f1", "learning_rate", "train_seconds"} <= set(best)
     assert metrics["examples"] == 123
     assert os.path.exists(os.path.join(run_dir, "checkpoints", "best.weights.h5"))
     assert not os.path.exists(os.path.join(run_dir, "backup"))
