@@ -226,6 +226,8 @@ class AverageLastEpochs(keras.callbacks.Callback):
         score: callable(model) → the monitored value (higher is better).
     """
 
+    chief_only = True  # it rewrites the run's best checkpoint: one writer per run
+
     def __init__(self, count, best_path, score):
         super().__init__()
         self.count, self.best_path, self.score = count, best_path, score

@@ -222,6 +222,8 @@ def train(cfg, run_dir=None):
                         space=space),
         callbacks_lib.LearningRateLogger(),
     ]
+    # callbacks that rewrite the run's checkpoints run on the chief only
+    callbacks = [c for c in callbacks if chief or not getattr(c, "chief_only", False)]
     if chief:
         callbacks += [
             callbacks_lib.AtomicBestCheckpoint(best_path, monitor=cfg.train.monitor),

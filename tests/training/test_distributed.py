@@ -59,6 +59,31 @@ def test_two_local_workers_train_as_one_job_and_score_the_whole_validation_set(
     assert "run folder" in out
 
 
+def test_two_workers_train_a_seq2seq_model_with_checkpoint_averaging(tmp_path):
+    """Decoding callbacks run on both workers; checkpoint averaging on the chief only."""
+    from tests.tasks.test_seq2seq import reverse_task
+
+    train_pair = ",".join(reverse_task(tmp_path, "train", 600, 1))
+    valid_pair = ",".join(reverse_task(tmp_path, "valid", 30, 2))
+    run_dir = str(tmp_path / "s2s")
+    process = knlp("train", "configs/multi30k_en_de.yaml", "--workers", "2", "--run-dir", run_dir,
+                   *sets(["data.dataset=null", f"data.train_file={train_pair}",
+                          f"data.validation_file={valid_pair}", "tokenizer.vocab_size=40",
+                          "tokenizer.sequence_length=16", "tokenizer.target_length=16",
+                          "model.params={num_layers: 1, num_heads: 2, hidden_dim: 32}",
+                          "train.epochs=3", "train.batch_size=8", "train.warmup_steps=10",
+                          "train.eval_examples=10", "train.verbose=0"]))
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 0, err[-3000:]
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["workers"] == 2 and "bleu" in metrics and "perplexity" in metrics
+    assert all("val_bleu" in logs for logs in metrics["history"])
+    with open(os.path.join(run_dir, "checkpoints", "averaged.json")) as f:
+        assert json.load(f)["epochs_averaged"] == 3
+    assert not os.path.exists(os.path.join(run_dir, "workers", "1", "checkpoints"))
+
+
 def wait_for_backup(run_dir, batches, process, timeout=120):
     state = os.path.join(run_dir, "backup", "state.json")
     deadline = time.time() + timeout
