@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from keras_nlp_app.errors import ConfigError
 
-
 _STRATEGIES = {}
 
 
