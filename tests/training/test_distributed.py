@@ -180,6 +180,11 @@ def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(easy_files
         keras.mixed_precision.set_global_policy("float32")
     with open(os.path.join(run_dir, "metrics.json")) as f:
         assert json.load(f)["accuracy"] > 0.9
+    # float16 needs loss scaling: the checkpoint's optimizer wraps an inner one (LossScaleOptimizer)
+    import h5py
+
+    with h5py.File(os.path.join(run_dir, "checkpoints", "best.weights.h5"), "r") as f:
+        assert ("optimizer/inner_optimizer" in f) == (policy == "mixed_float16")
     run = restore_run(run_dir)
     probabilities = run.serve(__import__("tensorflow").constant(["a great film"]))
     assert all(v.dtype.name in ("float32", "string", "int32", "int64")
