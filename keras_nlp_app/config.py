@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from keras_nlp_app.errors import ConfigError
+from keras_nlp_app.utils import atomic
 
 
 @dataclass
@@ -102,7 +103,7 @@ class TrainConfig:
 @dataclass
 class Config:
     name: str = "sst2_lstm"  # experiment name: default run folder runs/<name>
-    task: str = "classification"  # classification | lm | seq2seq | tagging (later: qa)
+    task: str = "classification"  # a registered task: classification | lm | seq2seq | tagging (keras_nlp_app.tasks.TASKS)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -122,7 +123,6 @@ CHOICES = {
     "train.scale_learning_rate": ("none", "linear", "sqrt"),
     "train.mixed_precision": ("none", "mixed_float16", "bfloat16"),
     "train.verbose": ("auto", "0", "1", "2"),
-    "task": ("classification", "lm", "seq2seq", "tagging"),
     "train.jit_compile": ("auto", "on", "off"),
 }
 
@@ -254,10 +254,7 @@ def config_to_dict(cfg):
 
 def dump_config(cfg, path):
     """Writes the resolved config as YAML (atomically)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
-    os.replace(tmp, path)
+    atomic.write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
 def config_from_dict(mapping):

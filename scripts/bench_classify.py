@@ -24,17 +24,18 @@ FAMILIES = ["lstm", "bilstm", "cnn", "fasttext", "transformer"]
 
 def _pipeline(cfg):
     from keras_nlp_app.data.pipelines import make_dataset
-    from keras_nlp_app.tasks import classification
+    from keras_nlp_app.tasks import get_task, labels
     from keras_nlp_app.text.tokenizers import learn_tokenizer
-    from keras_nlp_app.training.train import build_preprocessor
+
+    classification = get_task("classification")
 
     train, _ = classification.load_splits(cfg.data, cfg.train.seed)
     tok = cfg.tokenizer
     tokenizer = learn_tokenizer(train.texts, kind=tok.kind, vocab_size=tok.vocab_size,
                                 min_count=tok.min_count, lowercase=tok.lowercase)
-    preprocessor = build_preprocessor(cfg, tokenizer)
-    space = classification.label_space(train)
-    targets = classification.targets(classification.encode(train, space), space)
+    preprocessor = classification.build_preprocessor(cfg, tokenizer)
+    space = labels.label_space(train)
+    targets = labels.targets(labels.encode(train, space), space)
     dataset = make_dataset(train.texts, targets, preprocessor, batch_size=cfg.train.batch_size,
                            training=True, seed=cfg.train.seed,
                            sort_window=cfg.train.sort_window)
@@ -44,10 +45,11 @@ def _pipeline(cfg):
 def bench_family(family, steps):
 
     from keras_nlp_app.config import load_config
-    from keras_nlp_app.tasks import classification
-    from keras_nlp_app.training.callbacks import EpochTimer
+    from keras_nlp_app.callbacks import EpochTimer
+    from keras_nlp_app.tasks import get_task
     from keras_nlp_app.training.schedules import make_optimizer
-    from keras_nlp_app.training.train import build_run_model
+
+    classification = get_task("classification")
 
     cfg = load_config([f"configs/sst2_{family}.yaml"])
     dataset, preprocessor, space = _pipeline(cfg)
@@ -60,7 +62,7 @@ def bench_family(family, steps):
     count = count_examples()  # consumed in graph, as fit consumes it: no Python per batch
     pipeline_rate = count / (time.perf_counter() - started)
 
-    model = build_run_model(cfg, preprocessor, space)
+    model = classification.build_model(cfg, preprocessor, space)
     model.compile(optimizer=make_optimizer(cfg.train, steps * 2),
                   **classification.compile_arguments(cfg, space))
     timer = EpochTimer()
@@ -79,7 +81,7 @@ def bench_saved_model(path, requests=300):
     import tensorflow_text  # noqa: F401
 
     from keras_nlp_app.data import datasets, readers
-    from keras_nlp_app.export.saved_model import resolve_model_dir
+    from keras_nlp_app.utils.saved_models import resolve_model_dir
 
     model_dir = resolve_model_dir(path)
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]

@@ -27,8 +27,10 @@ def _timed(function):
 
 def bench_training(cfg, steps):
 
-    from keras_nlp_app.tasks import language_model as lm
-    from keras_nlp_app.training.callbacks import EpochTimer
+    from keras_nlp_app.callbacks import EpochTimer
+    from keras_nlp_app.tasks import get_task
+
+    lm = get_task("lm")
     from keras_nlp_app.training.schedules import make_optimizer
 
     train, validation = lm.load_splits(cfg.data, cfg.train.seed)
@@ -54,7 +56,7 @@ def bench_training(cfg, steps):
 
 
 def bench_generation(model, preprocessor, new_tokens):
-    from keras_nlp_app.tasks import language_model as lm
+    from keras_nlp_app.tasks import language_model_graphs as lm
 
     def run(prompt, use_cache, **options):
         return lm.generate_texts(model, preprocessor, [prompt], max_new_tokens=new_tokens,
@@ -87,8 +89,10 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_nlp_app.config import load_config
-    from keras_nlp_app.tasks import language_model as lm
-    from keras_nlp_app.training.train import restore_run
+    from keras_nlp_app.runs import restore_run
+    from keras_nlp_app.tasks import get_task
+
+    lm = get_task("lm")
 
     cfg = load_config([args.config])
     preprocessor, training = bench_training(cfg, args.steps)

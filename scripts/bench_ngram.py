@@ -120,14 +120,16 @@ def bench_nltk(train, valid, sentences):
 
 def perplexity_table(train, valid, orders):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from keras_nlp_app.ngram.model import NGramModel, perplexity_report, read_sentences
+    from keras_nlp_app.ngram.estimate import train_model
+    from keras_nlp_app.ngram.io import read_sentences
+    from keras_nlp_app.ngram.model import perplexity_report
 
     train_s, valid_s = read_sentences(train), read_sentences(valid)
     table = {}
     for order in orders:
         for smoothing, k in (("kneser_ney", None), ("add_k", 0.01), ("add_k", 1.0)):
             name = f"{smoothing}{'' if k is None else f'_k{k}'}_order{order}"
-            model = NGramModel.train(train_s, order=order, smoothing=smoothing, k=k or 1.0)
+            model = train_model(train_s, order=order, smoothing=smoothing, k=k or 1.0)
             table[name] = round(perplexity_report(model, valid_s)["perplexity"], 3)
     return table
 
@@ -155,9 +157,10 @@ def main():
                 "valid_perplexity_ours_over_kenlm": round(
                     result["ours"]["valid_perplexity"] / k["valid_perplexity"], 6),
             }
-            from keras_nlp_app.ngram.model import NGramModel, perplexity_report, read_sentences
+            from keras_nlp_app.ngram.io import load_model, read_sentences
+            from keras_nlp_app.ngram.model import perplexity_report
 
-            theirs = NGramModel.load(k["arpa"])
+            theirs = load_model(k["arpa"])
             result["kenlm_arpa_scored_by_us"] = perplexity_report(
                 theirs, read_sentences(k["renamed_valid"]))["perplexity"]
             del k["arpa"], k["renamed_valid"]

@@ -23,8 +23,10 @@ from _bench import quick_export, texts_per_second
 def bench_training(cfg, steps):
     """Target tokens/s of `fit` on the recipe's model and data, after a warm-up epoch."""
 
-    from keras_nlp_app.tasks import seq2seq
-    from keras_nlp_app.training.callbacks import EpochTimer
+    from keras_nlp_app.tasks import get_task
+
+    seq2seq = get_task("seq2seq")
+    from keras_nlp_app.callbacks import EpochTimer
     from keras_nlp_app.training.schedules import make_optimizer
 
     train, _ = seq2seq.load_splits(cfg.data, cfg.train.seed)
@@ -56,8 +58,10 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_nlp_app.config import load_config
-    from keras_nlp_app.export.saved_model import resolve_model_dir
-    from keras_nlp_app.tasks import seq2seq
+    from keras_nlp_app.utils.saved_models import resolve_model_dir
+    from keras_nlp_app.tasks import get_task
+
+    seq2seq = get_task("seq2seq")
 
     cfg = load_config([args.config])
     training = bench_training(cfg, args.steps)

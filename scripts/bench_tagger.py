@@ -20,8 +20,10 @@ from _bench import quick_export, texts_per_second
 
 
 def bench_training(cfg, steps):
-    from keras_nlp_app.tasks import tagging
-    from keras_nlp_app.training.callbacks import EpochTimer
+    from keras_nlp_app.tasks import get_task
+
+    tagging = get_task("tagging")
+    from keras_nlp_app.callbacks import EpochTimer
     from keras_nlp_app.training.schedules import make_optimizer
 
     train, _ = tagging.load_splits(cfg.data, cfg.train.seed)
@@ -53,8 +55,10 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_nlp_app.config import load_config
-    from keras_nlp_app.export.saved_model import resolve_model_dir
-    from keras_nlp_app.tasks import tagging
+    from keras_nlp_app.utils.saved_models import resolve_model_dir
+    from keras_nlp_app.tasks import get_task
+
+    tagging = get_task("tagging")
 
     cfg = load_config([args.config])
     training = bench_training(cfg, args.steps)

@@ -10,75 +10,11 @@ trained model, and only then renamed into place, so a failed export never replac
 import datetime
 import json
 import os
-import re
-import shutil
 
-from keras_nlp_app.errors import UserError
-
-_VERSION = re.compile(r"^\d+$")
-
-
-def versions(folder):
-    """Numeric version sub-folders of `folder`, ascending."""
-    if not os.path.isdir(folder):
-        return []
-    return sorted(int(name) for name in os.listdir(folder)
-                  if _VERSION.match(name) and os.path.isdir(os.path.join(folder, name)))
-
-
-def resolve_model_dir(path):
-    """A SavedModel folder from a version folder or its parent (then the highest version)."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    found = versions(path)
-    for version in reversed(found):
-        candidate = os.path.join(path, str(version))
-        if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
-            return candidate
-    if not os.path.exists(path):
-        raise UserError(f"{path}: no such model folder")
-    raise UserError(f"{path}: not a SavedModel folder and holds no version folder with one")
-
-
-class NewVersion:
-    """The next version folder under a model folder, written through a hidden temporary folder.
-
-    Use as a context manager: write into `.path`; when the block ends without an exception the
-    folder is renamed to `<output>/<version>/` in one step, otherwise it is deleted. TF Serving
-    ignores the temporary folder's non-numeric name, and a failed export never replaces a good one.
-    """
-
-    def __init__(self, output):
-        os.makedirs(output, exist_ok=True)
-        self.version = (versions(output) or [0])[-1] + 1
-        self.final = os.path.join(output, str(self.version))
-        self.path = os.path.join(output, f".tmp-{self.version}-{os.getpid()}")
-
-    def __enter__(self):
-        shutil.rmtree(self.path, ignore_errors=True)
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            os.replace(self.path, self.final)
-        shutil.rmtree(self.path, ignore_errors=True)
-        return False
-
-
-def read_metadata(model_dir):
-    path = os.path.join(model_dir, "assets", "metadata.json")
-    if not os.path.exists(path):
-        raise UserError(f"{model_dir}: no assets/metadata.json; was it exported by knlp export?")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def load_saved_model(model_dir):
-    """Loads a SavedModel after registering the TensorFlow Text ops it may use."""
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the ops the tokenizer graph uses)
-
-    return tf.saved_model.load(model_dir)
+from keras_nlp_app import runs
+from keras_nlp_app.config import config_to_dict
+from keras_nlp_app.utils import atomic
+from keras_nlp_app.utils.saved_models import NewVersion, load_saved_model
 
 
 def graph_ops(model_dir):
@@ -162,12 +98,8 @@ def export_run(run_dir, output, check_texts=None):
     Returns:
         The new version folder.
     """
-    from keras_nlp_app.config import config_to_dict
-    from keras_nlp_app.tasks import TASKS
-    from keras_nlp_app.training.train import restore_run
-
-    run = restore_run(run_dir)
-    task = TASKS[run.cfg.task]
+    run = runs.restore_run(run_dir)
+    task = run.task
     endpoints = task.export_signatures(run)
     with NewVersion(output) as target:
         _build_archive(run, endpoints).write_out(target.path, verbose=False)
@@ -190,7 +122,6 @@ def export_run(run_dir, output, check_texts=None):
             "versions": _versions_info(),
         }
         metadata["non_core_ops"] = non_core_ops(target.path)
-        with open(os.path.join(assets, "metadata.json"), "w", encoding="utf-8") as f:
-            json.dump(metadata, f, indent=2, ensure_ascii=False)
+        atomic.write_json(os.path.join(assets, "metadata.json"), metadata, ensure_ascii=False)
         task.check_export(run, reloaded, check_texts)
     return target.final

@@ -94,7 +94,7 @@ class EncoderBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
-class DecoderBlock(keras.layers.Layer):
+class CrossAttentionDecoderBlock(keras.layers.Layer):
     def __init__(self, hidden_dim, num_heads, intermediate_dim, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.self_norm = keras.layers.LayerNormalization(epsilon=1e-5)
@@ -164,8 +164,9 @@ class TransformerSeq2Seq(keras.Model):
         self.embedding_dropout = keras.layers.Dropout(dropout)
         self.encoder_blocks = [EncoderBlock(hidden_dim, num_heads, self.intermediate_dim, dropout,
                                             name=f"encoder_{i}") for i in range(num_layers)]
-        self.decoder_blocks = [DecoderBlock(hidden_dim, num_heads, self.intermediate_dim, dropout,
-                                            name=f"decoder_{i}") for i in range(num_layers)]
+        self.decoder_blocks = [CrossAttentionDecoderBlock(hidden_dim, num_heads, self.intermediate_dim,
+                                                          dropout, name=f"decoder_{i}")
+                               for i in range(num_layers)]
         self.encoder_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm")
         self.decoder_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")
 

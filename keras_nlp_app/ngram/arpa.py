@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_nlp_app.errors import DataError, UserError
 from keras_nlp_app.ngram.model import BOS, UNK, NGramModel, Order
+from keras_nlp_app.utils import atomic
 
 
 def write_arpa(model, path):
@@ -20,8 +21,7 @@ def write_arpa(model, path):
         raise UserError(f"an ARPA file can hold only back-off models; this model uses "
                         f"{model.smoothing} (train with --smoothing kneser_ney)")
     vocabulary = np.array(model.vocabulary, dtype=object)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic.atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write("\n\\data\\\n")
         for i, order in enumerate(model.orders):
             f.write(f"ngram {i + 1}={len(order.keys)}\n")
@@ -38,7 +38,6 @@ def write_arpa(model, path):
             else:
                 f.writelines(f"{p}\t{t}\n" for p, t in zip(probs, text))
         f.write("\n\\end\\\n")
-    os.replace(tmp, path)
 
 
 def read_arpa(path, tokenizer="whitespace"):

@@ -96,7 +96,7 @@ class NGramScorer(tf.Module):
 
 def export_ngram(model, output, source=""):
     """Writes the next version folder under `output` (atomically, verified) and returns it."""
-    from keras_nlp_app.export.saved_model import NewVersion
+    from keras_nlp_app.utils.saved_models import NewVersion
 
     if model.smoothing != "kneser_ney":
         raise UserError(f"only back-off (kneser_ney) n-gram models export; this one is "

@@ -1,6 +1,10 @@
-"""One module per task; `TASKS` maps `cfg.task` to it."""
+"""The task registry: `TASKS` maps every valid `task:` value to its `Task` (tasks/base.py).
 
-from keras_nlp_app.tasks import classification, language_model, seq2seq, tagging
+Importing this package registers the built-in tasks; `get_task(name)` is the one lookup, and an
+unknown name is a config error that lists the registered ones.
+"""
 
-TASKS = {"classification": classification, "lm": language_model, "seq2seq": seq2seq,
-         "tagging": tagging}
+from keras_nlp_app.tasks import classification, language_model, seq2seq, tagging  # noqa: F401
+from keras_nlp_app.tasks.base import TASKS, Task, get_task, register
+
+__all__ = ["TASKS", "Task", "get_task", "register"]

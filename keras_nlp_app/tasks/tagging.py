@@ -17,8 +17,10 @@ import numpy as np
 
 from keras_nlp_app import metrics as metrics_lib
 from keras_nlp_app.data import datasets, readers
+from keras_nlp_app.utils import atomic
 from keras_nlp_app.errors import ConfigError, DataError, UserError
-from keras_nlp_app.tasks import classification
+from keras_nlp_app.tasks.base import Task, register, text_of
+from keras_nlp_app.tasks.tagging_graphs import entity_outputs, predict_tags, sentence_dataset
 from keras_nlp_app.text import entities
 
 NAME = "tagging"
@@ -61,61 +63,6 @@ def align_spans(text, spans, path, line):
     return tokens, entities.tags_from_spans(token_spans, len(tokens), "bio")
 
 
-def read_sentences(path, data_cfg, fmt=None):
-    """Examples(texts=token lists, labels=tag lists) from a CoNLL or entity-JSONL file."""
-    fmt = fmt or _format(data_cfg, path)
-    if fmt == "conll":
-        return readers.read_conll(path, tag_column=data_cfg.tag_column,
-                                  on_bad_line=data_cfg.on_bad_line)
-    if fmt != "jsonl":
-        raise ConfigError(f"tagging reads conll or jsonl files, not {fmt!r}")
-    field = data_cfg.text_field if data_cfg.text_field != "sentence" else "text"
-    label = data_cfg.label_field if data_cfg.label_field != "label" else "entities"
-    raw = readers.read_entity_jsonl(path, text_field=field, entities_field=label,
-                                    on_bad_line=data_cfg.on_bad_line)
-    texts, tags, lines = [], [], []
-    for text, spans, line in zip(raw.texts, raw.labels, raw.lines):
-        tokens, bio = align_spans(text, spans, path, line)
-        if tokens:
-            texts.append(tokens)
-            tags.append(bio)
-            lines.append(line)
-    return readers.Examples(texts, tags, lines, raw.report)
-
-
-def _read_split(data_cfg, split):
-    source = datasets.split_source(data_cfg, split)
-    if source is None:
-        return None
-    kind, value = source
-    if kind == "file":
-        return read_sentences(value, data_cfg)
-    return read_sentences(datasets.split_path(data_cfg.dataset, value), data_cfg,
-                          fmt=datasets.get_dataset(data_cfg.dataset).format)
-
-
-def load_splits(data_cfg, seed):
-    """(train, validation) sentences; a seeded holdout of train when there is no validation."""
-    return classification.held_out_and_capped(
-        _read_split(data_cfg, "train"), _read_split(data_cfg, "validation"), data_cfg, seed)
-
-
-# -- assets, model, training ------------------------------------------------------------------
-
-
-def check_config(cfg):
-    if cfg.model.name not in MODELS:
-        raise ConfigError(f"model {cfg.model.name!r} is not a tagger; use {' or '.join(MODELS)}")
-    if cfg.data.tag_scheme not in entities.SCHEMES:
-        raise ConfigError(f"data.tag_scheme must be one of {', '.join(entities.SCHEMES)}")
-    if cfg.tokenizer.kind not in ("word", "wordpiece"):
-        raise ConfigError("taggers take tokenizer.kind word (word features) or wordpiece "
-                          "(also subword pieces, labelled at each word's first piece)")
-    if cfg.tokenizer.kind == "wordpiece" and cfg.model.name != "transformer_tagger":
-        raise ConfigError("subword pieces (tokenizer.kind: wordpiece) need model.name: "
-                          "transformer_tagger")
-
-
 def _learn_vocabularies(cfg, train):
     import tensorflow as tf
 
@@ -147,58 +94,6 @@ def _learn_vocabularies(cfg, train):
             "tags": entities.tag_set(kinds, cfg.data.tag_scheme), "subwords": subwords}
 
 
-def prepare_assets(cfg, train, assets_dir):
-    """Word and character vocabularies and the tag set from the training split (or, when
-    resuming, from the run's assets). Returns (vocabularies, TagSpace)."""
-    path = os.path.join(assets_dir, _ASSETS)
-    if os.path.exists(path):
-        found = load_tokenizer(assets_dir)
-        return found, TagSpace(found["tags"])
-    found = _learn_vocabularies(cfg, train)
-    os.makedirs(assets_dir, exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(found, f, ensure_ascii=False)
-    os.replace(path + ".tmp", path)
-    return found, TagSpace(found["tags"])
-
-
-def load_tokenizer(assets_dir):
-    path = os.path.join(assets_dir, _ASSETS)
-    if not os.path.exists(path):
-        raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def read_assets(assets_dir):
-    return TagSpace(load_tokenizer(assets_dir)["tags"])
-
-
-def build_preprocessor(cfg, tokenizer):
-    from keras_nlp_app.text.preprocessors import TaggerPreprocessor
-
-    return TaggerPreprocessor(tokenizer["words"], tokenizer["chars"], tokenizer["tags"],
-                              sequence_length=cfg.tokenizer.sequence_length,
-                              max_word_length=cfg.tokenizer.max_word_length,
-                              subword_vocabulary=tokenizer.get("subwords"))
-
-
-def build_model(cfg, preprocessor, space, *, training=False, batch_size=None):
-    from keras_nlp_app.models import build_model as build
-
-    check_config(cfg)
-    params = dict(cfg.model.params)
-    if cfg.model.name == "transformer_tagger":
-        params.setdefault("max_length", preprocessor.sequence_length)
-        if preprocessor.subword_vocabulary:
-            params["subword_vocab_size"] = len(preprocessor.subword_vocabulary)
-    model = build(cfg.model.name, vocab_size=len(preprocessor.word_vocabulary),
-                  char_vocab_size=len(preprocessor.char_vocabulary), num_tags=len(space.labels),
-                  max_word_length=preprocessor.max_word_length,
-                  **params)
-    return model
-
-
 def tag_ids(examples, space, scheme):
     """Tag-id lists in `scheme`; an entity type the tag set lacks (unseen in training) is an
     error naming its file and line."""
@@ -215,145 +110,9 @@ def tag_ids(examples, space, scheme):
     return found
 
 
-def _sentence_dataset(preprocessor, sentences, targets, *, batch_size, training, seed, window):
-    """Batches of (features, tag ids padded with -1). Training shuffles, then sorts each window
-    of `window` batches by length so a batch holds sentences of similar length."""
-    import tensorflow as tf
-
-    tokens = tf.ragged.constant(sentences, dtype=tf.string)
-    tags = tf.ragged.constant(targets, dtype=tf.int32, ragged_rank=1)
-    data = tf.data.Dataset.from_tensor_slices((tokens, tags))
-    if training:
-        data = data.shuffle(len(sentences), seed=seed, reshuffle_each_iteration=True)
-        if window > 1:
-            def sort(tokens, tags):
-                order = tf.argsort(tokens.row_lengths())
-                return tf.gather(tokens, order), tf.gather(tags, order)
-
-            data = data.ragged_batch(batch_size * window).map(sort).unbatch()
-    data = data.ragged_batch(batch_size)
-    if training and window > 1:
-        data = data.shuffle(window * 4, seed=seed)
-    length = preprocessor.sequence_length
-    data = data.map(lambda t, y: (preprocessor.features(t), y[:, :length].to_tensor(-1)),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
-
-
-def datasets_for(cfg, preprocessor, space, train, validation, global_batch):
-    scheme = cfg.data.tag_scheme
-    common = dict(batch_size=global_batch, seed=cfg.train.seed, window=cfg.train.sort_window)
-    train_data = _sentence_dataset(preprocessor, train.texts, tag_ids(train, space, scheme),
-                                   training=True, **common)
-    validation_data = None
-    if validation is not None:
-        validation_data = _sentence_dataset(preprocessor, validation.texts,
-                                            tag_ids(validation, space, scheme), training=False,
-                                            **common)
-    return train_data, validation_data, -(-len(train.texts) // global_batch)
-
-
-def compile_arguments(cfg, space):
-    """The model computes its own loss (CRF likelihood or masked cross-entropy). No XLA unless
-    asked: batches are padded to their own longest sentence."""
-    return {"jit_compile": cfg.train.jit_compile == "on"}
-
-
-def monitorable(data_cfg, with_validation):
-    return ["loss"] + (["val_loss", "val_f1"] if with_validation else [])
-
-
-def predict_tags(model, preprocessor, sentences, batch_size=128):
-    """Tag strings for token lists (batched by length; tokens past `sequence_length` get O)."""
-    import tensorflow as tf
-
-    memo = model.__dict__.setdefault("_knlp_tag", {})
-    if "fn" not in memo:
-        memo["fn"] = tf.function(
-            lambda tokens: model.predict_tags(preprocessor.features(tokens)),
-            input_signature=[tf.RaggedTensorSpec([None, None], tf.string, 1)])
-    tags = np.array(preprocessor.tags)
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    found = [None] * len(sentences)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        ids = memo["fn"](tf.ragged.constant([sentences[i] for i in chunk], dtype=tf.string,
-                                            row_splits_dtype=tf.int64)).numpy()
-        for row, i in enumerate(chunk):
-            n = len(sentences[i])
-            kept = tags[ids[row, :min(n, ids.shape[1])]].tolist()
-            found[i] = kept + ["O"] * (n - len(kept))
-    return found
-
-
 def score(predicted, gold):
     """seqeval entity-level precision, recall and F1 (micro), and per type."""
     return {"examples": len(gold), **metrics_lib.entity_report(gold, predicted)}
-
-
-def callbacks(*, cfg, run_dir, preprocessor, model, validation_data, validation_examples, space):
-    from keras_nlp_app.training.callbacks import DecodingReport
-
-    if validation_data is None:
-        return []
-    sentences, gold = validation_examples.texts, validation_examples.labels
-
-    def report(current):
-        predicted = predict_tags(current, preprocessor, sentences)
-        samples = [(" ".join(s), " ".join(g), " ".join(p))
-                   for s, g, p in zip(sentences[:SAMPLES], gold[:SAMPLES], predicted[:SAMPLES])]
-        return metrics_lib.entity_report(gold, predicted)["f1"], samples
-
-    return [DecodingReport(report, os.path.join(run_dir, "logs", "validation"), metric="f1",
-                           columns=("tokens", "gold", "predicted"))]
-
-
-def final_metrics(cfg, preprocessor, model, space, validation, run_dir):
-    if validation is None:
-        return {}
-    return score(predict_tags(model, preprocessor, validation.texts), validation.labels)
-
-
-# -- serving ----------------------------------------------------------------------------------
-
-
-def _json_string(strings):
-    import tensorflow as tf
-
-    for pattern, rewrite in ((r"\\", r"\\\\"), ('"', '\\\\"'), ("\n", r"\\n"), ("\r", r"\\r"),
-                             ("\t", r"\\t"), (r"[\x00-\x1f]", " ")):
-        strings = tf.strings.regex_replace(strings, pattern, rewrite)
-    return tf.strings.join(['"', strings, '"'])
-
-
-def entity_outputs(text, tokens, tags, char_starts, char_ends, byte_starts, byte_ends):
-    """`entities [B]`: a JSON list per text of {"text", "type", "start", "end"} (characters of
-    the input, end exclusive), from ragged token tags and offsets."""
-    import tensorflow as tf
-
-    dense_tags = tags.to_tensor("O")
-    mask = tf.sequence_mask(tags.row_lengths(), tf.shape(dense_tags)[1])
-    starts, ends = entities.graph_entity_bounds(dense_tags, mask)
-    positions = tf.broadcast_to(tf.range(tf.shape(dense_tags)[1], dtype=tf.int64),
-                                tf.shape(dense_tags))
-    first = tf.ragged.boolean_mask(positions, starts)
-    last = tf.ragged.boolean_mask(positions, ends)
-
-    def pick(values, where):
-        return tf.gather(values.to_tensor(0) if values.dtype != tf.string else values.to_tensor(""),
-                         where, batch_dims=1)
-
-    kind = tf.strings.regex_replace(pick(tags, first), "^[^-]*-", "")
-    begin, finish = pick(byte_starts, first), pick(byte_ends, last)
-    rows = tf.cast(first.value_rowids(), tf.int64)
-    surface = tf.strings.substr(tf.gather(text, rows), begin.flat_values,
-                                finish.flat_values - begin.flat_values)
-    items = tf.strings.join([
-        '{"text": ', _json_string(surface), ', "type": ', _json_string(kind.flat_values),
-        ', "start": ', tf.strings.as_string(pick(char_starts, first).flat_values),
-        ', "end": ', tf.strings.as_string(pick(char_ends, last).flat_values), "}"])
-    joined = tf.strings.reduce_join(first.with_flat_values(items), axis=1, separator=", ")
-    return tf.strings.join(["[", joined, "]"])
 
 
 def _tag_strings(run, tokens):
@@ -364,97 +123,239 @@ def _tag_strings(run, tokens):
     return tf.RaggedTensor.from_tensor(tags, lengths=tokens.row_lengths())
 
 
-def serve(run, text):
-    """serving_default: tokens, tags, start_offsets, end_offsets (`[B, T]`, padded with "" and
-    -1; offsets in characters of the input) and `entities [B]` (JSON)."""
-    import tensorflow as tf
+@register
+class TaggingTask(Task):
+    """Sequence tagging (named entities) with BiLSTM-CRF and Transformer taggers."""
 
-    text = tf.convert_to_tensor(text)
-    tokens, char_starts, char_ends, byte_starts, byte_ends = run.preprocessor.split(text)
-    tags = _tag_strings(run, tokens)
-    return {"tokens": tokens.to_tensor(""), "tags": tags.to_tensor(""),
-            "start_offsets": char_starts.to_tensor(-1), "end_offsets": char_ends.to_tensor(-1),
-            "entities": entity_outputs(text, tokens, tags, char_starts, char_ends, byte_starts,
-                                       byte_ends)}
+    name = NAME
 
+    # -- data --------------------------------------------------------------------------------
 
-def export_signatures(run):
-    """serving_default (raw text) and tag_tokens (pre-tokenized `[B, T]` tokens padded with "",
-    for scoring against gold tokenization, e.g. `knlp evaluate` on a CoNLL file)."""
-    import tensorflow as tf
+    def read_file(self, path, data_cfg, fmt=None):
+        """Examples(texts=token lists, labels=tag lists) from a CoNLL or entity-JSONL file."""
+        fmt = fmt or _format(data_cfg, path)
+        if fmt == "conll":
+            return readers.read_conll(path, tag_column=data_cfg.tag_column,
+                                      on_bad_line=data_cfg.on_bad_line)
+        if fmt != "jsonl":
+            raise ConfigError(f"tagging reads conll or jsonl files, not {fmt!r}")
+        field = data_cfg.text_field if data_cfg.text_field != "sentence" else "text"
+        label = data_cfg.label_field if data_cfg.label_field != "label" else "entities"
+        raw = readers.read_entity_jsonl(path, text_field=field, entities_field=label,
+                                        on_bad_line=data_cfg.on_bad_line)
+        texts, tags, lines = [], [], []
+        for text, spans, line in zip(raw.texts, raw.labels, raw.lines):
+            tokens, bio = align_spans(text, spans, path, line)
+            if tokens:
+                texts.append(tokens)
+                tags.append(bio)
+                lines.append(line)
+        return readers.Examples(texts, tags, lines, raw.report)
 
-    def tag_tokens(tokens):
-        ragged = tf.RaggedTensor.from_tensor(tokens, padding="")
-        return {"tags": _tag_strings(run, ragged).to_tensor("")}
+    def check_config(self, cfg):
+        if cfg.model.name not in MODELS:
+            raise ConfigError(f"model {cfg.model.name!r} is not a tagger; use {' or '.join(MODELS)}")
+        if cfg.data.tag_scheme not in entities.SCHEMES:
+            raise ConfigError(f"data.tag_scheme must be one of {', '.join(entities.SCHEMES)}")
+        if cfg.tokenizer.kind not in ("word", "wordpiece"):
+            raise ConfigError("taggers take tokenizer.kind word (word features) or wordpiece "
+                              "(also subword pieces, labelled at each word's first piece)")
+        if cfg.tokenizer.kind == "wordpiece" and cfg.model.name != "transformer_tagger":
+            raise ConfigError("subword pieces (tokenizer.kind: wordpiece) need model.name: "
+                              "transformer_tagger")
 
-    return {"serving_default": (run.serve, [tf.TensorSpec([None], tf.string, name="text")]),
-            "tag_tokens": (tag_tokens, [tf.TensorSpec([None, None], tf.string, name="tokens")])}
+    def monitorable(self, data_cfg, with_validation):
+        return ["loss"] + (["val_loss", "val_f1"] if with_validation else [])
 
+    # -- assets, model, training -------------------------------------------------------------
 
-def export_metadata(run):
-    preprocessor = run.preprocessor
-    return {"labels": preprocessor.tags, "tag_scheme": run.cfg.data.tag_scheme,
-            "tokenizer": {"kind": "tagger", "vocabulary_size": len(preprocessor.word_vocabulary),
-                          "characters": len(preprocessor.char_vocabulary),
-                          "sequence_length": preprocessor.sequence_length}}
+    def prepare_assets(self, cfg, train, assets_dir):
+        """Word and character vocabularies and the tag set from the training split (or, when
+        resuming, from the run's assets). Returns (vocabularies, TagSpace)."""
+        path = os.path.join(assets_dir, _ASSETS)
+        if os.path.exists(path):
+            found = self.load_tokenizer(assets_dir)
+            return found, TagSpace(found["tags"])
+        found = _learn_vocabularies(cfg, train)
+        atomic.write_json(path, found, ensure_ascii=False, indent=None)
+        return found, TagSpace(found["tags"])
 
+    def load_tokenizer(self, assets_dir):
+        path = os.path.join(assets_dir, _ASSETS)
+        if not os.path.exists(path):
+            raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
 
-def check_export(run, reloaded, texts=None):
-    """The export's entities and tags equal the trained model's on a few texts, and on a batch
-    of one one-word text and of texts without entities (the edge shapes of the graph)."""
-    import tensorflow as tf
+    def read_assets(self, assets_dir):
+        return TagSpace(self.load_tokenizer(assets_dir)["tags"])
 
-    texts = texts or ["Angela Merkel visited Paris with Siemens.", "", "Zoë lives in Köln!"]
-    for batch in (texts, ["Berlin"], [""], ["the , of ."]):
-        expected = {k: v.numpy() for k, v in run.serve(tf.constant(batch)).items()}
-        got = {k: v.numpy() for k, v in reloaded.signatures["serving_default"](
-            text=tf.constant(batch)).items()}
-        for key, value in expected.items():
-            if not np.array_equal(value, got[key]):
-                raise RuntimeError(f"the exported model's {key} is {got[key]!r}, the trained "
-                                   f"model's {value!r}")
+    def label_space_from_metadata(self, metadata):
+        return TagSpace(metadata["labels"])
 
+    def build_preprocessor(self, cfg, tokenizer):
+        from keras_nlp_app.text.preprocessors import TaggerPreprocessor
 
-def label_space_from_metadata(metadata):
-    return TagSpace(metadata["labels"])
+        return TaggerPreprocessor(tokenizer["words"], tokenizer["chars"], tokenizer["tags"],
+                                  sequence_length=cfg.tokenizer.sequence_length,
+                                  max_word_length=cfg.tokenizer.max_word_length,
+                                  subword_vocabulary=tokenizer.get("subwords"))
 
+    def build_model(self, cfg, preprocessor, space, *, training=False, batch_size=None):
+        from keras_nlp_app.models import build_model as build
 
-def evaluate_target(info, *, data=None, split=None):
-    """`knlp evaluate` for a tagger: precision, recall, f1 (entity level, micro), per_type."""
-    data_cfg = info.run_config.data
-    if data is not None:
-        sentences = read_sentences(data, data_cfg)
-    else:
-        train, validation = load_splits(data_cfg, info.run_config.train.seed)
-        sentences = train if split == "train" else validation
-        if sentences is None:
-            raise UserError(f"{info.path}: its config names no {split or 'validation'} data; use --data")
-    tag_ids(sentences, info.space, info.run_config.data.tag_scheme)  # unknown types name their line
-    report = {"task": NAME, **score(tag_sentences(info, sentences.texts), sentences.labels)}
-    if sentences.report.skipped:
-        report["skipped_lines"] = sentences.report.skipped
-    return report
+        self.check_config(cfg)
+        params = dict(cfg.model.params)
+        if cfg.model.name == "transformer_tagger":
+            params.setdefault("max_length", preprocessor.sequence_length)
+            if preprocessor.subword_vocabulary:
+                params["subword_vocab_size"] = len(preprocessor.subword_vocabulary)
+        model = build(cfg.model.name, vocab_size=len(preprocessor.word_vocabulary),
+                      char_vocab_size=len(preprocessor.char_vocabulary), num_tags=len(space.labels),
+                      max_word_length=preprocessor.max_word_length,
+                      **params)
+        return model
 
+    def datasets_for(self, cfg, preprocessor, space, train, validation, global_batch):
+        scheme = cfg.data.tag_scheme
+        common = dict(batch_size=global_batch, seed=cfg.train.seed, window=cfg.train.sort_window)
+        train_data = sentence_dataset(preprocessor, train.texts, tag_ids(train, space, scheme),
+                                       training=True, **common)
+        validation_data = None
+        if validation is not None:
+            validation_data = sentence_dataset(preprocessor, validation.texts,
+                                                tag_ids(validation, space, scheme), training=False,
+                                                **common)
+        return train_data, validation_data, -(-len(train.texts) // global_batch)
 
-def tag_sentences(info, sentences):
-    """Tags for pre-tokenized sentences from a run folder or a SavedModel (`tag_tokens`)."""
-    import tensorflow as tf
+    def compile_arguments(self, cfg, space):
+        """The model computes its own loss (CRF likelihood or masked cross-entropy). No XLA unless
+        asked: batches are padded to their own longest sentence."""
+        return {"jit_compile": cfg.train.jit_compile == "on"}
 
-    if info.is_run:
-        from keras_nlp_app.training.train import restore_run
+    def callbacks(self, *, cfg, run_dir, preprocessor, model, validation_data, validation_examples, space):
+        from keras_nlp_app.callbacks import DecodingReport
 
-        run = restore_run(info.path)
-        return predict_tags(run.model, run.preprocessor, sentences)
-    from keras_nlp_app.export.saved_model import load_saved_model
+        if validation_data is None:
+            return []
+        sentences, gold = validation_examples.texts, validation_examples.labels
 
-    signature = load_saved_model(info.path).signatures["tag_tokens"]
-    found = []
-    for start in range(0, len(sentences), 128):
-        chunk = sentences[start:start + 128]
-        width = max(len(s) for s in chunk) or 1
-        padded = tf.constant([s + [""] * (width - len(s)) for s in chunk])
-        tags = signature(tokens=padded)["tags"].numpy()
-        for sentence, row in zip(chunk, tags):
-            found.append([t.decode("utf-8") or "O" for t in row[:len(sentence)]]
-                         + ["O"] * (len(sentence) - len(row)))
-    return found
+        def report(current):
+            predicted = predict_tags(current, preprocessor, sentences)
+            samples = [(" ".join(s), " ".join(g), " ".join(p))
+                       for s, g, p in zip(sentences[:SAMPLES], gold[:SAMPLES], predicted[:SAMPLES])]
+            return metrics_lib.entity_report(gold, predicted)["f1"], samples
+
+        return [DecodingReport(report, os.path.join(run_dir, "logs", "validation"), metric="f1",
+                               columns=("tokens", "gold", "predicted"))]
+
+    def final_metrics(self, cfg, preprocessor, model, space, validation, run_dir):
+        if validation is None:
+            return {}
+        return score(predict_tags(model, preprocessor, validation.texts), validation.labels)
+
+    # -- export ------------------------------------------------------------------------------
+
+    def serve(self, run, inputs):
+        """serving_default: tokens, tags, start_offsets, end_offsets (`[B, T]`, padded with "" and
+        -1; offsets in characters of the input) and `entities [B]` (JSON)."""
+        import tensorflow as tf
+
+        text = tf.convert_to_tensor(inputs["text"])
+        tokens, char_starts, char_ends, byte_starts, byte_ends = run.preprocessor.split(text)
+        tags = _tag_strings(run, tokens)
+        return {"tokens": tokens.to_tensor(""), "tags": tags.to_tensor(""),
+                "start_offsets": char_starts.to_tensor(-1), "end_offsets": char_ends.to_tensor(-1),
+                "entities": entity_outputs(text, tokens, tags, char_starts, char_ends, byte_starts,
+                                           byte_ends)}
+
+    def export_signatures(self, run):
+        """serving_default (raw text) and tag_tokens (pre-tokenized `[B, T]` tokens padded with "",
+        for scoring against gold tokenization, e.g. `knlp evaluate` on a CoNLL file)."""
+        import tensorflow as tf
+
+        def tag_tokens(tokens):
+            ragged = tf.RaggedTensor.from_tensor(tokens, padding="")
+            return {"tags": _tag_strings(run, ragged).to_tensor("")}
+
+        return {**super().export_signatures(run),
+                "tag_tokens": (tag_tokens, [tf.TensorSpec([None, None], tf.string, name="tokens")])}
+
+    def export_metadata(self, run):
+        preprocessor = run.preprocessor
+        return {"labels": preprocessor.tags, "tag_scheme": run.cfg.data.tag_scheme,
+                "tokenizer": {"kind": "tagger", "vocabulary_size": len(preprocessor.word_vocabulary),
+                              "characters": len(preprocessor.char_vocabulary),
+                              "sequence_length": preprocessor.sequence_length}}
+
+    def check_export(self, run, reloaded, texts=None):
+        """The export's entities and tags equal the trained model's on a few texts, and on a batch
+        of one one-word text and of texts without entities (the edge shapes of the graph)."""
+        import tensorflow as tf
+
+        texts = texts or ["Angela Merkel visited Paris with Siemens.", "", "Zoë lives in Köln!"]
+        for batch in (texts, ["Berlin"], [""], ["the , of ."]):
+            expected = {k: v.numpy() for k, v in self.serve(run, {"text": tf.constant(batch)}).items()}
+            got = {k: v.numpy() for k, v in reloaded.signatures["serving_default"](
+                text=tf.constant(batch)).items()}
+            for key, value in expected.items():
+                if not np.array_equal(value, got[key]):
+                    raise RuntimeError(f"the exported model's {key} is {got[key]!r}, the trained "
+                                       f"model's {value!r}")
+
+    # -- evaluate, predict -------------------------------------------------------------------
+
+    def evaluate(self, target, *, data=None, split=None):
+        """precision, recall, f1 (entity level, micro) and per_type."""
+        sentences = self.evaluation_examples(target, data, split)
+        tag_ids(sentences, target.space, target.run_config.data.tag_scheme)  # unknown types: file:line
+        report = {"task": NAME, **score(self.tag_sentences(target, sentences.texts),
+                                        sentences.labels)}
+        if sentences.report.skipped:
+            report["skipped_lines"] = sentences.report.skipped
+        return report
+
+    def tag_sentences(self, target, sentences):
+        """Tags for pre-tokenized sentences from a run folder or a SavedModel (`tag_tokens`)."""
+        import tensorflow as tf
+
+        if target.is_run:
+            run = target.restore()
+            return predict_tags(run.model, run.preprocessor, sentences)
+        signature = target.saved_model().signatures["tag_tokens"]
+        found = []
+        for start in range(0, len(sentences), 128):
+            chunk = sentences[start:start + 128]
+            width = max(len(s) for s in chunk) or 1
+            padded = tf.constant([s + [""] * (width - len(s)) for s in chunk])
+            tags = signature(tokens=padded)["tags"].numpy()
+            for sentence, row in zip(chunk, tags):
+                found.append([t.decode("utf-8") or "O" for t in row[:len(sentence)]]
+                             + ["O"] * (len(sentence) - len(row)))
+        return found
+
+    def format_report(self, report):
+        lines = [f"task: tagging   sentences: {report['examples']}",
+                 f"entity precision: {report['precision']:.4f}   recall: {report['recall']:.4f}   "
+                 f"F1: {report['f1']:.4f}   (seqeval, micro)"]
+        per_type = report.get("per_type") or {}
+        if per_type:
+            width = max(8, *(len(kind) for kind in per_type))
+            lines.append(f"\n{'type':<{width}} precision  recall      f1  support")
+            for kind, row in per_type.items():
+                lines.append(f"{kind:<{width}} {row['precision']:9.4f} {row['recall']:7.4f} "
+                             f"{row['f1']:7.4f} {row['support']:8d}")
+        return "\n".join(lines)
+
+    def prediction_records(self, inputs, outputs, target):
+        records = []
+        for i, text in enumerate(inputs["text"]):
+            tokens = [text_of(t) for t in outputs["tokens"][i] if t]
+            records.append({"text": text, "entities": json.loads(text_of(outputs["entities"][i])),
+                            "tokens": tokens,
+                            "tags": [text_of(t) for t in outputs["tags"][i][:len(tokens)]]})
+        return records
+
+    def format_prediction(self, record):
+        found = [f"{e['type']}\t{e['start']}-{e['end']}\t{e['text']}" for e in record["entities"]]
+        return "\n".join(found or ["(no entities)"]) + "\n"

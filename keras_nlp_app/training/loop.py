@@ -23,6 +23,8 @@ import time
 import keras
 import numpy as np
 
+from keras_nlp_app.utils import atomic
+
 log = logging.getLogger("keras_nlp_app")
 
 
@@ -92,18 +94,13 @@ class TrainingBackup:
             return
         os.makedirs(self.folder, exist_ok=True)
         name = f"step-{state['batches']:09d}.weights.h5"
-        tmp = os.path.join(self.folder, "writing.weights.h5")
-        model.save_weights(tmp)
-        os.replace(tmp, os.path.join(self.folder, name))
+        with atomic.atomic_path(os.path.join(self.folder, name)) as tmp:
+            model.save_weights(tmp)
         random_name = f"step-{state['batches']:09d}.random.npz"
-        tmp = os.path.join(self.folder, "writing.random.npz")
-        with open(tmp, "wb") as f:
+        with atomic.atomic_path(os.path.join(self.folder, random_name)) as tmp, open(tmp, "wb") as f:
             np.savez(f, *[np.asarray(v.numpy()) for v in _random_state(model)])
-        os.replace(tmp, os.path.join(self.folder, random_name))
         state = dict(state, weights=name, random_state=random_name)
-        with open(self._state_path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(state, f)
-        os.replace(self._state_path + ".tmp", self._state_path)
+        atomic.write_json(self._state_path, state)
         for old in os.listdir(self.folder):
             if old.startswith("step-") and old not in (name, random_name):
                 os.remove(os.path.join(self.folder, old))

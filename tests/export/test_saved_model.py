@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from keras_nlp_app.errors import UserError
-from keras_nlp_app.export.saved_model import export_run, resolve_model_dir
+from keras_nlp_app.export.saved_model import export_run
+from keras_nlp_app.utils.saved_models import resolve_model_dir
 from keras_nlp_app.inference import evaluate, load_predictor
 
 TEXTS = ["the film was great", "an awful plot", "", "ünïcödé 映画 😀", "good " * 500]
@@ -88,7 +89,8 @@ def test_missing_model_folder_is_a_user_error(tmp_path):
 
 
 def test_the_export_lists_the_ops_core_tensorflow_lacks(exported):
-    from keras_nlp_app.export.saved_model import graph_ops, read_metadata
+    from keras_nlp_app.export.saved_model import graph_ops
+    from keras_nlp_app.utils.saved_models import read_metadata
 
     _, first, _ = exported
     extra = read_metadata(first)["non_core_ops"]

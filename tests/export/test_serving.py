@@ -14,7 +14,8 @@ from keras_nlp_app.export.saved_model import export_run
 def served(trained_run, tmp_path_factory):
     from fastapi.testclient import TestClient
 
-    from keras_nlp_app.export.serving import Limits, create_app
+    from keras_nlp_app.serving.app import create_app
+    from keras_nlp_app.serving.requests import Limits
 
     folder = str(tmp_path_factory.mktemp("serving") / "sentiment")
     export_run(trained_run, folder)
@@ -39,11 +40,11 @@ def test_status_and_metadata_follow_tf_serving(served):
 
 
 def test_row_and_columnar_predictions_equal_knlp_predict(served, trained_run):
-    from keras_nlp_app.cli import predict_texts
+    from keras_nlp_app.inference import predict
 
     client, folder = served
     texts = ["a wonderful film", "the plot was awful"]
-    expected = predict_texts(folder, texts)
+    expected = predict(folder, {"text": texts})
     rows = client.post("/v1/models/sentiment:predict", json={"instances": texts}).json()
     columns = client.post("/v1/models/sentiment/versions/2:predict",
                           json={"inputs": {"text": texts}}).json()["outputs"]
@@ -124,7 +125,7 @@ def test_concurrent_requests_are_batched(served):
 def test_signatures_with_scalar_inputs_take_rows_or_columns():
     import tensorflow as tf
 
-    from keras_nlp_app.export.serving import InputSpec, Limits, RequestError, parse_predict
+    from keras_nlp_app.serving.requests import InputSpec, Limits, RequestError, parse_predict
 
     specs = {"prompt": InputSpec("prompt", tf.string, [None]),
              "max_new_tokens": InputSpec("max_new_tokens", tf.int32, []),

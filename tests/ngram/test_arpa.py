@@ -6,13 +6,13 @@ import pytest
 
 from keras_nlp_app.errors import DataError, UserError
 from keras_nlp_app.ngram.arpa import read_arpa, write_arpa
-from keras_nlp_app.ngram.model import NGramModel
+from keras_nlp_app.ngram.estimate import train_model
 from tests.ngram.test_model import random_corpus
 
 
 @pytest.fixture(scope="module")
 def model():
-    return NGramModel.train(random_corpus(400, 11), order=4)
+    return train_model(random_corpus(400, 11), order=4)
 
 
 def test_arpa_round_trip_scores_the_same(model, tmp_path):
@@ -29,7 +29,7 @@ def test_arpa_round_trip_scores_the_same(model, tmp_path):
 
 def test_arpa_holds_only_backoff_models(tmp_path):
     with pytest.raises(UserError, match="only back-off models"):
-        write_arpa(NGramModel.train(random_corpus(50, 1), order=2, smoothing="add_k"), str(tmp_path / "x.arpa"))
+        write_arpa(train_model(random_corpus(50, 1), order=2, smoothing="add_k"), str(tmp_path / "x.arpa"))
 
 
 @pytest.mark.parametrize("corrupt,message", [
@@ -90,11 +90,12 @@ def test_an_arpa_from_kenlm_lmplz_scores_the_same_here(tmp_path):
     summary = subprocess.run([query, "-v", "summary", str(arpa)], stdin=open(test), check=True,
                              capture_output=True, text=True).stdout
     theirs = float(next(l for l in summary.splitlines() if l.startswith("Perplexity including OOVs")).split()[-1])
-    from keras_nlp_app.ngram.model import perplexity_report, read_sentences
+    from keras_nlp_app.ngram.io import read_sentences
+    from keras_nlp_app.ngram.model import perplexity_report
 
     ours = perplexity_report(read_arpa(str(arpa)), read_sentences(str(test)))["perplexity"]
     assert ours == pytest.approx(theirs, rel=1e-6)
-    ours_trained = perplexity_report(NGramModel.train(read_sentences(str(train)), order=3),
+    ours_trained = perplexity_report(train_model(read_sentences(str(train)), order=3),
                                      read_sentences(str(test)))["perplexity"]
     assert ours_trained == pytest.approx(theirs, rel=1e-4)
 

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 
 from keras_nlp_app.ngram.export import export_ngram
-from keras_nlp_app.ngram.model import NGramModel
+from keras_nlp_app.ngram.estimate import train_model
 from tests.ngram.test_model import random_corpus
 
 LOAD = """
@@ -19,7 +19,7 @@ print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
 def test_exported_ngram_model_scores_raw_strings_like_numpy(tmp_path):
     import json
 
-    model = NGramModel.train(random_corpus(400, 9), order=3)
+    model = train_model(random_corpus(400, 9), order=3)
     version_dir = export_ngram(model, str(tmp_path / "lm"))
     assert os.path.basename(version_dir) == "1"
     texts = [" ".join(s) for s in random_corpus(20, 10)] + ["", "a never-seen-word b"]

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from keras_nlp_app.errors import UserError
-from keras_nlp_app.ngram.model import NGramModel, perplexity_report
+from keras_nlp_app.ngram.estimate import train_model
+from keras_nlp_app.ngram.io import load_model, save_model
+from keras_nlp_app.ngram.model import perplexity_report
 
 TOY = [["a", "b"], ["a", "b"], ["a", "c"]]
 
@@ -78,7 +80,7 @@ def random_corpus(n, seed):
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 def test_kneser_ney_matches_the_textbook_formula(order):
     train, test = random_corpus(400, 2), random_corpus(40, 3) + [["a", "zzz", "b"]]
-    model = NGramModel.train(train, order=order)
+    model = train_model(train, order=order)
     reference = reference_kneser_ney(train, order)
     ours, _, _, sentence = model.token_log10_probs(test)
     known = set(model.vocabulary)
@@ -87,7 +89,7 @@ def test_kneser_ney_matches_the_textbook_formula(order):
 
 
 def test_mle_is_the_count_ratio_and_reports_zero_probability_events():
-    model = NGramModel.train(TOY, order=2, smoothing="mle")
+    model = train_model(TOY, order=2, smoothing="mle")
     scores, _, _, _ = model.token_log10_probs([["a", "b"], ["a", "a"]])
     # P(a|<s>) = 3/3, P(b|a) = 2/3, P(</s>|b) = 2/2; P(a|a) = 0/3, P(</s>|a) = 0/3
     np.testing.assert_allclose(10 ** scores[:3], [1.0, 2 / 3, 1.0])
@@ -98,7 +100,7 @@ def test_mle_is_the_count_ratio_and_reports_zero_probability_events():
 
 
 def test_add_k_uses_the_vocabulary_without_bos():
-    model = NGramModel.train(TOY, order=2, smoothing="add_k", k=0.5)
+    model = train_model(TOY, order=2, smoothing="add_k", k=0.5)
     scores, _, _, _ = model.token_log10_probs([["a", "b"]])
     vocab = 5  # <unk> </s> a b c
     np.testing.assert_allclose(10 ** scores, [(3 + 0.5) / (3 + 0.5 * vocab),
@@ -107,7 +109,7 @@ def test_add_k_uses_the_vocabulary_without_bos():
 
 
 def test_stupid_backoff_multiplies_alpha_per_order_backed_off():
-    model = NGramModel.train(TOY, order=2, smoothing="stupid_backoff", alpha=0.4)
+    model = train_model(TOY, order=2, smoothing="stupid_backoff", alpha=0.4)
     scores, _, _, _ = model.token_log10_probs([["a", "a"], ["zzz"]])
     # S(a|<s>) = 3/3; S(a|a) = 0.4 * c(a)/N; S(</s>|a) = 0.4 * c(</s>)/N with N = 9 tokens;
     # an unseen word has no score at all
@@ -119,7 +121,7 @@ def test_stupid_backoff_multiplies_alpha_per_order_backed_off():
 
 @pytest.mark.parametrize("smoothing", ["kneser_ney", "add_k", "mle", "stupid_backoff"])
 def test_probabilities_over_the_vocabulary_sum_to_one(smoothing):
-    model = NGramModel.train(random_corpus(400, 5), order=3, smoothing=smoothing)
+    model = train_model(random_corpus(400, 5), order=3, smoothing=smoothing)
     for context in (["<s>"], ["<s>", "a"], ["a", "b"], ["c", "a", "b"], ["zzz", "yyy"], []):
         probs = 10 ** model.next_log10_probs(context)
         probs[1] = 0.0  # <s> is never predicted
@@ -130,18 +132,18 @@ def test_probabilities_over_the_vocabulary_sum_to_one(smoothing):
 
 def test_unknown_words_map_to_unk_at_training_and_query_time():
     corpus = [["a", "b", "rare"], ["a", "b"], ["b", "a"]]
-    model = NGramModel.train(corpus, order=2, min_count=2, smoothing="add_k")
+    model = train_model(corpus, order=2, min_count=2, smoothing="add_k")
     assert "rare" not in model.vocabulary
     report = perplexity_report(model, [["a", "rare"], ["never", "seen"]])
     assert report["oov"] == 3 and report["tokens"] == 6
     same = model.token_log10_probs([["a", "rare"]])[0]
     np.testing.assert_allclose(same, model.token_log10_probs([["a", "<unk>"]])[0])
-    assert NGramModel.train(corpus, order=2, max_vocab=4, smoothing="mle").vocabulary == [
+    assert train_model(corpus, order=2, max_vocab=4, smoothing="mle").vocabulary == [
         "<unk>", "<s>", "</s>", "a"]
 
 
 def test_perplexity_with_and_without_eos():
-    model = NGramModel.train(random_corpus(400, 6), order=3)
+    model = train_model(random_corpus(400, 6), order=3)
     with_eos = perplexity_report(model, [["a", "b"]])
     without = perplexity_report(model, [["a", "b"]], include_eos=False)
     assert (with_eos["tokens"], without["tokens"]) == (3, 2)
@@ -150,7 +152,7 @@ def test_perplexity_with_and_without_eos():
 
 
 def test_generation_is_seeded_and_respects_top_k():
-    model = NGramModel.train(random_corpus(400, 7), order=3)
+    model = train_model(random_corpus(400, 7), order=3)
     first = model.generate(prompt="a", seed=7, max_tokens=12)
     assert first == model.generate(prompt="a", seed=7, max_tokens=12)
     greedy = model.generate(prompt="a", temperature=0, max_tokens=5)
@@ -161,19 +163,19 @@ def test_generation_is_seeded_and_respects_top_k():
 
 
 def test_save_and_load_give_the_same_scores(tmp_path):
-    model = NGramModel.train(random_corpus(400, 8), order=3)
-    model.save(str(tmp_path / "m.npz"))
-    loaded = NGramModel.load(str(tmp_path / "m.npz"))
+    model = train_model(random_corpus(400, 8), order=3)
+    save_model(model, str(tmp_path / "m.npz"))
+    loaded = load_model(str(tmp_path / "m.npz"))
     probe = random_corpus(20, 7)
     np.testing.assert_array_equal(model.token_log10_probs(probe)[0], loaded.token_log10_probs(probe)[0])
 
 
 def test_bad_settings_and_tiny_corpora_are_clear_errors():
     with pytest.raises(UserError, match="order must be 1 to 6"):
-        NGramModel.train(TOY, order=7)
+        train_model(TOY, order=7)
     with pytest.raises(UserError, match="unknown smoothing"):
-        NGramModel.train(TOY, smoothing="witten_bell")
+        train_model(TOY, smoothing="witten_bell")
     with pytest.raises(UserError, match="cannot estimate Kneser-Ney discounts.*--discount-fallback"):
-        NGramModel.train(TOY, order=3)
-    fallback = NGramModel.train(TOY, order=3, discount_fallback=[0.5, 1.0, 1.5])
+        train_model(TOY, order=3)
+    fallback = train_model(TOY, order=3, discount_fallback=[0.5, 1.0, 1.5])
     assert fallback.discounts[0] == [0.5, 1.0, 1.5]

@@ -4,8 +4,8 @@ import pytest
 from keras_nlp_app.config import load_config
 from keras_nlp_app.data.readers import read_examples
 from keras_nlp_app.errors import DataError, UserError
-from keras_nlp_app.tasks import classification
-from keras_nlp_app.tasks.classification import LabelSpace
+from keras_nlp_app.tasks import classification, get_task, labels
+from keras_nlp_app.tasks.labels import LabelSpace
 from tests.conftest import easy_sentiment, write_tsv
 
 
@@ -13,12 +13,20 @@ def test_holdout_is_seeded_disjoint_and_used_the_same_way_everywhere(tmp_path):
     path = write_tsv(tmp_path / "train.tsv", easy_sentiment(50, 3))
     cfg = load_config([], ["data.dataset=null", f"data.train_file={path}",
                            "data.holdout_fraction=0.2", "data.max_train_examples=40"])
-    train, validation = classification.load_splits(cfg.data, seed=7)
-    again_train, again_validation = classification.load_splits(cfg.data, seed=7)
-    assert (len(train.texts), len(validation.texts)) == (32, 8)
+    task = get_task("classification")
+    train, validation = task.load_splits(cfg.data, seed=7)
+    again_train, again_validation = task.load_splits(cfg.data, seed=7)
+    # the holdout comes first (10 of 50 rows), then train is capped: the validation set does not
+    # depend on the cap
+    assert (len(train.texts), len(validation.texts)) == (40, 10)
     assert validation.lines == again_validation.lines and train.lines == again_train.lines
     assert not set(train.lines) & set(validation.lines)
-    assert max(train.lines + validation.lines) <= 41  # only the first 40 rows (lines 2..41)
+    uncapped = load_config([], ["data.dataset=null", f"data.train_file={path}",
+                                "data.holdout_fraction=0.2"])
+    _, same_validation = task.load_splits(uncapped.data, seed=7)
+    assert same_validation.lines == validation.lines
+    for other in ("tagging", "seq2seq"):  # one split reader for every task
+        assert type(get_task(other)).load_splits is type(task).load_splits
 
 
 def _examples(tmp_path, rows):
@@ -26,18 +34,18 @@ def _examples(tmp_path, rows):
 
 
 def test_labels_sort_numerically_and_need_two_classes(tmp_path):
-    assert classification.label_space(_examples(tmp_path, [("a", 10), ("b", 2), ("c", 1)])).labels == ["1", "2", "10"]
-    assert classification.label_space(_examples(tmp_path, [("a", "pos"), ("b", "neg")])).labels == ["neg", "pos"]
+    assert labels.label_space(_examples(tmp_path, [("a", 10), ("b", 2), ("c", 1)])).labels == ["1", "2", "10"]
+    assert labels.label_space(_examples(tmp_path, [("a", "pos"), ("b", "neg")])).labels == ["neg", "pos"]
     with pytest.raises(UserError, match="1 distinct label"):
-        classification.label_space(_examples(tmp_path, [("a", 1), ("b", 1)]))
+        labels.label_space(_examples(tmp_path, [("a", 1), ("b", 1)]))
 
 
 def test_targets_for_binary_multiclass_and_multilabel_heads():
     ids = np.array([0, 1, 2])
-    assert classification.targets(ids[:2], LabelSpace(["0", "1"])).shape == (2, 1)
-    np.testing.assert_array_equal(classification.targets(ids, LabelSpace(["a", "b", "c"])), np.eye(3))
+    assert labels.targets(ids[:2], LabelSpace(["0", "1"])).shape == (2, 1)
+    np.testing.assert_array_equal(labels.targets(ids, LabelSpace(["a", "b", "c"])), np.eye(3))
     hot = np.array([[1, 0, 1]])
-    assert classification.targets(hot, LabelSpace(["a", "b", "c"], multi_label=True)).shape == (1, 3)
+    assert labels.targets(hot, LabelSpace(["a", "b", "c"], multi_label=True)).shape == (1, 3)
     probs = classification.probabilities(np.array([[0.25], [0.9]], dtype="float32")).numpy()
     np.testing.assert_allclose(probs, [[0.75, 0.25], [0.1, 0.9]], rtol=1e-6)
 
@@ -55,20 +63,20 @@ def test_macro_f1_and_confusion_matrix_over_the_whole_set():
 def test_unknown_label_names_file_and_line(tmp_path):
     examples = _examples(tmp_path, [("fine", 1), ("odd", 7)])
     with pytest.raises(DataError, match=r"data.tsv:3: unknown label '7'"):
-        classification.encode(examples, LabelSpace(["0", "1"]))
+        labels.encode(examples, LabelSpace(["0", "1"]))
 
 
 def test_multilabel_lists_and_separated_labels_become_multi_hot(tmp_path):
     path = tmp_path / "ml.jsonl"
     path.write_text('{"sentence": "a", "label": ["sport", "news"]}\n{"sentence": "b", "label": []}\n')
     examples = read_examples(str(path))
-    space = classification.label_space(examples, multi_label=True)
+    space = labels.label_space(examples, multi_label=True)
     assert space.labels == ["news", "sport"]
-    np.testing.assert_array_equal(classification.encode(examples, space), [[1, 1], [0, 0]])
+    np.testing.assert_array_equal(labels.encode(examples, space), [[1, 1], [0, 0]])
     tsv = classification.split_multi_labels(_examples(tmp_path, [("x", "news, sport"), ("y", "news")]), ",")
     assert tsv.labels == [["news", "sport"], ["news"]]
     with pytest.raises(DataError, match="set data.multi_label"):
-        classification.label_space(examples, multi_label=False)
+        labels.label_space(examples, multi_label=False)
 
 
 def test_multilabel_report_and_tuned_thresholds():
@@ -86,12 +94,12 @@ def test_multilabel_report_and_tuned_thresholds():
 def test_class_weights_balanced_and_explicit():
     ids = np.array([0, 0, 0, 1])
     space = LabelSpace(["0", "1"])
-    np.testing.assert_allclose(classification.example_weights(ids, space, "balanced"),
+    np.testing.assert_allclose(labels.example_weights(ids, space, "balanced"),
                                [4 / 6, 4 / 6, 4 / 6, 2.0])
-    np.testing.assert_allclose(classification.example_weights(ids, space, {1: 3.0}), [1, 1, 1, 3])
-    assert classification.example_weights(ids, space, "none") is None
+    np.testing.assert_allclose(labels.example_weights(ids, space, {1: 3.0}), [1, 1, 1, 3])
+    assert labels.example_weights(ids, space, "none") is None
     with pytest.raises(UserError, match="unknown label '7'"):
-        classification.example_weights(ids, space, {"7": 2.0})
+        labels.example_weights(ids, space, {"7": 2.0})
 
 
 def test_serving_outputs_top_k_and_multilabel_labels():

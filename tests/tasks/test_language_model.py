@@ -11,7 +11,10 @@ import pytest
 import tensorflow as tf
 
 from keras_nlp_app.config import load_config
+from keras_nlp_app.data.corpus import Corpus
+from keras_nlp_app.tasks import get_task
 from keras_nlp_app.tasks import language_model as lm
+from keras_nlp_app.tasks import language_model_graphs as graphs
 from keras_nlp_app.text import tokenizers
 from keras_nlp_app.text.preprocessors import LMPreprocessor
 from tests.test_decoding import BigramLM, log_softmax, random_table
@@ -32,7 +35,7 @@ def char_preprocessor(text):
 def test_word_level_streams_end_every_line_with_eos():
     tokenizer = tokenizers.learn_tokenizer(["a b", "c"], kind="whitespace", reserved=["<eos>"])
     preprocessor = LMPreprocessor(tokenizer, 4)
-    stream = lm.token_stream(preprocessor, lm.Corpus("x", ["a b\nc\n\na\n"]))
+    stream = lm.token_stream(preprocessor, Corpus("x", ["a b\nc\n\na\n"]))
     words = [tokenizer.vocabulary[i] for i in stream]
     assert words == ["a", "b", "<eos>", "c", "<eos>", "<eos>", "a", "<eos>"]
     # the scoring side tokenizes a text the same way: one <eos> per line
@@ -45,7 +48,7 @@ def test_subword_streams_end_lines_with_eos_and_detokenize_to_words():
     tokenizer = tokenizers.learn_tokenizer(texts, kind="wordpiece", vocab_size=60,
                                            reserved=["<eos>"])
     preprocessor = LMPreprocessor(tokenizer, 8)
-    stream = lm.token_stream(preprocessor, lm.Corpus("x", ["the cats sat\nthe mat\n"]))
+    stream = lm.token_stream(preprocessor, Corpus("x", ["the cats sat\nthe mat\n"]))
     assert (stream == preprocessor.eos_id).sum() == 2 and stream[-1] == preprocessor.eos_id
     text = preprocessor.detokenize(stream[None]).numpy()[0].decode()
     assert text == "the cats sat\nthe mat\n"
@@ -58,8 +61,8 @@ def test_stop_strings_cut_the_continuation_before_the_first_match():
     continuation = preprocessor.tokenizer(tf.constant([" be, or not\nto be", " be"])).to_tensor()
     tokens = tf.concat([ids, continuation], axis=1)
     lengths = tf.constant([3, 3])
-    plain = lm.generated_text(preprocessor, tokens, lengths).numpy().tolist()
-    cut = lm.generated_text(preprocessor, tokens, lengths, stop=("\n", ",")).numpy().tolist()
+    plain = graphs.generated_text(preprocessor, tokens, lengths).numpy().tolist()
+    cut = graphs.generated_text(preprocessor, tokens, lengths, stop=("\n", ",")).numpy().tolist()
     assert plain == [b" be, or not\nto be", b" be"]
     assert cut == [b" be", b" be"]
 
@@ -67,10 +70,10 @@ def test_stop_strings_cut_the_continuation_before_the_first_match():
 def test_char_and_byte_streams_keep_the_text_exactly():
     text = "To be,\nor not — to be.\n"
     preprocessor = char_preprocessor(text)
-    stream = lm.token_stream(preprocessor, lm.Corpus("x", [text]))
+    stream = lm.token_stream(preprocessor, Corpus("x", [text]))
     assert preprocessor.detokenize(stream[None]).numpy()[0].decode() == text
     byte = LMPreprocessor(tokenizers.ByteTokenizer(), 8)
-    stream = lm.token_stream(byte, lm.Corpus("x", [text]))
+    stream = lm.token_stream(byte, Corpus("x", [text]))
     assert len(stream) == len(text.encode())
     assert byte.detokenize(stream[None]).numpy()[0].decode() == text
 
@@ -100,7 +103,7 @@ def test_perplexity_is_total_nll_over_total_tokens_by_hand():
     model = BigramLM(table)
     model.context_length = 4  # windows restart the context; a bigram model cannot tell
     stream = np.random.default_rng(0).integers(2, 7, size=23).astype(np.int32)
-    report = lm.evaluate_stream(model, stream, batch_windows=2)
+    report = graphs.evaluate_stream(model, stream, batch_windows=2)
     log_probs = log_softmax(table)
     nll = -sum(log_probs[a, b] for a, b in zip(stream[:-1], stream[1:]))
     assert report["tokens"] == 22
@@ -113,7 +116,7 @@ def test_scores_start_from_the_line_start_token_by_hand():
     preprocessor = char_preprocessor(text)
     table = random_table(preprocessor.vocabulary_size, 4)
     model = BigramLM(table)
-    outputs = lm.score_texts(model, preprocessor, tf.constant(["abc", "ba"]))
+    outputs = graphs.score_texts(model, preprocessor, tf.constant(["abc", "ba"]))
     log_probs = log_softmax(table)
     ids = [preprocessor.tokenizer.vocabulary.index(c) for c in "abc"]
     expected = sum(log_probs[a, b] for a, b in zip([preprocessor.bos_id] + ids, ids))
@@ -125,7 +128,7 @@ def test_holdout_is_the_last_fraction_of_the_text(tmp_path):
     path = write(tmp_path / "t.txt", "0123456789" * 10)
     cfg = load_config([], ["task=lm", "data.dataset=null", f"data.train_file={path}",
                            "data.holdout_fraction=0.1"])
-    train, validation = lm.load_splits(cfg.data, 0)
+    train, validation = get_task("lm").load_splits(cfg.data, 0)
     assert train.documents == ["0123456789" * 9] and validation.documents == ["0123456789"]
 
 

@@ -143,7 +143,7 @@ def test_sampling_is_seeded_and_temperature_moves_it_away_from_greedy(reverse_ru
 
 
 def test_chat_keeps_the_history_and_samples_when_asked(reverse_run):
-    from keras_nlp_app.cli import chat
+    from keras_nlp_app.inference import chat
     from keras_nlp_app.data.readers import dialogue_source
     from keras_nlp_app.inference import describe, load_generator
 
@@ -242,8 +242,9 @@ def test_cached_decoding_equals_uncached_for_every_seq2seq_variant(family, param
 
 
 def test_separate_vocabularies_are_learned_saved_and_reloaded_per_side(tmp_path):
-    from keras_nlp_app.tasks import seq2seq
+    from keras_nlp_app.tasks import get_task
 
+    seq2seq = get_task("seq2seq")
     cfg = load_config(["configs/multi30k_en_de.yaml"], ["tokenizer.shared_vocabulary=false",
                                                         "tokenizer.vocab_size=30"])
     pairs = readers.Examples(["red cat", "blue dog"] * 50, ["rot Katze", "blau Hund"] * 50,

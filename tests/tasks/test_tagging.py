@@ -56,7 +56,9 @@ def test_malformed_conll_lines_name_the_file_and_line(tmp_path, line, message):
 
 def test_entity_jsonl_aligns_spans_to_tokens_and_refuses_misaligned_ones(tmp_path):
     from keras_nlp_app.config import DataConfig
-    from keras_nlp_app.tasks.tagging import read_sentences
+    from keras_nlp_app.tasks import get_task
+
+    read_sentences = get_task("tagging").read_file
 
     path = tmp_path / "ents.jsonl"
     rows = [{"text": "Zoë lives in São Paulo!", "entities": [
@@ -161,8 +163,9 @@ def test_an_entity_type_unseen_in_training_names_its_line(tagger_run, tmp_path):
 
 def test_a_transformer_tagger_over_subword_pieces_learns_the_entities(tmp_path):
     """WordPiece pieces with first-piece labelling, and a softmax head instead of the CRF."""
-    from keras_nlp_app.tasks.tagging import predict_tags
-    from keras_nlp_app.training.train import restore_run, train
+    from keras_nlp_app.tasks.tagging_graphs import predict_tags
+    from keras_nlp_app.runs import restore_run
+    from keras_nlp_app.training.train import train
 
     train_file = write_conll(tmp_path / "train.txt", 400, 3)
     valid_file = write_conll(tmp_path / "valid.txt", 40, 4)

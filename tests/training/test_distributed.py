@@ -170,7 +170,8 @@ def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(easy_files
     import keras
 
     from keras_nlp_app.config import load_config
-    from keras_nlp_app.training.train import restore_run, train
+    from keras_nlp_app.runs import restore_run
+    from keras_nlp_app.training.train import train
 
     cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
         *easy_files, **{"train.mixed_precision": policy}))
@@ -186,7 +187,7 @@ def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(easy_files
     with h5py.File(os.path.join(run_dir, "checkpoints", "best.weights.h5"), "r") as f:
         assert ("optimizer/inner_optimizer" in f) == (policy == "mixed_float16")
     run = restore_run(run_dir)
-    probabilities = run.serve(__import__("tensorflow").constant(["a great film"]))
+    probabilities = run.serve({"text": __import__("tensorflow").constant(["a great film"])})
     assert all(v.dtype.name in ("float32", "string", "int32", "int64")
                for v in probabilities.values())
 

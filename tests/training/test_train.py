@@ -6,7 +6,8 @@ import pytest
 from keras_nlp_app.config import load_config
 from keras_nlp_app.errors import UserError
 from keras_nlp_app.inference import evaluate
-from keras_nlp_app.training.train import default_run_dir, train
+from keras_nlp_app.runs import default_run_dir
+from keras_nlp_app.training.train import train
 from tests.conftest import tiny_overrides
 
 
@@ -52,7 +53,7 @@ def test_default_run_dir_never_reuses_a_finished_run(tmp_path):
 
 
 def test_interrupted_run_resumes_from_backup_with_the_same_command(easy_files, tmp_path, monkeypatch):
-    from keras_nlp_app.training import callbacks
+    from keras_nlp_app import callbacks
 
     cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(*easy_files, **{"train.epochs": 3}))
     run_dir = str(tmp_path / "resumable")
@@ -85,7 +86,7 @@ def test_mid_epoch_crash_resumes_at_the_backed_up_batch_with_the_same_result(
     """A run killed mid-epoch and resumed ends with the weights of a run never interrupted."""
     import numpy as np
 
-    from keras_nlp_app.training import callbacks
+    from keras_nlp_app import callbacks
 
     overrides = tiny_overrides(*easy_files, **{
         "train.epochs": 2, "train.backup_every_steps": 5,

@@ -13,6 +13,7 @@ from keras_nlp_app.config import Config, load_config
 from keras_nlp_app.export.saved_model import export_run
 from keras_nlp_app.inference import evaluate, load_predictor
 from keras_nlp_app.models import MODELS
+from keras_nlp_app.tasks import get_task, labels
 from keras_nlp_app.training.train import train
 from tests.conftest import tiny_overrides
 
@@ -62,18 +63,17 @@ def test_class_weights_scale_each_example_loss(easy_files, tmp_path):
 
     from keras_nlp_app.data.pipelines import make_dataset
     from keras_nlp_app.models import build_model
-    from keras_nlp_app.tasks import classification
     from keras_nlp_app.text import tokenizers
     from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
 
     texts = ["good film", "bad film", "great plot", "awful plot", "good"]
     ids = np.array([1, 0, 1, 0, 1])
-    space = classification.LabelSpace(["0", "1"])
-    weights = classification.example_weights(ids, space, "balanced")
+    space = labels.LabelSpace(["0", "1"])
+    weights = labels.example_weights(ids, space, "balanced")
     preprocessor = ClassifierPreprocessor(tokenizers.learn_tokenizer(texts), 8)
     model = build_model("fasttext_classifier", vocab_size=preprocessor.input_vocabulary_size)
-    model.compile(**classification.compile_arguments(Config(), space))
-    targets = classification.targets(ids, space)
+    model.compile(**get_task("classification").compile_arguments(Config(), space))
+    targets = labels.targets(ids, space)
     weighted = make_dataset(texts, targets, preprocessor, batch_size=8, training=False, weights=weights)
     plain = make_dataset(texts, targets, preprocessor, batch_size=8, training=False)
     per_example = keras.ops.convert_to_numpy(keras.losses.binary_crossentropy(

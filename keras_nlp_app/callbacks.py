@@ -5,6 +5,8 @@ import os
 import keras
 import numpy as np
 
+from keras_nlp_app.utils import atomic
+
 
 class LearningRateLogger(keras.callbacks.Callback):
     """Adds the current learning rate to the epoch logs, so TensorBoard plots it."""
@@ -45,13 +47,9 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         if not self.better(value, self.best):
             return
         self.best = float(value)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = self.path.replace(".weights.h5", ".tmp.weights.h5")
-        self.model.save_weights(tmp)
-        os.replace(tmp, self.path)
-        with open(self._best_file + ".tmp", "w") as f:
-            f.write(repr(self.best))
-        os.replace(self._best_file + ".tmp", self._best_file)
+        with atomic.atomic_path(self.path) as tmp:
+            self.model.save_weights(tmp)
+        atomic.write_text(self._best_file, repr(self.best))
 
 
 def confusion_image(matrix, cell=24):
@@ -237,8 +235,6 @@ class AverageLastEpochs(keras.callbacks.Callback):
         self._recent = (self._recent + [[np.array(w) for w in self.model.get_weights()]])[-self.count:]
 
     def on_train_end(self, logs=None):
-        import json
-
         if len(self._recent) < 2:
             return
         final = self.model.get_weights()
@@ -249,17 +245,14 @@ class AverageLastEpochs(keras.callbacks.Callback):
         best = float(open(best_file).read()) if os.path.exists(best_file) else -np.inf
         kept = score > best
         if kept:
-            tmp = self.best_path.replace(".weights.h5", ".tmp.weights.h5")
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.best_path)
-            with open(best_file + ".tmp", "w") as f:
-                f.write(repr(score))
-            os.replace(best_file + ".tmp", best_file)
+            with atomic.atomic_path(self.best_path) as tmp:
+                self.model.save_weights(tmp)
+            atomic.write_text(best_file, repr(score))
         else:
             self.model.set_weights(final)
-        with open(os.path.join(os.path.dirname(self.best_path), "averaged.json"), "w") as f:
-            json.dump({"epochs_averaged": len(self._recent), "score": round(score, 4),
-                       "best_single_epoch": round(best, 4), "kept": kept}, f)
+        atomic.write_json(os.path.join(os.path.dirname(self.best_path), "averaged.json"),
+                          {"epochs_averaged": len(self._recent), "score": round(score, 4),
+                           "best_single_epoch": round(best, 4), "kept": kept})
 
 
 class EpochTimer(keras.callbacks.Callback):

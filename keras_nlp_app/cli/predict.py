@@ -1,0 +1,97 @@
+"""`knlp predict | generate | chat`: use a run folder or a SavedModel."""
+
+import json
+import sys
+
+from keras_nlp_app.cli.common import add_decoding_arguments, generation_settings
+from keras_nlp_app.errors import UserError
+
+
+def cmd_predict(args):
+    from keras_nlp_app.inference import describe, predict
+
+    target = describe(args.model)  # no TensorFlow yet: bad input is refused quickly
+    task = target.task_hooks
+    names = task.signature_inputs
+    if args.texts and len(names) != 1:
+        raise UserError(f"{args.model} takes {', '.join(names)}; give them with --input FILE.jsonl")
+    inputs = {name: [] for name in names}
+    if args.texts:
+        inputs[names[0]] += list(args.texts)
+    if args.input:
+        for name, column in task.read_inputs(args.input, target.run_config).items():
+            inputs[name] += column
+    if not inputs[names[0]]:
+        raise UserError("give texts as arguments or with --input FILE")
+    if args.n_best:
+        records = task.n_best(target, inputs[names[0]])
+    else:
+        records = predict(target, inputs)
+    if args.json:
+        print(json.dumps({"predictions": records}, ensure_ascii=False))
+    else:
+        for record in records:
+            print(task.format_prediction(record))
+    return 0
+
+
+def cmd_generate(args):
+    from keras_nlp_app.inference import describe, generate
+
+    target = describe(args.model)
+    if not target.task_hooks.generates:
+        raise UserError(f"{args.model} is a {target.task} model; generate needs a model whose "
+                        f"task generates text (a language model or a seq2seq model)")
+    prompts = args.prompt or [""]
+    prompts = [p.encode("utf-8").decode("unicode_escape") if args.escapes else p for p in prompts]
+    texts = generate(target, prompts, max_new_tokens=args.max_new_tokens,
+                     **generation_settings(args))
+    if args.json:
+        print(json.dumps({"generations": [{"prompt": p, "continuation": t}
+                                          for p, t in zip(prompts, texts)]}, ensure_ascii=False))
+    else:
+        for prompt, text in zip(prompts, texts):
+            print(target.task_hooks.format_generation(prompt, text, target.run_config))
+    return 0
+
+
+def cmd_chat(args):
+    from keras_nlp_app.inference import chat, describe
+
+    target = describe(args.model)
+    if not target.task_hooks.converses:
+        raise UserError(f"{args.model} is a {target.task} model; chat needs a dialogue model")
+    if sys.stdin.isatty():
+        print("Type a message and press Enter; /reset starts over, Ctrl-D ends.", file=sys.stderr)
+    chat(target, sys.stdin, context_turns=args.context_turns, **generation_settings(args))
+    return 0
+
+
+def add_parsers(verbs):
+    p = verbs.add_parser("predict", help="classify, translate, tag entities or (with a language "
+                                         "model) score texts")
+    p.add_argument("model")
+    p.add_argument("texts", nargs="*", help="texts to classify")
+    p.add_argument("--input", help="file of texts: one per line, or tsv/csv/jsonl")
+    p.add_argument("--n-best", action="store_true",
+                   help="seq2seq run folder: every beam with its length-normalized log-prob")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_predict)
+
+    p = verbs.add_parser("generate", help="continue prompts with a language model, or decode "
+                                          "sources with a seq2seq model (with any strategy)")
+    p.add_argument("model", help="LM or seq2seq run folder, SavedModel version folder or its parent")
+    p.add_argument("--prompt", action="append",
+                   help="prompt (a source text for seq2seq); repeat for a batch (default: empty)")
+    p.add_argument("--max-new-tokens", type=int, default=64,
+                   help="language models; seq2seq outputs end at the trained target length")
+    add_decoding_arguments(p, default_strategy="sample", default_beam=4)
+    p.add_argument("--escapes", action="store_true", help="read \\n and \\t in prompts as escapes")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_generate)
+
+    p = verbs.add_parser("chat", help="talk with a dialogue model (one turn per input line)")
+    p.add_argument("model", help="dialogue run folder or SavedModel")
+    p.add_argument("--context-turns", type=int, help="turns of history per reply (default: as trained)")
+    add_decoding_arguments(p, default_strategy="beam", default_beam=None)
+    p.set_defaults(func=cmd_chat)

@@ -1,0 +1,85 @@
+"""One way to pick a task's train and validation examples from a data config.
+
+Every task reads a split through `read_split` (an explicit file, or a split of a registry
+dataset, through the task's `read_file` / `read_registry`), and sequence-of-examples tasks
+(classification, tagging, seq2seq) share `holdout_then_cap`: a seeded holdout of train when
+the config names no validation data, then train cut to its first `data.max_train_examples`
+(so the validation set does not depend on the cap).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from keras_nlp_app.config import DataConfig
+from keras_nlp_app.data import datasets, readers
+from keras_nlp_app.errors import UserError
+
+
+DEFAULT_DATA = DataConfig()
+
+
+def read_options(data_cfg, explicit_file):
+    """Reader options: the registry dataset's columns, overridden by what the config changed.
+
+    The registry's format applies only to its own files; an explicit file's format comes from
+    `data.format` or its suffix.
+    """
+    options = {"fmt": data_cfg.format, "text_field": data_cfg.text_field,
+               "label_field": data_cfg.label_field, "header": data_cfg.header,
+               "columns": data_cfg.columns or None, "on_bad_line": data_cfg.on_bad_line}
+    if data_cfg.dataset:
+        dataset = datasets.get_dataset(data_cfg.dataset)
+        for key, value in dataset.read_options.items():
+            if getattr(data_cfg, key) == getattr(DEFAULT_DATA, key):
+                options[key] = value
+        if data_cfg.format == "auto" and not explicit_file:
+            options["fmt"] = dataset.format
+    return options
+
+
+def read_split(task, data_cfg, split):
+    """The `train` or `validation` examples a data config names, read by `task`; None if the
+    config names no such split (training data is required: a UserError)."""
+    source = datasets.split_source(data_cfg, split)
+    if source is None:
+        return None
+    kind, value = source
+    if kind == "file":
+        return task.read_file(value, data_cfg)
+    return task.read_registry(data_cfg, value)
+
+
+def subset(examples, indices):
+    """The examples at `indices` (in that order), with the report's count updated."""
+    return readers.Examples(
+        [examples.texts[i] for i in indices], [examples.labels[i] for i in indices],
+        [examples.lines[i] for i in indices],
+        dataclasses.replace(examples.report, examples=len(indices)))
+
+
+def holdout(examples, fraction, seed):
+    """Splits examples into (train, held-out) by a seeded permutation; each keeps file order."""
+    if not 0 < fraction < 1:
+        raise UserError(f"data.holdout_fraction must be in (0, 1), got {fraction}")
+    order = np.random.default_rng(seed).permutation(len(examples.texts))
+    cut = int(round(len(order) * (1 - fraction)))
+    if cut == 0 or cut == len(order):
+        raise UserError(f"{examples.report.path}: too few examples to hold out {fraction:.0%}")
+    return subset(examples, sorted(order[:cut])), subset(examples, sorted(order[cut:]))
+
+
+def holdout_then_cap(train, validation, data_cfg, seed):
+    """(train, validation): validation held out of train (seeded) when there is none and the
+    config asks for `holdout_fraction`, then train cut to its first `max_train_examples`."""
+    if validation is None and data_cfg.holdout_fraction:
+        train, validation = holdout(train, data_cfg.holdout_fraction, seed)
+    if data_cfg.max_train_examples:
+        train = subset(train, range(min(data_cfg.max_train_examples, len(train.texts))))
+    return train, validation
+
+
+def load_splits(task, data_cfg, seed):
+    """(train, validation or None) for a task whose examples are `readers.Examples`."""
+    return holdout_then_cap(read_split(task, data_cfg, "train"),
+                            read_split(task, data_cfg, "validation"), data_cfg, seed)

@@ -1,0 +1,184 @@
+"""Estimating n-gram models from tokenized sentences: vocabulary, counts, and the smoothing
+(interpolated modified Kneser-Ney with KenLM's discounts, add-k, MLE, stupid backoff)."""
+
+import collections
+
+import numpy as np
+
+from keras_nlp_app.errors import UserError
+from keras_nlp_app.ngram.model import (BOS, BOS_ID, EOS, LOG10_ZERO, SMOOTHINGS, UNK, NGramModel,
+                                       Order)
+
+
+def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, max_vocab=None,
+            tokenizer="whitespace", discount_fallback=None, alpha=0.4):
+    """Counts n-grams of `sentences` (lists of tokens) and estimates probabilities.
+
+    Args:
+        sentences: tokenized training sentences.
+        order: 1 to 6.
+        smoothing: kneser_ney (interpolated, modified, three discounts per order), add_k, mle,
+            or stupid_backoff (Brants et al. 2007: relative frequency of the longest seen
+            n-gram times alpha per order backed off; scores, not probabilities).
+        k: the add-k constant.
+        alpha: the stupid-backoff factor.
+        min_count, max_vocab: words rarer than min_count, or beyond the max_vocab most frequent,
+            become `<unk>` — here and at query time alike.
+        tokenizer: recorded so that scoring splits text the same way.
+        discount_fallback: Kneser-Ney discounts (D1, D2, D3+) for an order whose
+            counts-of-counts cannot give valid ones (small or artificial corpora), as KenLM's
+            `--discount_fallback`; None makes that an error.
+    """
+    if not 1 <= order <= 6:
+        raise UserError(f"n-gram order must be 1 to 6, got {order}")
+    if smoothing not in SMOOTHINGS:
+        raise UserError(f"unknown smoothing {smoothing!r}; choose {', '.join(SMOOTHINGS)}")
+    if not sentences:
+        raise UserError("no sentences to train on")
+    vocabulary = _build_vocabulary(sentences, min_count, max_vocab)
+    model = NGramModel(vocabulary, [], smoothing=smoothing, k=k, tokenizer=tokenizer, alpha=alpha)
+    tokens, remaining = model._encode(sentences)
+    counts = _count(tokens, remaining, order, len(vocabulary))
+    if smoothing == "kneser_ney":
+        model.orders, model.discounts = _kneser_ney(counts, tokens, len(vocabulary),
+                                                    discount_fallback)
+    else:
+        model.orders = _count_based(counts, len(vocabulary), smoothing, k)
+    return model
+
+
+def _build_vocabulary(sentences, min_count=1, max_vocab=None):
+    """`<unk>`, `<s>`, `</s>`, then words by descending count (ties alphabetical)."""
+    counts = collections.Counter(w for s in sentences for w in s)
+    for special in (UNK, BOS, EOS):
+        counts.pop(special, None)
+    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    if max_vocab is not None:
+        words = words[: max(max_vocab - 3, 0)]
+    return [UNK, BOS, EOS] + words
+
+
+def _count(tokens, remaining, order, vocab_size):
+    """Raw counts of every order: list of (keys, counts, first_position, row_at_position)."""
+    result = []
+    rows = tokens.copy()  # unigram row == word id
+    unigram_counts = np.bincount(tokens, minlength=vocab_size)
+    first = np.full(vocab_size, -1, dtype=np.int64)
+    seen = np.unique(tokens, return_index=True)
+    first[seen[0]] = seen[1]
+    result.append((np.arange(vocab_size, dtype=np.int64), unigram_counts, first, rows))
+    for k in range(1, order):
+        positions = np.nonzero(remaining > k)[0]
+        keys = rows[positions] * vocab_size + tokens[positions + k]
+        unique, index, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
+                                                   return_counts=True)
+        rows = np.full(len(tokens), -1, dtype=np.int64)
+        rows[positions] = inverse
+        result.append((unique, counts, positions[index], rows))
+    return result
+
+
+def _kneser_ney(counts, tokens, vocab_size, discount_fallback=None):
+    """Interpolated modified Kneser-Ney, with KenLM's conventions.
+
+    Adjusted counts: the highest order and n-grams starting with `<s>` keep their counts; other
+    n-grams count their distinct one-word left extensions. Discounts D1, D2, D3+ per order from
+    the counts-of-counts of adjusted counts (Chen & Goodman eq. 26). The unigram distribution is
+    interpolated with the uniform one over the vocabulary without `<s>`.
+    """
+    order = len(counts)
+    adjusted = []
+    for k in range(order):
+        keys, raw, first, _ = counts[k]
+        if k == order - 1:
+            a = raw.astype(np.int64)
+        else:
+            upper_first = counts[k + 1][2]
+            suffix_rows = counts[k][3][upper_first + 1]
+            a = np.bincount(suffix_rows, minlength=len(keys)).astype(np.int64)
+            starts_bos = np.zeros(len(keys), dtype=bool)
+            present = first >= 0
+            starts_bos[present] = tokens[first[present]] == BOS_ID
+            a = np.where(starts_bos, raw, a)
+        if k == 0:
+            a[BOS_ID] = 0
+        adjusted.append(a)
+
+    discounts = [_discounts(a, k + 1, discount_fallback) for k, a in enumerate(adjusted)]
+
+    orders = []
+    lower_prob = None
+    gammas = []
+    for k in range(order):
+        keys = counts[k][0]
+        a = adjusted[k].astype(np.float64)
+        d = np.asarray(discounts[k])[np.minimum(adjusted[k], 3)]
+        groups = keys // vocab_size if k else np.zeros(len(keys), dtype=np.int64)
+        n_groups = len(counts[k - 1][0]) if k else 1
+        denominator = np.bincount(groups, weights=a, minlength=n_groups)
+        gamma = np.bincount(groups, weights=np.where(a > 0, d, 0.0), minlength=n_groups)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uninterpolated = np.where(denominator[groups] > 0, (a - d) / denominator[groups], 0.0)
+            gamma = np.where(denominator > 0, gamma / np.maximum(denominator, 1e-300), 0.0)
+        if k == 0:
+            prob = uninterpolated + gamma[0] / (vocab_size - 1)
+        else:
+            suffix = counts[k - 1][3][counts[k][2] + 1]
+            prob = uninterpolated + gamma[groups] * lower_prob[suffix]
+        gammas.append(gamma)
+        lower_prob = prob
+        with np.errstate(divide="ignore"):
+            log10_prob = np.log10(prob)
+        if k == 0:
+            log10_prob[BOS_ID] = LOG10_ZERO
+        orders.append(Order(keys, log10_prob, np.zeros(len(keys)), counts[k][1]))
+    for k in range(order - 1):
+        gamma = gammas[k + 1]  # contexts of order k+2 are the n-grams of order k+1
+        with np.errstate(divide="ignore"):
+            orders[k].log10_backoff = np.where(gamma > 0, np.log10(np.maximum(gamma, 1e-300)), 0.0)
+    return orders, [d[1:] for d in discounts]
+
+
+def _discounts(adjusted, order, fallback):
+    """[0, D1, D2, D3+] from counts-of-counts (Chen & Goodman eq. 26), or the fallback."""
+    n = [int(np.sum(adjusted == j)) for j in range(1, 5)]
+    problem = None
+    if min(n) == 0:
+        problem = f"no {order}-grams with adjusted count {n.index(0) + 1}"
+    else:
+        y = n[0] / (n[0] + 2 * n[1])
+        d = [0.0] + [j - (j + 1) * y * n[j] / n[j - 1] for j in range(1, 4)]
+        if any(not 0 <= d[j] <= j for j in range(1, 4)):
+            problem = f"{order}-gram discounts out of range ({', '.join(f'{x:.3f}' for x in d[1:])})"
+    if problem is None:
+        return d
+    if fallback is None:
+        raise UserError(
+            f"cannot estimate Kneser-Ney discounts: {problem}; the corpus is too small or "
+            f"artificial. Use --discount-fallback (as KenLM's), a lower order, or add_k")
+    return [0.0] + [float(x) for x in fallback]
+
+
+def _count_based(counts, vocab_size, smoothing, k):
+    """MLE or add-k: counts are kept and probabilities computed at query time; the stored
+    log10 probabilities are those of each seen n-gram given its full context."""
+    orders = []
+    for i, (keys, raw, _, _) in enumerate(counts):
+        raw = raw.astype(np.float64)
+        if i == 0:
+            total = raw.sum() - raw[BOS_ID]
+            context_total = np.full(len(keys), total)
+        else:
+            groups = keys // vocab_size
+            upper = np.bincount(groups, weights=raw, minlength=len(counts[i - 1][0]))
+            context_total = upper[groups]
+        if smoothing == "add_k":
+            p = (raw + k) / (context_total + k * (vocab_size - 1))
+        else:
+            p = raw / np.maximum(context_total, 1)
+        with np.errstate(divide="ignore"):
+            logp = np.log10(p)
+        if i == 0:
+            logp[BOS_ID] = LOG10_ZERO
+        orders.append(Order(keys, logp, np.zeros(len(keys)), counts[i][1]))
+    return orders

@@ -1,0 +1,247 @@
+"""The task contract: every hook the trainer, exporter, evaluator, predictor and server call.
+
+A task is a `Task` subclass registered by name with `@register`; `TASKS` (re-exported by
+`keras_nlp_app.tasks`) is the only list of valid `task:` values. The shared layers know a task
+only through these hooks, so adding one touches `tasks/`, `models/` and `configs/` and nothing
+else. Arguments that recur:
+
+- `cfg`: the run's `config.Config`; `data_cfg`: its `data` section.
+- `examples`: what `read_file` returns (a `data.readers.Examples`, an LM corpus, ...).
+- `space`: the task's label space (labels, tags), or None for tasks without labels.
+- `run`: a `runs.RestoredRun` (cfg, preprocessor, model, space, task).
+- `target`: an `inference.Target`, a run folder or a SavedModel, described without TensorFlow;
+  `target.restore()` rebuilds a run folder's model, `target.predictor()` loads the serving
+  signature, `target.saved_model()` the export itself.
+"""
+
+import json
+import os
+
+from keras_nlp_app.data import datasets, splits
+from keras_nlp_app.errors import ConfigError, UserError
+
+TASKS = {}
+MAX_NEW_TOKENS = 4096  # generation refuses more (so does the LM export's generate signature)
+
+
+def register(cls):
+    """Class decorator: makes a `Task` subclass available as `task: <cls.name>`."""
+    if not cls.name or cls.name in TASKS:
+        raise ValueError(f"task {cls.name!r} has no name or is registered twice")
+    TASKS[cls.name] = cls()
+    return cls
+
+
+def get_task(name):
+    """The registered task called `name`; an unknown name is a config error naming the valid ones."""
+    if name not in TASKS:
+        raise ConfigError(f"task: unknown task {name!r}; choose one of {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def text_of(value):
+    """A signature output element as str (numpy gives bytes)."""
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+class Task:
+    """Base class of every task; the defaults fit a task whose serving signature takes one
+    `text [B]` string input and whose tokenizer is one `text.tokenizers` tokenizer."""
+
+    name = None
+    # serving_default's inputs, each a `[B]` string tensor; `knlp predict` and the server pass
+    # columns under these names
+    signature_inputs = ("text",)
+    generates = False  # `knlp generate` decodes with it (decode / decode_saved_model)
+    converses = False  # `knlp chat` talks with it
+
+    # -- data --------------------------------------------------------------------------------
+
+    def check_config(self, cfg):
+        """Refuses settings the task cannot train with, before TensorFlow starts."""
+
+    def read_file(self, path, data_cfg, fmt=None):
+        """Examples from one data file (or file argument, e.g. `SRC,TGT`), with file:line errors.
+
+        `fmt` is the format when the caller knows it (a registry dataset's), else None.
+        """
+        raise NotImplementedError
+
+    def read_registry(self, data_cfg, split_name):
+        """Examples of a registry dataset's split (`data.dataset`), by default its one file."""
+        dataset = datasets.get_dataset(data_cfg.dataset)
+        return self.read_file(datasets.split_path(data_cfg.dataset, split_name), data_cfg,
+                              fmt=dataset.format)
+
+    def load_splits(self, data_cfg, seed):
+        """(train, validation or None) as training sees them: a seeded holdout of train when the
+        config names no validation data, then train capped at `data.max_train_examples`."""
+        return splits.load_splits(self, data_cfg, seed)
+
+    def evaluation_examples(self, target, data=None, split=None):
+        """The examples `knlp evaluate` scores: a `--data` file, or a split of the run's config."""
+        if data is not None:
+            return self.read_file(data, target.run_config.data)
+        train, validation = self.load_splits(target.run_config.data, target.run_config.train.seed)
+        examples = train if split == "train" else validation
+        if examples is None:
+            raise UserError(f"{target.path}: its config names no {split or 'validation'} data; "
+                            f"use --data")
+        return examples
+
+    def monitorable(self, data_cfg, with_validation):
+        """Names `train.monitor` may take: what the loop logs plus what `callbacks` add."""
+        return ["loss"] + (["val_loss"] if with_validation else [])
+
+    # -- assets ------------------------------------------------------------------------------
+
+    def prepare_assets(self, cfg, train, assets_dir):
+        """(tokenizer, space) learned from the training split and saved in `assets_dir`, or
+        loaded from it when a run resumes."""
+        raise NotImplementedError
+
+    def load_tokenizer(self, assets_dir):
+        """The tokenizer (whatever `build_preprocessor` takes) saved in a run's assets."""
+        from keras_nlp_app.text import tokenizers
+
+        return tokenizers.load_tokenizer(assets_dir)
+
+    def read_assets(self, assets_dir):
+        """The label space a run folder's assets hold (None by default), without TensorFlow."""
+        if not os.path.exists(os.path.join(assets_dir, "tokenizer.json")):
+            raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
+        return None
+
+    def label_space_from_metadata(self, metadata):
+        """The label space an export's metadata.json holds (None by default)."""
+        return None
+
+    # -- model and training ------------------------------------------------------------------
+
+    def build_preprocessor(self, cfg, tokenizer):
+        """The Keras layer that turns raw strings into model inputs (traced into the export)."""
+        raise NotImplementedError
+
+    def build_model(self, cfg, preprocessor, space, *, training=False, batch_size=None):
+        """The model; `training=True` may give a training variant (e.g. a stateful LSTM)."""
+        raise NotImplementedError
+
+    def datasets_for(self, cfg, preprocessor, space, train, validation, global_batch):
+        """(train tf.data, validation tf.data or None, batches in one pass over train)."""
+        raise NotImplementedError
+
+    def compile_arguments(self, cfg, space):
+        """Keyword arguments for `model.compile` besides the optimizer (loss, metrics, XLA)."""
+        raise NotImplementedError
+
+    def callbacks(self, *, cfg, run_dir, preprocessor, model, validation_data,
+                  validation_examples, space):
+        """Task callbacks (validation scores into the epoch logs, TensorBoard samples)."""
+        return []
+
+    def final_metrics(self, cfg, preprocessor, model, space, validation, run_dir):
+        """Validation metrics of the best weights, for metrics.json."""
+        return {}
+
+    # -- export and serving ------------------------------------------------------------------
+
+    def serve(self, run, inputs):
+        """serving_default's outputs (a dict of tensors) for `inputs`, a dict of `[B]` string
+        tensors named as `signature_inputs`: what export writes out and what predicting with a
+        run folder computes."""
+        raise NotImplementedError
+
+    def serving_specs(self):
+        """`{name: TensorSpec([None], string)}` for serving_default's inputs."""
+        import tensorflow as tf
+
+        return {name: tf.TensorSpec([None], tf.string, name=name) for name in self.signature_inputs}
+
+    def export_signatures(self, run):
+        """`{signature name: (function, [input TensorSpec, ...])}`; by default serving_default."""
+        names = self.signature_inputs
+        if len(names) == 1:
+            def serving_default(text):
+                return self.serve(run, {names[0]: text})
+        else:
+            def serving_default(*columns):
+                return self.serve(run, dict(zip(names, columns)))
+
+        return {"serving_default": (serving_default, list(self.serving_specs().values()))}
+
+    def export_metadata(self, run):
+        """What the task adds to the export's assets/metadata.json (labels, tokenizer, ...)."""
+        return {}
+
+    def check_export(self, run, reloaded, texts=None):
+        """Raises if the reloaded export's outputs differ from the trained model's."""
+        raise NotImplementedError
+
+    # -- evaluate ----------------------------------------------------------------------------
+
+    def evaluate(self, target, *, data=None, split=None):
+        """`knlp evaluate`: a JSON-ready report, with "task" and the metric keys of DESIGN.md."""
+        raise NotImplementedError
+
+    def format_report(self, report):
+        """`knlp evaluate` without --json: the report as readable lines."""
+        skipped = f"   (skipped lines: {report['skipped_lines']})" if "skipped_lines" in report else ""
+        scalars = "   ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+                             for k, v in report.items()
+                             if isinstance(v, (int, float, str)) and k not in ("task", "skipped_lines"))
+        return f"task: {report['task']}   {scalars}{skipped}"
+
+    # -- predict -----------------------------------------------------------------------------
+
+    def read_inputs(self, path, run_config):
+        """`knlp predict --input FILE`: `{input name: [str, ...]}`. Plain text is one input per
+        line; tsv/csv/jsonl give the `data.text_field` column. Tasks with several signature
+        inputs override this."""
+        from keras_nlp_app.data import readers
+
+        if len(self.signature_inputs) != 1:
+            raise UserError(f"{path}: this model takes {', '.join(self.signature_inputs)}")
+        data_cfg = run_config.data
+        if os.path.splitext(path)[1].lower() in (".tsv", ".csv", ".jsonl"):
+            texts = readers.read_examples(path, text_field=data_cfg.text_field, label_field=None,
+                                          header=data_cfg.header,
+                                          columns=data_cfg.columns or None).texts
+        else:
+            texts = readers.read_examples(path, fmt="txt", label_field=None).texts
+        return {self.signature_inputs[0]: texts}
+
+    def prediction_records(self, inputs, outputs, target):
+        """JSON-ready dicts, one per input row, from the signature's numpy outputs."""
+        rows = len(next(iter(inputs.values())))
+        records = []
+        for i in range(rows):
+            record = {name: column[i] for name, column in inputs.items()}
+            for key, value in outputs.items():
+                item = value[i]
+                record[key] = item.tolist() if hasattr(item, "tolist") else item
+                if isinstance(record[key], bytes):
+                    record[key] = text_of(record[key])
+            records.append(record)
+        return records
+
+    def format_prediction(self, record):
+        """`knlp predict` without --json: one record as readable text."""
+        return json.dumps(record, ensure_ascii=False)
+
+    def n_best(self, target, texts):
+        """`knlp predict --n-best`: every hypothesis of a beam search, best first."""
+        raise UserError(f"--n-best is for seq2seq run folders; {target.path} is a {self.name} model")
+
+    # -- generate ----------------------------------------------------------------------------
+
+    def decode(self, run, prompts, **settings):
+        """Generated texts for prompts with a restored run (`knlp generate`, `knlp chat`)."""
+        raise UserError(f"a {self.name} model does not generate text")
+
+    def decode_saved_model(self, model, metadata, prompts, **settings):
+        """Generated texts for prompts through an export's signatures."""
+        raise UserError(f"a {self.name} model does not generate text")
+
+    def format_generation(self, prompt, text, run_config):
+        """`knlp generate` without --json: one generation as printed."""
+        return text

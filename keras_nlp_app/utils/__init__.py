@@ -1,0 +1,1 @@
+"""Small helpers every part may use: atomic writes, SavedModel folders, quiet native logs."""
