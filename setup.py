@@ -31,7 +31,7 @@ setup(
         "prometheus-client>=0.20",
     ],
     extras_require={
-        "test": ["pytest>=8", "httpx>=0.27"],
+        "test": ["pytest>=8", "httpx>=0.27", "ruff>=0.6"],
         # KenLM's Python module (compiled on install): the ARPA interop test and the benchmark.
         "kenlm": ["kenlm>=0.2"],
         "bench": ["kenlm>=0.2", "nltk>=3.9", "aiohttp>=3.9"],

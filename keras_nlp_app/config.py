@@ -19,22 +19,22 @@ from keras_nlp_app.utils import atomic
 
 @dataclass
 class DataConfig:
-    dataset: typing.Optional[str] = "sst2"  # registry name (knlp datasets list); null to use files
+    dataset: str | None = "sst2"  # registry name (knlp datasets list); null to use files
     train_split: str = "train"  # registry split used for training
-    validation_split: typing.Optional[str] = "validation"  # registry split for validation; null for none
-    train_file: typing.Optional[str] = None  # path used instead of the registry's train split
-    validation_file: typing.Optional[str] = None  # path used instead of the registry's validation split
+    validation_split: str | None = "validation"  # registry split for validation; null for none
+    train_file: str | None = None  # path used instead of the registry's train split
+    validation_file: str | None = None  # path used instead of the registry's validation split
     format: str = "auto"  # auto (from the file suffix) | tsv | csv | jsonl | txt | parallel (SRC_FILE,TGT_FILE) | dialog (turns split by __eou__) | conll (tagging columns)
     header: bool = True  # tsv/csv: first line names the columns
-    columns: typing.List[str] = field(default_factory=list)  # tsv/csv without header: column names in order
-    text_field: typing.Union[str, typing.List[str]] = "sentence"  # column or JSON field of the text (seq2seq: the source; parallel files: its suffix); a list joins several fields with newlines
+    columns: list[str] = field(default_factory=list)  # tsv/csv without header: column names in order
+    text_field: str | list[str] = "sentence"  # column or JSON field of the text (seq2seq: the source; parallel files: its suffix); a list joins several fields with newlines
     label_field: str = "label"  # column or JSON field holding the label (seq2seq: the target)
     multi_label: bool = False  # each example has a set of labels (a JSON list, or joined by label_separator)
     label_separator: str = ","  # multi-label tsv/csv: separator between the labels of one example
     on_bad_line: str = "error"  # error: stop at the first malformed line | skip: drop it and report the count
     holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded; LMs: the last fraction of the text)
     context_turns: int = 2  # dialogue: earlier turns (with speaker markers) in each source
-    max_train_examples: typing.Optional[int] = None  # keep only the first N training examples (LMs: characters); null for all
+    max_train_examples: int | None = None  # keep only the first N training examples (LMs: characters); null for all
     tag_scheme: str = "bioes"  # tagging: the scheme the model learns and outputs (iob1 | bio | bioes); files in any scheme are read
     tag_column: int = -1  # tagging, CoNLL files: the column holding the tag (-1: the last)
 
@@ -59,7 +59,7 @@ class TokenizerConfig:
 @dataclass
 class ModelConfig:
     name: str = "lstm_classifier"  # factory in keras_nlp_app.models.MODELS
-    params: typing.Dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
+    params: dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
     top_k: int = 5  # the serving signature also returns this many best labels (capped at the label count)
     beam_size: int = 4  # seq2seq: beam width inside the exported model and for evaluation (1: greedy)
     length_penalty: float = 0.6  # seq2seq: GNMT length-penalty exponent (0: none)
@@ -79,7 +79,7 @@ class TrainConfig:
     decay_start_epoch: int = 5  # step decay: first epoch (counting from 1) with a decayed rate
     beta_2: float = 0.999  # adam/adamw: second-moment decay (nanoGPT uses 0.99)
     momentum: float = 0.9  # sgd: momentum (0 for plain SGD, as in the PTB LSTM recipe)
-    clipnorm: typing.Optional[float] = None  # clip gradients to this global norm; null for none
+    clipnorm: float | None = None  # clip gradients to this global norm; null for none
     label_smoothing: float = 0.0  # mix targets with the uniform distribution by this much
     class_weight: typing.Any = "none"  # none | balanced (inverse class frequency) | {label: weight}
     tune_thresholds: bool = True  # multi-label: each label's threshold maximizes its validation F1
@@ -91,7 +91,7 @@ class TrainConfig:
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 turns it off
     backup_every_steps: int = 0  # back up the training state every N batches too (resume there after a crash); 0: only at the end of every epoch
     mixed_precision: str = "none"  # none | mixed_float16 (loss-scaled) | bfloat16 (mixed_bfloat16): compute in 16 bits, variables in float32
-    steps_per_epoch: typing.Optional[int] = None  # cap on steps per epoch; null for a full pass
+    steps_per_epoch: int | None = None  # cap on steps per epoch; null for a full pass
     steps_per_execution: int = 1  # training steps per compiled call (fewer Python round trips)
     gradient_accumulation_steps: int = 1  # apply the summed gradients of N batches at once (a larger effective batch)
     average_checkpoints: int = 0  # seq2seq: at the end, average the weights of the last N epochs (kept if better)
@@ -140,11 +140,11 @@ def _check_type(key, value, annotation):
             except ConfigError as exc:
                 error = exc
         raise error
-    if origin in (list, typing.List):
+    if origin in (list, list):
         if not isinstance(value, list):
             raise ConfigError(f"config key {key} must be a list, got {value!r}")
         return [_check_type(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
-    if origin in (dict, typing.Dict):
+    if origin in (dict, dict):
         if not isinstance(value, dict):
             raise ConfigError(f"config key {key} must be a mapping, got {value!r}")
         return dict(value)

@@ -44,8 +44,8 @@ def _pipeline(cfg):
 
 def bench_family(family, steps):
 
-    from keras_nlp_app.config import load_config
     from keras_nlp_app.callbacks import EpochTimer
+    from keras_nlp_app.config import load_config
     from keras_nlp_app.tasks import get_task
     from keras_nlp_app.training.schedules import make_optimizer
 
@@ -56,7 +56,9 @@ def bench_family(family, steps):
     import tensorflow as tf
 
     batches = dataset.repeat().take(steps)
-    count_examples = lambda: int(batches.reduce(tf.constant(0), lambda n, batch: n + tf.shape(batch[0])[0]))
+    def count_examples():
+        return int(batches.reduce(tf.constant(0), lambda n, batch: n + tf.shape(batch[0])[0]))
+
     count_examples()  # the first pass fills the cache (tokenization happens here)
     started = time.perf_counter()
     count = count_examples()  # consumed in graph, as fit consumes it: no Python per batch

@@ -65,12 +65,13 @@ def bench_generation(model, preprocessor, new_tokens):
     result = {"new_tokens": new_tokens, "batch_size": 1}
     for use_cache in (True, False):
         name = "cached" if use_cache else "uncached"
-        first, _ = _timed(lambda: run("ROMEO:\n", use_cache, top_k=40))
-        warm = min(_timed(lambda: run("ROMEO:\n", use_cache, top_k=40))[0] for _ in range(3))
+        first, _ = _timed(lambda cached=use_cache: run("ROMEO:\n", cached, top_k=40))
+        warm = min(_timed(lambda cached=use_cache: run("ROMEO:\n", cached, top_k=40))[0]
+                   for _ in range(3))
         result[f"{name}_tokens_per_s"] = round(new_tokens / warm, 1)
         result[f"{name}_first_call_seconds"] = round(first, 2)
         if use_cache:
-            other, _ = _timed(lambda: run("JULIET:\nO Romeo, Romeo!", use_cache, top_p=0.9,
+            other, _ = _timed(lambda: run("JULIET:\nO Romeo, Romeo!", True, top_p=0.9,
                                           temperature=0.7))
             result["second_call_new_prompt_length_seconds"] = round(other, 3)
             result["warm_call_seconds"] = round(warm, 3)

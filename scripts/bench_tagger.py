@@ -55,8 +55,8 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_nlp_app.config import load_config
-    from keras_nlp_app.utils.saved_models import resolve_model_dir
     from keras_nlp_app.tasks import get_task
+    from keras_nlp_app.utils.saved_models import resolve_model_dir
 
     tagging = get_task("tagging")
 

@@ -3,16 +3,23 @@
 Run after changing keras_nlp_app/config.py: .venv/bin/python scripts/gen_base_config.py
 (tests/test_config.py checks that base.yaml equals the defaults and comments every key).
 """
-import re, dataclasses, yaml
+import dataclasses
+import re
+
+import yaml
+
 from keras_nlp_app import config as C
+
 src=open('keras_nlp_app/config.py').read()
 comments={}
 cls=None
 for line in src.splitlines():
     m=re.match(r'class (\w+)Config|class (Config)\b', line)
-    if m: cls=line
+    if m:
+        cls=line
     m=re.match(r'    (\w+): .*?= .*?  # (.*)$', line)
-    if m and cls: comments[(cls, m.group(1))]=m.group(2)
+    if m and cls:
+        comments[(cls, m.group(1))]=m.group(2)
 out=["# Every config key with its default and meaning. Recipes name only what they change;",
      "# `knlp train CONFIG --set section.key=value` overrides one key.",""]
 def section(obj, clsname, indent):

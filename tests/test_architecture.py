@@ -125,6 +125,9 @@ def test_the_registry_is_the_only_list_of_tasks():
     assert all(isinstance(task, Task) and task.name == name for name, task in TASKS.items())
     with pytest.raises(ConfigError, match="choose one of classification, lm, seq2seq, tagging"):
         get_task("sentiment")
+    base = os.path.join(os.path.dirname(PACKAGE), "configs", "base.yaml")
+    documented = next(line for line in open(base, encoding="utf-8") if line.startswith("task:"))
+    assert all(name in documented for name in TASKS), documented
 
 
 def test_no_shared_layer_branches_on_a_task():

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -57,3 +58,27 @@ def test_bad_evaluation_data_is_refused_before_tensorflow_starts(trained_run, tm
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"knlp: error: {bad}:2: unknown label 'positive'; this model knows 0, 1"]
+
+
+def test_tensorflow_verbs_keep_native_log_lines_off_stderr(trained_run):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    quiet = subprocess.run([sys.executable, "-m", "keras_nlp_app", "evaluate", trained_run, "--json"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert quiet.returncode == 0 and json.loads(quiet.stdout)["task"] == "classification"
+    assert quiet.stderr == ""
+
+
+def test_the_native_log_filter_drops_absl_lines_and_keeps_everything_else():
+    code = (
+        "import os, sys\n"
+        "from keras_nlp_app.utils.native_logs import hide_native_logs\n"
+        "hide_native_logs()\n"
+        "os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n')\n"
+        "os.write(2, b'I0000 00:00:1796160782.008016    2218 port.cc:153] oneDNN custom operations are on.\\n')\n"
+        "os.write(2, b'E0000 00:00:1796160786.783166    2218 cuda_platform.cc:52] failed call to cuInit\\n')\n"
+        "print('a python warning', file=sys.stderr)\n"
+        "os.write(2, b'a native line of our own\\n')\n"
+        "raise SystemExit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr.splitlines() == ["a python warning", "a native line of our own"]

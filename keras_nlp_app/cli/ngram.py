@@ -19,8 +19,13 @@ def _print_score(report):
 
 def cmd_ngram(args):
     from keras_nlp_app.ngram import arpa
-    from keras_nlp_app.ngram.io import (load_model, model_path, read_sentences, save_model,
-                                        train_files)
+    from keras_nlp_app.ngram.io import (
+        load_model,
+        model_path,
+        read_sentences,
+        save_model,
+        train_files,
+    )
     from keras_nlp_app.ngram.model import perplexity_report
 
     if args.action == "train":

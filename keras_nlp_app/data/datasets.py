@@ -16,6 +16,7 @@ import urllib.request
 import zipfile
 
 from keras_nlp_app.errors import UserError
+from keras_nlp_app.utils import atomic
 
 _GH = "https://raw.githubusercontent.com"
 
@@ -26,9 +27,9 @@ class DataFile:
 
     filename: str
     url: str
-    sha256: typing.Optional[str] = None
-    md5: typing.Optional[str] = None
-    unpack: typing.Optional[str] = None  # None | "gzip" | "zip:<member>"
+    sha256: str | None = None
+    md5: str | None = None
+    unpack: str | None = None  # None | "gzip" | "zip:<member>"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +37,9 @@ class Dataset:
     name: str
     task: str
     format: str
-    splits: typing.Dict[str, typing.Tuple[DataFile, ...]]
+    splits: dict[str, tuple[DataFile, ...]]
     description: str
-    read_options: typing.Dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+    read_options: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
 
 
 def _files(*files):
@@ -295,8 +296,6 @@ def _download(spec, target, timeout=30):
         raise UserError(
             f"{spec.filename} has no single-file download (source: {spec.url.split('#')[0]}); "
             f"place a copy in $KNLP_DATA_DIR")
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = f"{target}.part"
     with urllib.request.urlopen(spec.url, timeout=timeout) as response:
         payload = response.read()
     if spec.unpack == "gzip":
@@ -304,12 +303,11 @@ def _download(spec, target, timeout=30):
     elif spec.unpack and spec.unpack.startswith("zip:"):
         with zipfile.ZipFile(io.BytesIO(payload)) as archive:
             payload = archive.read(spec.unpack[4:])
-    with open(tmp, "wb") as f:
-        f.write(payload)
-    if not _checksum_ok(tmp, spec):
-        os.remove(tmp)
-        raise UserError(f"{spec.url}: checksum mismatch for {spec.filename}; refusing to use it")
-    os.replace(tmp, target)
+    with atomic.atomic_path(target) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+        if not _checksum_ok(tmp, spec):
+            raise UserError(f"{spec.url}: checksum mismatch for {spec.filename}; refusing to use it")
 
 
 def split_paths(name, split, download=True):

@@ -15,7 +15,6 @@ from keras_nlp_app.config import DataConfig
 from keras_nlp_app.data import datasets, readers
 from keras_nlp_app.errors import UserError
 
-
 DEFAULT_DATA = DataConfig()
 
 

@@ -6,8 +6,16 @@ import collections
 import numpy as np
 
 from keras_nlp_app.errors import UserError
-from keras_nlp_app.ngram.model import (BOS, BOS_ID, EOS, LOG10_ZERO, SMOOTHINGS, UNK, NGramModel,
-                                       Order)
+from keras_nlp_app.ngram.model import (
+    BOS,
+    BOS_ID,
+    EOS,
+    LOG10_ZERO,
+    SMOOTHINGS,
+    UNK,
+    NGramModel,
+    Order,
+)
 
 
 def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, max_vocab=None,

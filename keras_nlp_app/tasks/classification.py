@@ -15,8 +15,15 @@ from keras_nlp_app.data import readers
 from keras_nlp_app.data.splits import read_options
 from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks.base import Task, register, text_of
-from keras_nlp_app.tasks.labels import (LabelSpace, classifier_kwargs, encode, example_weights,
-                                       label_space, targets)
+from keras_nlp_app.tasks.labels import (
+    LabelSpace,
+    classifier_kwargs,
+    encode,
+    example_weights,
+    label_space,
+    targets,
+)
+
 
 def probabilities(model_output):
     """`[B, C]` class probabilities from the head output (`[B, 1]` sigmoid → two columns)."""
@@ -73,7 +80,10 @@ def evaluate(encoded, probs, space):
             **metrics_lib.multilabel_report(encoded, predicted, space.labels)}
 
 
-def tune_thresholds(encoded, probs, grid=np.arange(0.05, 0.96, 0.05)):
+THRESHOLD_GRID = np.arange(0.05, 0.96, 0.05)  # candidate multi-label thresholds
+
+
+def tune_thresholds(encoded, probs, grid=THRESHOLD_GRID):
     """Per-label thresholds that maximize each label's F1 on `[N, C]` multi-hot truth."""
     thresholds = []
     for c in range(encoded.shape[1]):

@@ -19,9 +19,13 @@ from keras_nlp_app.data import datasets, readers, splits
 from keras_nlp_app.data.corpus import Corpus, line_chunks, read_corpus, stdlib_split
 from keras_nlp_app.errors import ConfigError, DataError, UserError
 from keras_nlp_app.tasks.base import Task, register
-from keras_nlp_app.tasks.language_model_graphs import (MAX_NEW_TOKENS, evaluate_stream,
-                                                       generate_endpoint, generate_texts,
-                                                       score_texts)
+from keras_nlp_app.tasks.language_model_graphs import (
+    MAX_NEW_TOKENS,
+    evaluate_stream,
+    generate_endpoint,
+    generate_texts,
+    score_texts,
+)
 
 NAME = "lm"
 WORD_KINDS = ("word", "whitespace", "wordpiece")

@@ -18,8 +18,13 @@ from keras_nlp_app.data import datasets, readers
 from keras_nlp_app.data.splits import DEFAULT_DATA, read_options
 from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks.base import Task, register, text_of
-from keras_nlp_app.tasks.seq2seq_graphs import (decode_graph, smoothed_loss, target_perplexity,
-                                                token_accuracy, translate)
+from keras_nlp_app.tasks.seq2seq_graphs import (
+    decode_graph,
+    smoothed_loss,
+    target_perplexity,
+    token_accuracy,
+    translate,
+)
 
 NAME = "seq2seq"
 SAMPLES = 5  # validation pairs shown in TensorBoard every epoch

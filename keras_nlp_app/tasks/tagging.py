@@ -17,11 +17,11 @@ import numpy as np
 
 from keras_nlp_app import metrics as metrics_lib
 from keras_nlp_app.data import datasets, readers
-from keras_nlp_app.utils import atomic
 from keras_nlp_app.errors import ConfigError, DataError, UserError
 from keras_nlp_app.tasks.base import Task, register, text_of
 from keras_nlp_app.tasks.tagging_graphs import entity_outputs, predict_tags, sentence_dataset
 from keras_nlp_app.text import entities
+from keras_nlp_app.utils import atomic
 
 NAME = "tagging"
 MODELS = ("bilstm_crf_tagger", "transformer_tagger")

@@ -8,8 +8,8 @@ import pytest
 
 from keras_nlp_app.errors import UserError
 from keras_nlp_app.export.saved_model import export_run
-from keras_nlp_app.utils.saved_models import resolve_model_dir
 from keras_nlp_app.inference import evaluate, load_predictor
+from keras_nlp_app.utils.saved_models import resolve_model_dir
 
 TEXTS = ["the film was great", "an awful plot", "", "ünïcödé 映画 😀", "good " * 500]
 

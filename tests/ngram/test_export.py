@@ -4,8 +4,8 @@ import sys
 
 import numpy as np
 
-from keras_nlp_app.ngram.export import export_ngram
 from keras_nlp_app.ngram.estimate import train_model
+from keras_nlp_app.ngram.export import export_ngram
 from tests.ngram.test_model import random_corpus
 
 LOAD = """

@@ -143,9 +143,8 @@ def test_sampling_is_seeded_and_temperature_moves_it_away_from_greedy(reverse_ru
 
 
 def test_chat_keeps_the_history_and_samples_when_asked(reverse_run):
-    from keras_nlp_app.inference import chat
     from keras_nlp_app.data.readers import dialogue_source
-    from keras_nlp_app.inference import describe, load_generator
+    from keras_nlp_app.inference import chat, describe, load_generator
 
     run, _ = reverse_run
     generate = load_generator(run)

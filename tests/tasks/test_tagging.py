@@ -163,8 +163,8 @@ def test_an_entity_type_unseen_in_training_names_its_line(tagger_run, tmp_path):
 
 def test_a_transformer_tagger_over_subword_pieces_learns_the_entities(tmp_path):
     """WordPiece pieces with first-piece labelling, and a softmax head instead of the CRF."""
-    from keras_nlp_app.tasks.tagging_graphs import predict_tags
     from keras_nlp_app.runs import restore_run
+    from keras_nlp_app.tasks.tagging_graphs import predict_tags
     from keras_nlp_app.training.train import train
 
     train_file = write_conll(tmp_path / "train.txt", 400, 3)
