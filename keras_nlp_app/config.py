@@ -41,6 +41,7 @@ class DataConfig:
 
 @dataclass
 class TokenizerConfig:
+    vocabulary: str | None = None  # a tokenizer folder written by `knlp vocab`, used as is instead of learning one from the training split
     kind: str = "word"  # word (Unicode-aware words and punctuation) | whitespace (pre-tokenized text) | wordpiece (learned subwords) | char | byte
     lowercase: bool = True  # Unicode case folding before splitting
     vocab_size: int = 20000  # largest vocabulary, special tokens included

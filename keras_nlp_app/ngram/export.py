@@ -8,7 +8,6 @@ TensorFlow Text only (Text is needed only for the `word` tokenizer's regex split
 """
 
 import datetime
-import json
 import math
 import os
 
@@ -17,6 +16,7 @@ import tensorflow as tf
 
 from keras_nlp_app.errors import UserError
 from keras_nlp_app.ngram.model import BOS_ID, EOS_ID, UNK_ID
+from keras_nlp_app.utils import atomic
 
 _WORD_PATTERN = r"[\p{L}\p{N}_]+|[^\p{L}\p{N}_\s]"
 
@@ -115,8 +115,7 @@ def export_ngram(model, output, source=""):
                                                           "num_tokens": "int32[B]"}}},
             "versions": {"tensorflow": tf.__version__},
         }
-        with open(os.path.join(target.path, "assets", "metadata.json"), "w", encoding="utf-8") as f:
-            json.dump(metadata, f, indent=2)
+        atomic.write_json(os.path.join(target.path, "assets", "metadata.json"), metadata)
         check = ["the company said", "", "an unseenword appears"]
         from keras_nlp_app.ngram.model import tokenize
 

@@ -100,6 +100,25 @@ class Task:
         loaded from it when a run resumes."""
         raise NotImplementedError
 
+    def learned_tokenizer(self, cfg, texts, **options):
+        """The run's tokenizer: the folder `tokenizer.vocabulary` names (written by `knlp vocab`),
+        or one of `tokenizer.kind` learned from `texts` (the training split)."""
+        from keras_nlp_app.text import tokenizers
+
+        tok = cfg.tokenizer
+        if tok.vocabulary:
+            if not os.path.isfile(os.path.join(tok.vocabulary, "tokenizer.json")):
+                raise ConfigError(f"tokenizer.vocabulary: {tok.vocabulary} holds no tokenizer "
+                                  f"(tokenizer.json); write one with knlp vocab")
+            tokenizer = tokenizers.load_tokenizer(tok.vocabulary)
+            if tokenizer.kind != tok.kind:
+                raise ConfigError(f"tokenizer.vocabulary: {tok.vocabulary} holds a {tokenizer.kind} "
+                                  f"tokenizer but tokenizer.kind is {tok.kind}; set one to match")
+            return tokenizer
+        return tokenizers.learn_tokenizer(
+            texts, kind=tok.kind, vocab_size=tok.vocab_size, min_count=tok.min_count,
+            lowercase=tok.lowercase, model_type=tok.model_type, **options)
+
     def load_tokenizer(self, assets_dir):
         """The tokenizer (whatever `build_preprocessor` takes) saved in a run's assets."""
         from keras_nlp_app.text import tokenizers

@@ -167,10 +167,7 @@ class ClassificationTask(Task):
 
         if LabelSpace.exists(assets_dir) and os.path.exists(os.path.join(assets_dir, "tokenizer.json")):
             return tokenizers.load_tokenizer(assets_dir), LabelSpace.load(assets_dir)
-        tok_cfg = cfg.tokenizer
-        tokenizer = tokenizers.learn_tokenizer(
-            train.texts, kind=tok_cfg.kind, vocab_size=tok_cfg.vocab_size,
-            min_count=tok_cfg.min_count, lowercase=tok_cfg.lowercase)
+        tokenizer = self.learned_tokenizer(cfg, train.texts)
         space = label_space(train, cfg.data.multi_label)
         tokenizers.save_tokenizer(tokenizer, assets_dir)
         space.save(assets_dir)

@@ -137,9 +137,8 @@ class LanguageModelTask(Task):
             texts = [line for d in train.documents for line in d.splitlines()]
         else:
             texts = train.documents
-        tokenizer = tokenizers.learn_tokenizer(
-            texts, kind=tok.kind, vocab_size=tok.vocab_size, min_count=tok.min_count,
-            lowercase=tok.lowercase, reserved=(tokenizers.EOS,) if tok.kind in WORD_KINDS else ())
+        tokenizer = self.learned_tokenizer(
+            cfg, texts, reserved=(tokenizers.EOS,) if tok.kind in WORD_KINDS else ())
         tokenizers.save_tokenizer(tokenizer, assets_dir)
         return tokenizer, None
 

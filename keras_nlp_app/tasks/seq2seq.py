@@ -118,6 +118,9 @@ class Seq2SeqTask(Task):
                               f"transformer_seq2seq or lstm_seq2seq")
         if cfg.tokenizer.kind != "sentencepiece":
             raise ConfigError("sequence-to-sequence models use tokenizer.kind: sentencepiece")
+        if cfg.tokenizer.vocabulary and not cfg.tokenizer.shared_vocabulary:
+            raise ConfigError("tokenizer.vocabulary is one vocabulary for source and target; set "
+                              "tokenizer.shared_vocabulary: true")
         if cfg.model.beam_size < 1:
             raise ConfigError("model.beam_size must be at least 1")
         if cfg.train.average_checkpoints > 1 and cfg.train.monitor != "val_bleu":
@@ -151,15 +154,12 @@ class Seq2SeqTask(Task):
         if all(os.path.exists(os.path.join(f, "tokenizer.json")) for f in folders.values()):
             return self.load_tokenizer(assets_dir), None
 
-        def learn(texts):
-            return tokenizers.learn_tokenizer(texts, kind="sentencepiece", vocab_size=tok.vocab_size,
-                                              model_type=tok.model_type)
-
         if tok.shared_vocabulary:
-            shared = learn(train.texts + train.labels)
+            shared = self.learned_tokenizer(cfg, train.texts + train.labels)
             pair = (shared, shared)
         else:
-            pair = (learn(train.texts), learn(train.labels))
+            pair = (self.learned_tokenizer(cfg, train.texts),
+                    self.learned_tokenizer(cfg, train.labels))
         for tokenizer, folder in zip(pair, folders.values()):
             tokenizers.save_tokenizer(tokenizer, folder)
         return pair, None

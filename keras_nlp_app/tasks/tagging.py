@@ -160,6 +160,9 @@ class TaggingTask(Task):
         if cfg.tokenizer.kind not in ("word", "wordpiece"):
             raise ConfigError("taggers take tokenizer.kind word (word features) or wordpiece "
                               "(also subword pieces, labelled at each word's first piece)")
+        if cfg.tokenizer.vocabulary:
+            raise ConfigError("taggers learn their word, character and subword vocabularies from "
+                              "the training split; tokenizer.vocabulary is not used by them")
         if cfg.tokenizer.kind == "wordpiece" and cfg.model.name != "transformer_tagger":
             raise ConfigError("subword pieces (tokenizer.kind: wordpiece) need model.name: "
                               "transformer_tagger")

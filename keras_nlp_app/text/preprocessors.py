@@ -339,14 +339,14 @@ class TaggerPreprocessor(keras.layers.Layer):
 
     def save_assets(self, folder):
         """The vocabularies and the tag set, as a run's `tagger.json`."""
-        import json
         import os
 
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "tagger.json"), "w", encoding="utf-8") as f:
-            json.dump({"words": self.word_vocabulary, "chars": self.char_vocabulary,
-                       "tags": self.tags, "subwords": self.subword_vocabulary}, f,
-                      ensure_ascii=False)
+        from keras_nlp_app.utils import atomic
+
+        atomic.write_json(os.path.join(folder, "tagger.json"),
+                          {"words": self.word_vocabulary, "chars": self.char_vocabulary,
+                           "tags": self.tags, "subwords": self.subword_vocabulary},
+                          ensure_ascii=False, indent=None)
 
     def get_config(self):
         return {**super().get_config(), "word_vocabulary": self.word_vocabulary,

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from keras_nlp_app.errors import ConfigError, UserError
+from keras_nlp_app.utils import atomic
 
 PAD = "[PAD]"
 UNK = "[UNK]"
@@ -374,20 +375,18 @@ def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowerc
 
 def save_tokenizer(tokenizer, folder):
     """Writes `vocab.txt` (one token per line) and `tokenizer.json` into `folder`."""
-    os.makedirs(folder, exist_ok=True)
     spec = {"kind": tokenizer.kind, "lowercase": tokenizer.lowercase,
             "vocabulary_size": tokenizer.vocabulary_size}
     if tokenizer.kind == "sentencepiece":
-        with open(os.path.join(folder, "spm.model"), "wb") as f:
-            f.write(tokenizer.model)
+        atomic.write_bytes(os.path.join(folder, "spm.model"), tokenizer.model)
     if tokenizer.kind == "char":
         # characters include line breaks, which a one-token-per-line file cannot hold
         spec["vocabulary"] = tokenizer.vocabulary
-    with open(os.path.join(folder, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(tokenizer.vocabulary if tokenizer.kind != "char" else
-                          [repr(t) for t in tokenizer.vocabulary]) + "\n")
-    with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
-        json.dump(spec, f, indent=2, ensure_ascii=False)
+    atomic.write_text(os.path.join(folder, "vocab.txt"), "\n".join(
+        tokenizer.vocabulary if tokenizer.kind != "char" else
+        [repr(t) for t in tokenizer.vocabulary]) + "\n")
+    # tokenizer.json last: its presence marks a complete tokenizer folder
+    atomic.write_json(os.path.join(folder, "tokenizer.json"), spec, ensure_ascii=False)
 
 
 def load_tokenizer(folder):

@@ -43,6 +43,12 @@ def write_text(path, text):
         f.write(text)
 
 
+def write_bytes(path, data):
+    """Writes bytes to `path` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
 def write_json(path, payload, **dump_options):
     """Writes `payload` as JSON (indented, with a final newline) to `path` atomically."""
     options = {"indent": 2, **dump_options}
