@@ -31,10 +31,6 @@ class Predictor:
     _predict_batch: object  # callable: {name: list[str]} -> dict of numpy arrays
     run_config: object = None  # the run's Config (from the run folder or the export's metadata)
 
-    @property
-    def labels(self):
-        return self.space.labels
-
     def predict(self, inputs, batch_size=256):
         """The serving signature's outputs (numpy arrays) for `{input name: [str, ...]}`, in
         order; a plain list is the one input of a single-input signature."""

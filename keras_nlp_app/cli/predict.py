@@ -38,10 +38,7 @@ def cmd_predict(args):
 def cmd_generate(args):
     from keras_nlp_app.inference import describe, generate
 
-    target = describe(args.model)
-    if not target.task_hooks.generates:
-        raise UserError(f"{args.model} is a {target.task} model; generate needs a model whose "
-                        f"task generates text (a language model or a seq2seq model)")
+    target = describe(args.model)  # generate() refuses a task that does not generate, before TF
     prompts = args.prompt or [""]
     prompts = [p.encode("utf-8").decode("unicode_escape") if args.escapes else p for p in prompts]
     texts = generate(target, prompts, max_new_tokens=args.max_new_tokens,
@@ -58,9 +55,7 @@ def cmd_generate(args):
 def cmd_chat(args):
     from keras_nlp_app.inference import chat, describe
 
-    target = describe(args.model)
-    if not target.task_hooks.converses:
-        raise UserError(f"{args.model} is a {target.task} model; chat needs a dialogue model")
+    target = describe(args.model)  # chat() refuses a model that does not converse, before TF
     if sys.stdin.isatty():
         print("Type a message and press Enter; /reset starts over, Ctrl-D ends.", file=sys.stderr)
     chat(target, sys.stdin, context_turns=args.context_turns, **generation_settings(args))
