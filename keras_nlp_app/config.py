@@ -35,6 +35,8 @@ class DataConfig:
     holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded; LMs: the last fraction of the text)
     context_turns: int = 2  # dialogue: earlier turns (with speaker markers) in each source
     max_train_examples: int | None = None  # keep only the first N training examples (LMs: characters); null for all
+    train_subset: int | None = None  # keep a seeded random subset of N training examples (label-efficiency curves); null for all
+    subset_seed: int = 0  # seed that picks data.train_subset's examples
     tag_scheme: str = "bioes"  # tagging: the scheme the model learns and outputs (iob1 | bio | bioes); files in any scheme are read
     tag_column: int = -1  # tagging, CoNLL files: the column holding the tag (-1: the last)
 
@@ -55,11 +57,15 @@ class TokenizerConfig:
     shared_vocabulary: bool = True  # seq2seq: one SentencePiece model for source and target
     max_word_length: int = 20  # tagging: characters per token seen by the character features
     subword_vocab_size: int = 8000  # tagging with kind wordpiece: size of the WordPiece vocabulary (vocab_size sizes the word vocabulary)
+    mask_selection_rate: float = 0.15  # pretrain (masked LM): share of tokens predicted (of those 80% [MASK], 10% random, 10% kept)
 
 
 @dataclass
 class ModelConfig:
     name: str = "lstm_classifier"  # factory in keras_nlp_app.models.MODELS
+    backbone: str | None = None  # keras-hub preset to start from: a local preset folder (knlp pretrain's, or downloaded), a preset name, kaggle://..., hf://...; the preset's tokenizer is used
+    finetune: str = "full"  # with a backbone: full (every weight trains) | frozen (features only) | lora (only LoRA factors train)
+    lora_rank: int = 8  # finetune lora: rank of the LoRA factors in the attention query/value projections
     params: dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
     top_k: int = 5  # the serving signature also returns this many best labels (capped at the label count)
     beam_size: int = 4  # seq2seq: beam width inside the exported model and for evaluation (1: greedy)
@@ -94,6 +100,8 @@ class TrainConfig:
     mixed_precision: str = "none"  # none | mixed_float16 (loss-scaled) | bfloat16 (mixed_bfloat16): compute in 16 bits, variables in float32
     steps_per_epoch: int | None = None  # cap on steps per epoch; null for a full pass
     steps_per_execution: int = 1  # training steps per compiled call (fewer Python round trips)
+    layerwise_lr_decay: float = 1.0  # with a backbone: each layer below the top learns at this factor times the one above (ULMFiT/ELECTRA; 1: off)
+    gradual_unfreezing: int = 0  # with a backbone: the head trains alone at first and one more layer (top down) joins every N epochs (ULMFiT); 0: off
     gradient_accumulation_steps: int = 1  # apply the summed gradients of N batches at once (a larger effective batch)
     average_checkpoints: int = 0  # seq2seq: at the end, average the weights of the last N epochs (kept if better)
     eval_examples: int = 1000  # seq2seq: validation examples decoded (greedy) for val_bleu each epoch; 0: all
@@ -104,7 +112,7 @@ class TrainConfig:
 @dataclass
 class Config:
     name: str = "sst2_lstm"  # experiment name: default run folder runs/<name>
-    task: str = "classification"  # a registered task: classification | lm | seq2seq | tagging (keras_nlp_app.tasks.TASKS)
+    task: str = "classification"  # a registered task: classification | lm | pretrain | seq2seq | tagging (keras_nlp_app.tasks.TASKS)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -119,6 +127,7 @@ CHOICES = {
     "tokenizer.model_type": ("unigram", "bpe"),
     "tokenizer.truncation": ("head", "tail", "head+tail"),
     "train.optimizer": ("adam", "adamw", "sgd"),
+    "model.finetune": ("full", "frozen", "lora"),
     "train.decay": ("none", "cosine", "linear", "step", "noam"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
     "train.scale_learning_rate": ("none", "linear", "sqrt"),

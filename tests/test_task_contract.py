@@ -88,8 +88,22 @@ def _tagging(folder):
     return None, overrides, {"text": ["Ada visited Paris .", ""]}, str(folder / "valid.txt")
 
 
+def _pretrain(folder):
+    rng = random.Random(0)
+    for split, count in (("train", 200), ("valid", 20)):
+        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8))) for _ in range(count)]
+        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    overrides = ["data.dataset=null", f"data.train_file={folder / 'train.txt'}",
+                 f"data.validation_file={folder / 'valid.txt'}", "tokenizer.vocab_size=40",
+                 "tokenizer.sequence_length=12", "train.epochs=1", "train.batch_size=16",
+                 "model.params={num_layers: 1, num_heads: 2, hidden_dim: 16, intermediate_dim: 32}",
+                 "train.warmup_steps=0", "train.jit_compile=off"]
+    return ("configs/pretrain_imdb.yaml", overrides,
+            {"text": ["red [MASK] sun", "big dog"]}, str(folder / "valid.txt"))
+
+
 RECIPES = {"classification": _classification, "lm": _language_model, "seq2seq": _seq2seq,
-           "tagging": _tagging}
+           "tagging": _tagging, "pretrain": _pretrain}
 
 FRESH_PROCESS = """
 import json, sys

@@ -40,6 +40,7 @@ class Dataset:
     splits: dict[str, tuple[DataFile, ...]]
     description: str
     read_options: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+    folder: str | None = None  # the folder under $KNLP_DATA_DIR and the cache; default its name
 
 
 def _files(*files):
@@ -79,6 +80,19 @@ DATASETS = {
                 "test": _files(DataFile(
                     "test.jsonl", "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz#subset-test",
                     md5="d84523f304e584fb4616471ba236d3ae")),
+            },
+        ),
+        Dataset(
+            name="imdb_unsup",
+            task="pretrain",
+            format="jsonl",
+            folder="imdb",
+            description="IMDB's 25,000 unlabeled reviews (about 6M words), for pretraining",
+            read_options={"text_field": "text"},
+            splits={
+                "train": _files(DataFile(
+                    "unsup.jsonl", "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz#unsup",
+                    md5="1de71452e64358c564e80665b1ca4c4c")),
             },
         ),
         Dataset(
@@ -322,9 +336,10 @@ def split_paths(name, split, download=True):
             f"dataset {name} has no split {split!r}; its splits: {', '.join(dataset.splits)}")
     specs = dataset.splits[split]
     places = []
+    folder = dataset.folder or name
     if data_dir():
-        places.append(os.path.join(data_dir(), name))
-    places.append(os.path.join(cache_dir(), name))
+        places.append(os.path.join(data_dir(), folder))
+    places.append(os.path.join(cache_dir(), folder))
     for place in places:
         paths = [os.path.join(place, s.filename) for s in specs]
         if all(os.path.isfile(p) for p in paths):
@@ -347,7 +362,7 @@ def split_paths(name, split, download=True):
     looked = ", ".join(places)
     raise UserError(
         f"dataset {name} split {split} needs {files}; not found in {looked} and {reason}. "
-        f"Set KNLP_DATA_DIR to a folder holding {name}/")
+        f"Set KNLP_DATA_DIR to a folder holding {folder}/")
 
 
 def split_path(name, split, download=True):

@@ -68,13 +68,28 @@ def holdout(examples, fraction, seed):
     return subset(examples, sorted(order[:cut])), subset(examples, sorted(order[cut:]))
 
 
+def random_subset(examples, count, seed):
+    """A seeded random `count` of the examples, in file order (`data.train_subset`: one point
+    of a label-efficiency curve)."""
+    total = len(examples.texts)
+    if count < 1:
+        raise UserError(f"data.train_subset must be at least 1, got {count}")
+    if count > total:
+        raise UserError(f"data.train_subset is {count} but {examples.report.path} has only "
+                        f"{total} training examples")
+    return subset(examples, sorted(np.random.default_rng(seed).choice(total, count, replace=False)))
+
+
 def holdout_then_cap(train, validation, data_cfg, seed):
     """(train, validation): validation held out of train (seeded) when there is none and the
-    config asks for `holdout_fraction`, then train cut to its first `max_train_examples`."""
+    config asks for `holdout_fraction`, then train cut to its first `max_train_examples`, then
+    to a seeded random `train_subset`."""
     if validation is None and data_cfg.holdout_fraction:
         train, validation = holdout(train, data_cfg.holdout_fraction, seed)
     if data_cfg.max_train_examples:
         train = subset(train, range(min(data_cfg.max_train_examples, len(train.texts))))
+    if data_cfg.train_subset:
+        train = random_subset(train, data_cfg.train_subset, data_cfg.subset_seed)
     return train, validation
 
 

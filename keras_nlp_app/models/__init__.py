@@ -3,6 +3,8 @@
 import inspect
 
 from keras_nlp_app.errors import ConfigError
+from keras_nlp_app.models.backbone_classifier import build_backbone_classifier
+from keras_nlp_app.models.bert_masked_lm import build_bert_masked_lm
 from keras_nlp_app.models.bilstm_classifier import build_bilstm_classifier
 from keras_nlp_app.models.bilstm_crf_tagger import build_bilstm_crf_tagger
 from keras_nlp_app.models.cnn_classifier import build_cnn_classifier
@@ -29,7 +31,11 @@ MODELS = {
     "lstm_seq2seq": build_lstm_seq2seq,
     "bilstm_crf_tagger": build_bilstm_crf_tagger,
     "transformer_tagger": build_transformer_tagger,
+    "backbone_classifier": build_backbone_classifier,
+    "bert_masked_lm": build_bert_masked_lm,
 }
+# factories that fine-tune or pretrain a keras-hub backbone (model.backbone names its preset)
+BACKBONE_MODELS = ("backbone_classifier",)
 
 
 def build_model(name, **kwargs):

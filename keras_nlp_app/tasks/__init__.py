@@ -4,7 +4,13 @@ Importing this package registers the built-in tasks; `get_task(name)` is the one
 unknown name is a config error that lists the registered ones.
 """
 
-from keras_nlp_app.tasks import classification, language_model, seq2seq, tagging  # noqa: F401
+from keras_nlp_app.tasks import (  # noqa: F401
+    classification,
+    language_model,
+    pretrain,
+    seq2seq,
+    tagging,
+)
 from keras_nlp_app.tasks.base import TASKS, Task, get_task, register
 
 __all__ = ["TASKS", "Task", "get_task", "register"]

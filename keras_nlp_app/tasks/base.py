@@ -145,6 +145,13 @@ class Task:
         """The model; `training=True` may give a training variant (e.g. a stateful LSTM)."""
         raise NotImplementedError
 
+    def layer_groups(self, model):
+        """The model's trainable variables in groups from the bottom up (embeddings, each layer,
+        the head) for layer-wise learning rates and gradual unfreezing; None if it has none."""
+        from keras_nlp_app.models.backbone_classifier import layer_groups
+
+        return layer_groups(model)
+
     def datasets_for(self, cfg, preprocessor, space, train, validation, global_batch):
         """(train tf.data, validation tf.data or None, batches in one pass over train)."""
         raise NotImplementedError

@@ -147,6 +147,19 @@ class ClassificationTask(Task):
         return examples
 
     def check_config(self, cfg):
+        from keras_nlp_app.models import BACKBONE_MODELS
+
+        if cfg.model.backbone or cfg.model.name in BACKBONE_MODELS:
+            if cfg.model.name not in BACKBONE_MODELS:
+                raise ConfigError(f"model.backbone is set but model {cfg.model.name} trains from "
+                                  f"scratch; set model.name: {BACKBONE_MODELS[0]}")
+            if not cfg.model.backbone:
+                raise ConfigError(f"model {cfg.model.name} fine-tunes a pretrained backbone; set "
+                                  f"model.backbone to a keras-hub preset")
+            from keras_nlp_app.text.presets import check_loadable
+
+            check_loadable(cfg.model.backbone)
+            return
         if cfg.tokenizer.kind in ("char", "byte"):
             raise ConfigError(f"tokenizer.kind {cfg.tokenizer.kind} is for language models; "
                               f"classifiers use word, whitespace or wordpiece")
@@ -162,16 +175,31 @@ class ClassificationTask(Task):
         return names
 
     def prepare_assets(self, cfg, train, assets_dir):
-        """(tokenizer, label space) learned from the training split, or loaded when resuming."""
-        from keras_nlp_app.text import tokenizers
+        """(tokenizer, label space): learned from the training split, or the backbone preset's
+        tokenizer (its files copied into the assets); loaded when resuming."""
+        from keras_nlp_app.text import presets, tokenizers
 
-        if LabelSpace.exists(assets_dir) and os.path.exists(os.path.join(assets_dir, "tokenizer.json")):
-            return tokenizers.load_tokenizer(assets_dir), LabelSpace.load(assets_dir)
-        tokenizer = self.learned_tokenizer(cfg, train.texts)
+        marker = os.path.join(assets_dir, presets.PRESET_FOLDER if cfg.model.backbone else "",
+                              "tokenizer.json")
+        if LabelSpace.exists(assets_dir) and os.path.exists(marker):
+            return self.load_tokenizer(assets_dir), LabelSpace.load(assets_dir)
         space = label_space(train, cfg.data.multi_label)
-        tokenizers.save_tokenizer(tokenizer, assets_dir)
+        if cfg.model.backbone:
+            tokenizer = presets.PresetTokenizer.from_preset(cfg.model.backbone)
+            tokenizer.save(assets_dir)
+        else:
+            tokenizer = self.learned_tokenizer(cfg, train.texts)
+            tokenizers.save_tokenizer(tokenizer, assets_dir)
         space.save(assets_dir)
         return tokenizer, space
+
+    def load_tokenizer(self, assets_dir):
+        from keras_nlp_app.text import presets
+
+        folder = os.path.join(assets_dir, presets.PRESET_FOLDER)
+        if os.path.isdir(folder):
+            return presets.PresetTokenizer.load(folder)
+        return super().load_tokenizer(assets_dir)
 
     def read_assets(self, assets_dir):
         if not LabelSpace.exists(assets_dir):
@@ -186,6 +214,13 @@ class ClassificationTask(Task):
         from keras_nlp_app.text.preprocessors import ClassifierPreprocessor
 
         tok = cfg.tokenizer
+        if cfg.model.backbone:
+            from keras_nlp_app.text.presets import PresetPreprocessor
+
+            try:
+                return PresetPreprocessor(tokenizer, tok.sequence_length, tok.truncation)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         try:
             return ClassifierPreprocessor(tokenizer, tok.sequence_length, truncation=tok.truncation,
                                           ngrams=tok.ngrams, ngram_buckets=tok.ngram_buckets)
@@ -195,6 +230,17 @@ class ClassificationTask(Task):
     def build_model(self, cfg, preprocessor, space, *, training=False, batch_size=None):
         from keras_nlp_app.models import build_model as build
 
+        if cfg.model.backbone:
+            from keras_nlp_app.text.presets import load_backbone
+
+            backbone = load_backbone(cfg.model.backbone, load_weights=training)
+            positions = getattr(backbone, "max_sequence_length", None)
+            if positions is not None and positions < preprocessor.sequence_length:
+                raise ConfigError(f"tokenizer.sequence_length {preprocessor.sequence_length} exceeds "
+                                  f"the backbone's {positions} positions")
+            return build(cfg.model.name, backbone=backbone, pad_token_id=preprocessor.pad_id,
+                         finetune=cfg.model.finetune, lora_rank=cfg.model.lora_rank,
+                         **classifier_kwargs(space), **cfg.model.params)
         return build(cfg.model.name, vocab_size=preprocessor.input_vocabulary_size,
                      sequence_length=preprocessor.sequence_length * max(preprocessor.ngrams, 1),
                      **classifier_kwargs(space), **cfg.model.params)
@@ -267,12 +313,7 @@ class ClassificationTask(Task):
         preprocessor, space = run.preprocessor, run.space
         return {
             "labels": space.labels, "multi_label": space.multi_label, "thresholds": space.thresholds,
-            "tokenizer": {"kind": preprocessor.tokenizer.kind,
-                          "lowercase": preprocessor.tokenizer.lowercase,
-                          "vocabulary_size": preprocessor.tokenizer.vocabulary_size,
-                          "sequence_length": preprocessor.sequence_length,
-                          "truncation": preprocessor.truncation, "ngrams": preprocessor.ngrams,
-                          "ngram_buckets": preprocessor.ngram_buckets},
+            "tokenizer": preprocessor.describe(),
             "data": {"text_field": run.cfg.data.text_field, "label_field": run.cfg.data.label_field},
         }
 

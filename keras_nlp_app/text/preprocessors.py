@@ -86,6 +86,13 @@ class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
             rows.append(truncate(hashed, self.sequence_length, self.truncation))
         return tf.concat(rows, axis=1)
 
+    def describe(self):
+        """The tokenizer as export metadata records it."""
+        return {"kind": self.tokenizer.kind, "lowercase": self.tokenizer.lowercase,
+                "vocabulary_size": self.tokenizer.vocabulary_size,
+                "sequence_length": self.sequence_length, "truncation": self.truncation,
+                "ngrams": self.ngrams, "ngram_buckets": self.ngram_buckets}
+
     def call(self, strings):
         ids = self.ragged_ids(strings).to_tensor(0)
         width = tf.shape(ids)[1]

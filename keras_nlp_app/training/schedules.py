@@ -56,8 +56,66 @@ def scaled_learning_rate(train_cfg, replicas):
     return train_cfg.learning_rate * factor[train_cfg.scale_learning_rate]
 
 
-def make_optimizer(train_cfg, total_steps, steps_per_epoch=1, replicas=1):
-    """The optimizer `train.optimizer` names, with the warmup/decay schedule."""
+def group_rates(groups, epoch, decay=1.0, unfreeze_every=0):
+    """Learning-rate factors of layer groups (bottom up; the last is the head) in `epoch`
+    (from 0): `decay` ** depth below the head (layer-wise decay), and 0 for groups that gradual
+    unfreezing has not reached yet (the head trains from the start, and one more group joins,
+    top down, every `unfreeze_every` epochs)."""
+    rates = []
+    for group in range(groups):
+        depth = groups - 1 - group
+        frozen = unfreeze_every and epoch < depth * unfreeze_every
+        rates.append(0.0 if frozen else decay ** depth)
+    return rates
+
+
+def with_group_rates(optimizer_class, variable_groups):
+    """A subclass of `optimizer_class` that scales each variable's learning rate by its group's
+    factor, held in the vector `group_rates` (assigned every epoch by `GroupRatesCallback`; read
+    inside the compiled step, so changing it retraces nothing).
+
+    Keras' optimizers take one learning rate; this multiplies the rate that `update_step`
+    receives for each variable. Weight decay (AdamW) keeps the plain rate.
+    """
+    import tensorflow as tf
+
+    group_of = {id(v): g for g, variables in enumerate(variable_groups) for v in variables}
+    top = len(variable_groups) - 1
+
+    class GroupRates(optimizer_class):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.group_rates = tf.Variable(tf.ones([top + 1]), trainable=False, name="group_rates")
+
+        def build(self, var_list):
+            super().build(var_list)
+            self._group_index = [group_of.get(id(v), top) for v in var_list]
+
+        def update_step(self, gradient, variable, learning_rate):
+            group = self._group_index[self._get_variable_index(variable)]
+            factor = keras.ops.cast(self.group_rates[group], keras.ops.dtype(learning_rate))
+            return super().update_step(gradient, variable, learning_rate * factor)
+
+    GroupRates.__name__ = optimizer_class.__name__
+    return GroupRates
+
+
+class GroupRatesCallback(keras.callbacks.Callback):
+    """Sets the optimizer's `group_rates` at the start of every epoch (`group_rates`)."""
+
+    def __init__(self, optimizer, groups, decay, unfreeze_every):
+        super().__init__()
+        self.optimizer, self.groups = optimizer, groups
+        self.decay, self.unfreeze_every = decay, unfreeze_every
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.optimizer.group_rates.assign(group_rates(self.groups, epoch, self.decay,
+                                                      self.unfreeze_every))
+
+
+def make_optimizer(train_cfg, total_steps, steps_per_epoch=1, replicas=1, variable_groups=None):
+    """The optimizer `train.optimizer` names, with the warmup/decay schedule; with
+    `variable_groups` (bottom up), per-group learning-rate factors (`with_group_rates`)."""
     rate = scaled_learning_rate(train_cfg, replicas)
     if train_cfg.warmup_steps or train_cfg.decay != "none":
         rate = WarmupDecay(rate, total_steps, train_cfg.warmup_steps, train_cfg.decay,
@@ -67,13 +125,17 @@ def make_optimizer(train_cfg, total_steps, steps_per_epoch=1, replicas=1):
     common = {"learning_rate": rate, "global_clipnorm": train_cfg.clipnorm}
     if train_cfg.gradient_accumulation_steps > 1:
         common["gradient_accumulation_steps"] = train_cfg.gradient_accumulation_steps
+    classes = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
+               "adam": keras.optimizers.Adam}
+    if variable_groups:
+        classes = {name: with_group_rates(cls, variable_groups) for name, cls in classes.items()}
     if train_cfg.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(weight_decay=train_cfg.weight_decay,
-                                           beta_2=train_cfg.beta_2, **common)
+        optimizer = classes["adamw"](weight_decay=train_cfg.weight_decay,
+                                     beta_2=train_cfg.beta_2, **common)
         # decay only matrices and embeddings, as GPT-2 / nanoGPT / BERT do: shrinking biases
         # and LayerNorm scales toward zero only hurts
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
         return optimizer
     if train_cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(momentum=train_cfg.momentum, **common)
-    return keras.optimizers.Adam(beta_2=train_cfg.beta_2, **common)
+        return classes["sgd"](momentum=train_cfg.momentum, **common)
+    return classes["adam"](beta_2=train_cfg.beta_2, **common)

@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from keras_nlp_app import runs
 from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.tasks import get_task
@@ -70,6 +72,13 @@ def train(cfg, run_dir=None, *, task=None):
             log.warning("%s: skipped %d malformed lines (first: %s)", report.path,
                         report.skipped, report.first_skipped)
 
+    if not 0 < cfg.train.layerwise_lr_decay <= 1 or cfg.train.gradual_unfreezing < 0:
+        raise ConfigError("train.layerwise_lr_decay must be in (0, 1] and train.gradual_unfreezing "
+                          "at least 0")
+    grouped = cfg.train.layerwise_lr_decay != 1 or cfg.train.gradual_unfreezing > 0
+    if grouped and not cfg.model.backbone:
+        raise ConfigError("train.layerwise_lr_decay and train.gradual_unfreezing act on the layers "
+                          "of a pretrained backbone; set model.backbone")
     valid_monitors = task.monitorable(cfg.data, validation_examples is not None)
     if cfg.train.monitor not in valid_monitors:
         hint = ("" if validation_examples is not None or not cfg.train.monitor.startswith("val_") else
@@ -81,7 +90,7 @@ def train(cfg, run_dir=None, *, task=None):
 
     from keras_nlp_app import callbacks as callbacks_lib
     from keras_nlp_app.training import loop
-    from keras_nlp_app.training.schedules import make_optimizer
+    from keras_nlp_app.training.schedules import GroupRatesCallback, make_optimizer
     from keras_nlp_app.training.strategy import get_strategy, is_chief, worker_count, worker_index
 
     _set_seeds(cfg.train.seed)
@@ -102,8 +111,13 @@ def train(cfg, run_dir=None, *, task=None):
     with _precision(cfg.train.mixed_precision), strategy.scope():
         model = task.build_model(cfg, preprocessor, space, training=True,
                                  batch_size=cfg.train.batch_size)
-        model.compile(optimizer=make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs,
-                                               steps_per_epoch, replicas=replicas),
+        groups = task.layer_groups(model) if grouped else None
+        if grouped and not groups:
+            raise ConfigError(f"model {cfg.model.name} has no backbone layers to give "
+                              f"layer-wise rates to")
+        optimizer = make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs,
+                                   steps_per_epoch, replicas=replicas, variable_groups=groups)
+        model.compile(optimizer=optimizer,
                       steps_per_execution=cfg.train.steps_per_execution,
                       **task.compile_arguments(cfg, space))
 
@@ -115,6 +129,9 @@ def train(cfg, run_dir=None, *, task=None):
                         space=space),
         callbacks_lib.LearningRateLogger(),
     ]
+    if groups:
+        callbacks.insert(0, GroupRatesCallback(optimizer, len(groups), cfg.train.layerwise_lr_decay,
+                                               cfg.train.gradual_unfreezing))
     # callbacks that rewrite the run's checkpoints run on the chief only
     callbacks = [c for c in callbacks if chief or not getattr(c, "chief_only", False)]
     if chief:
@@ -149,6 +166,7 @@ def train(cfg, run_dir=None, *, task=None):
         result["train_examples"] = len(train_examples.texts)
     result.update(task.final_metrics(cfg, preprocessor, model, space, validation_examples, run_dir))
     result["parameters"] = int(model.count_params())
+    result["trainable_parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
     result["history"] = progress["history"]
     atomic.write_json(os.path.join(run_dir, runs.METRICS), result)
     return run_dir

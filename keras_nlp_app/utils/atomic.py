@@ -53,3 +53,28 @@ def write_json(path, payload, **dump_options):
     """Writes `payload` as JSON (indented, with a final newline) to `path` atomically."""
     options = {"indent": 2, **dump_options}
     write_text(path, json.dumps(payload, **options) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """Yields an empty staging folder beside `path`; when the block succeeds it replaces
+    `path` (the old folder is moved aside first and removed after), else it is removed. A crash
+    leaves the old folder or the new one in place, never a half-written one.
+
+    Example:
+        with atomic_folder("runs/x/preset") as staging:
+            backbone.save_to_preset(staging)
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    staging = _temporary_name(path)
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    try:
+        yield staging
+        previous = _temporary_name(path) + ".old"
+        if os.path.exists(path):
+            os.replace(path, previous)
+        os.replace(staging, path)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

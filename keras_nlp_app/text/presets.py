@@ -1,0 +1,229 @@
+"""keras-hub presets: what `model.backbone` names, and the in-graph preprocessor that runs a
+preset's own tokenizer (WordPiece, byte-pair or SentencePiece) and packer.
+
+A preset is a local folder written by `save_to_preset` (ours from `knlp pretrain`, or one
+downloaded from Kaggle / Hugging Face), a keras-hub preset name (`bert_tiny_en_uncased`), or a
+`kaggle://` / `hf://` handle that keras-hub fetches and caches. The preprocessor's ids are
+shifted by one so that 0 is padding for every tokenizer family (RoBERTa pads with 1, GPT-2 with
+its end token): the shared tf.data pipelines pad with 0, and the model shifts back and masks.
+"""
+
+import dataclasses
+import os
+
+import keras
+import tensorflow as tf
+
+from keras_nlp_app.errors import ConfigError
+from keras_nlp_app.text.preprocessors import truncate
+
+HANDLES = ("kaggle://", "hf://", "modelscope://")
+PRESET_FOLDER = "preset"  # the tokenizer's preset files inside a run's or an export's assets
+
+
+def _first_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def check_preset(spec, key="model.backbone"):
+    """Refuses, in one line and before anything loads, a preset that cannot exist: a folder
+    without `config.json`, a path that is not there, or a name keras-hub does not know."""
+    import keras_hub
+
+    if spec.startswith(HANDLES):
+        return spec
+    if os.path.isdir(spec):
+        if not os.path.isfile(os.path.join(spec, "config.json")):
+            raise ConfigError(f"{key}: {spec} is not a keras-hub preset folder (no config.json); "
+                              f"write one with knlp pretrain or save_to_preset")
+        return spec
+    if os.sep in spec or spec.startswith(".") or os.path.exists(spec):
+        raise ConfigError(f"{key}: no preset folder at {spec}")
+    names = keras_hub.models.Backbone.presets
+    if spec not in names:
+        raise ConfigError(f"{key}: unknown preset {spec!r}: not a folder, not a keras-hub preset name "
+                          f"(e.g. {', '.join(sorted(names)[:3])}), not a kaggle:// or hf:// handle")
+    return spec
+
+
+def check_loadable(spec, key="model.backbone"):
+    """`check_preset`, and for a name or handle also fetching its tokenizer (keras-hub caches
+    it), so an offline machine is told in one line before a run folder is written."""
+    check_preset(spec, key)
+    if spec.startswith(HANDLES) or not os.path.isdir(spec):
+        load_tokenizer(spec)
+    return spec
+
+
+def _loading(spec, what, load):
+    try:
+        return load()
+    except ConfigError:
+        raise
+    except Exception as exc:  # network, missing files and bad configs come in many types
+        where = ("keras-hub's cache (KAGGLEHUB_CACHE / HF_HOME) and the network"
+                 if not os.path.isdir(spec) else spec)
+        raise ConfigError(f"model.backbone: cannot load the {what} of preset {spec!r} from {where} "
+                          f"({_first_line(exc)})") from None
+
+
+def load_backbone(spec, load_weights=True):
+    """The preset's `keras_hub.models.Backbone`, with its pretrained weights unless told not."""
+    import keras_hub
+
+    check_preset(spec)
+    return _loading(spec, "backbone",
+                    lambda: keras_hub.models.Backbone.from_preset(spec, load_weights=load_weights))
+
+
+def load_tokenizer(spec):
+    """The preset's `keras_hub.models.Tokenizer` (its vocabulary or SentencePiece model inside).
+
+    A local folder needs only `tokenizer.json` and its assets (a run's or an export's copy);
+    names and handles go through keras-hub's loader (and its download cache)."""
+    import json
+
+    import keras_hub
+
+    if not spec.startswith(HANDLES) and os.path.isdir(spec):
+        path = os.path.join(spec, "tokenizer.json")
+        if not os.path.isfile(path):
+            raise ConfigError(f"{spec}: the preset holds no tokenizer (tokenizer.json)")
+
+        def from_files():
+            with open(path, encoding="utf-8") as f:
+                tokenizer = keras.saving.deserialize_keras_object(json.load(f))
+            tokenizer.load_preset_assets(spec)
+            return tokenizer
+
+        return _loading(spec, "tokenizer", from_files)
+    check_preset(spec)
+    return _loading(spec, "tokenizer", lambda: keras_hub.models.Tokenizer.from_preset(spec))
+
+
+@dataclasses.dataclass
+class PresetTokenizer:
+    """A preset's tokenizer with its backbone's config.json (what a run's assets keep)."""
+
+    tokenizer: object
+    config: dict
+
+    @classmethod
+    def load(cls, folder):
+        """From a preset folder holding config.json and the tokenizer files."""
+        import json
+
+        tokenizer = load_tokenizer(folder)
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            return cls(tokenizer, json.load(f))
+
+    @classmethod
+    def from_preset(cls, spec):
+        return cls(load_tokenizer(spec), backbone_config(load_backbone(spec, load_weights=False)))
+
+    def save(self, folder):
+        """Into `folder/preset`, written whole or not at all."""
+        save_tokenizer(self.tokenizer, folder, self.config)
+
+
+def save_tokenizer(tokenizer, folder, config=None):
+    """The tokenizer's preset files (and the backbone's `config`, when given) in
+    `folder/preset`, written whole or not at all."""
+    from keras_nlp_app.utils import atomic
+
+    with atomic.atomic_folder(os.path.join(folder, PRESET_FOLDER)) as staging:
+        if config is not None:
+            atomic.write_json(os.path.join(staging, "config.json"), config, indent=4)
+        tokenizer.save_to_preset(staging)
+
+
+def backbone_config(backbone):
+    """The backbone's `config.json` as keras-hub writes it (no weights): with it, a folder of
+    tokenizer files is a preset that `Tokenizer.from_preset` and `Backbone.from_preset(...,
+    load_weights=False)` load."""
+    config = keras.saving.serialize_keras_object(backbone)
+    for key in ("compile_config", "build_config"):
+        config.pop(key, None)
+    return config
+
+
+def special_ids(tokenizer):
+    """(start id or None, end id or None, pad id) of a keras-hub tokenizer (BERT: [CLS], [SEP],
+    [PAD]; RoBERTa: <s>, </s>, <pad>; GPT-2: <|endoftext|> for all three)."""
+    start = getattr(tokenizer, "start_token_id", None)
+    end = getattr(tokenizer, "end_token_id", None)
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return start, end, end if pad is None else pad
+
+
+def tokenize(tokenizer, strings):
+    """A keras-hub tokenizer's ids for `[B]` strings as a ragged int32 `[B, None]` tensor."""
+    ids = tokenizer(tf.convert_to_tensor(strings, dtype=tf.string))
+    if isinstance(ids, list):  # keras-hub hands eager ragged results back as Python lists
+        return tf.ragged.constant(ids, dtype=tf.int32, ragged_rank=1)
+    if not isinstance(ids, tf.RaggedTensor):
+        ids = tf.RaggedTensor.from_tensor(ids)
+    return tf.cast(ids, tf.int32)
+
+
+def add_special_tokens(ids, start_id, end_id):
+    """Ragged `[B, None]` ids with `start_id` before and `end_id` after each row (either may
+    be None: no such token)."""
+    rows = tf.shape(ids.row_splits)[0] - 1
+    parts = [ids]
+    if start_id is not None:
+        parts.insert(0, tf.RaggedTensor.from_tensor(tf.fill([rows, 1], start_id)))
+    if end_id is not None:
+        parts.append(tf.RaggedTensor.from_tensor(tf.fill([rows, 1], end_id)))
+    return tf.concat(parts, axis=1)
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class PresetPreprocessor(keras.layers.Layer):
+    """Strings → shifted ids `[B, T]` with a preset's tokenizer: its start token, the text's
+    tokens (truncated), its end token; every id + 1, 0 for padding.
+
+    Args:
+        preset_tokenizer: a `PresetTokenizer` (the keras-hub tokenizer and its backbone's config).
+        sequence_length: most ids per text, special tokens included.
+        truncation: head | tail | head+tail (of the text's tokens).
+    """
+
+    ngrams, ngram_buckets = 1, 0
+
+    def __init__(self, preset_tokenizer, sequence_length=128, truncation="head", **kwargs):
+        super().__init__(**kwargs)
+        self.preset_tokenizer = preset_tokenizer
+        self.tokenizer = preset_tokenizer.tokenizer
+        self.sequence_length = int(sequence_length)
+        self.truncation = truncation
+        self.start_id, self.end_id, self.pad_id = special_ids(self.tokenizer)
+        specials = (self.start_id is not None) + (self.end_id is not None)
+        if self.sequence_length <= specials:
+            raise ValueError(f"tokenizer.sequence_length must exceed {specials} (the special tokens)")
+        self.body_length = self.sequence_length - specials
+
+    @property
+    def vocabulary_size(self):
+        return self.tokenizer.vocabulary_size()
+
+    def ragged_ids(self, strings):
+        ids = truncate(tokenize(self.tokenizer, strings), self.body_length, self.truncation)
+        return add_special_tokens(ids, self.start_id, self.end_id) + 1
+
+    def call(self, strings):
+        return self.ragged_ids(strings).to_tensor(0)
+
+    def describe(self):
+        """The tokenizer as export metadata records it."""
+        return {"kind": "preset", "class": type(self.tokenizer).__name__,
+                "vocabulary_size": self.vocabulary_size, "sequence_length": self.sequence_length,
+                "truncation": self.truncation}
+
+    def save_assets(self, folder):
+        """The tokenizer's preset files (tokenizer.json and its vocabulary) in `folder/preset`."""
+        self.preset_tokenizer.save(folder)
+
+    def get_config(self):
+        return {**super().get_config(), "sequence_length": self.sequence_length,
+                "truncation": self.truncation}

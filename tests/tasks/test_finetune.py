@@ -1,0 +1,173 @@
+"""Fine-tuning keras-hub presets: tiny random presets of the three tokenizer families
+(WordPiece, byte-pair, SentencePiece) are saved, fine-tuned, exported, and reloaded in a process
+that imports only TensorFlow and TensorFlow Text; LoRA and frozen backbones train only what they
+should; layer-wise rates and gradual unfreezing hold lower layers back; bad presets exit 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_nlp_app.cli import main
+from keras_nlp_app.config import load_config
+from keras_nlp_app.training.schedules import group_rates
+from keras_nlp_app.training.train import train
+from tests.tiny_presets import save_tiny_preset
+
+RELOAD = """
+import json, sys
+import tensorflow as tf, tensorflow_text  # noqa: F401
+model = tf.saved_model.load(sys.argv[1])
+texts = json.loads(sys.argv[2])
+out = model.signatures["serving_default"](text=tf.constant(texts))
+assert "keras_nlp_app" not in sys.modules and "keras_hub" not in sys.modules
+print(json.dumps(out["probabilities"].numpy().tolist()))
+"""
+
+
+def overrides(train_file, dev_file, preset, **extra):
+    values = {"data.dataset": "null", "data.train_file": train_file, "data.validation_file": dev_file,
+              "model.name": "backbone_classifier", "model.backbone": preset,
+              "model.params": "{pooling: mean, dropout: 0.0}", "tokenizer.sequence_length": 16,
+              "train.epochs": 1, "train.batch_size": 32, "train.learning_rate": 0.003,
+              "train.verbose": 0}
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.mark.parametrize("family", ["wordpiece", "bpe", "sentencepiece"])
+def test_a_tiny_preset_fine_tunes_and_its_export_runs_without_the_package(
+        family, easy_files, tmp_path):
+    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.inference import load_predictor
+
+    preset = save_tiny_preset(family, tmp_path / "preset")
+    cfg = load_config(["configs/sst2_lstm.yaml"],
+                      overrides(*easy_files, preset, **{"train.steps_per_epoch": 3}))
+    run_dir = train(cfg, run_dir=str(tmp_path / "run"))
+    exported = export_run(run_dir, str(tmp_path / "model"))  # checks the reload equals the run
+    texts = ["a great film", "an awful , lifeless plot", "", "ünïcödé ✓"]
+    expected = load_predictor(run_dir).predict({"text": texts})["probabilities"]
+    done = subprocess.run([sys.executable, "-c", RELOAD, os.path.abspath(exported), json.dumps(texts)],
+                          capture_output=True, text=True, cwd="/", timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(json.loads(done.stdout.strip().splitlines()[-1]), expected, atol=1e-5)
+    with open(os.path.join(exported, "assets", "metadata.json")) as f:
+        assert json.load(f)["tokenizer"]["kind"] == "preset"
+
+
+def backbone_of(model):
+    import keras_hub
+
+    return next(layer for layer in model.layers if isinstance(layer, keras_hub.models.Backbone))
+
+
+def test_lora_trains_only_the_lora_factors_and_the_head(easy_files, tmp_path):
+    from keras_nlp_app.runs import restore_run
+
+    preset = save_tiny_preset("wordpiece", tmp_path / "preset")
+    cfg = load_config(["configs/sst2_lstm.yaml"], overrides(
+        *easy_files, preset, **{"model.finetune": "lora", "model.lora_rank": 2,
+                                "train.epochs": 4, "train.learning_rate": 0.03}))
+    run_dir = train(cfg, run_dir=str(tmp_path / "lora"))
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    run = restore_run(run_dir)
+    trainable = [v.path for v in run.model.trainable_weights]
+    # keras-hub's LoRA trains the factors and leaves the adapted layers' biases trainable
+    assert trainable and all("lora" in p or p.endswith("bias") or "probabilities" in p
+                             for p in trainable)
+    assert sum("lora" in p for p in trainable) == 2 * 2 * 2  # (A, B) x (query, value) x 2 layers
+    assert metrics["trainable_parameters"] == sum(int(np.prod(v.shape)) for v in run.model.trainable_weights)
+    assert metrics["trainable_parameters"] < metrics["parameters"] / 3
+    # the pretrained (non-LoRA) weights are those of the preset, untouched
+    import keras_hub
+
+    original = keras_hub.models.Backbone.from_preset(preset).weights
+    tuned = [v for v in backbone_of(run.model).weights if "lora" not in v.path]
+    assert len(original) == len(tuned)
+    adapted = 0
+    for before, after in zip(original, tuned):
+        if after.path in trainable:
+            continue
+        change = np.array(after) - np.array(before)
+        if after.path.endswith(("query/kernel", "value/kernel")):
+            # checkpoints hold LoRA merged into the kernel `[hidden, heads, head_dim]`: each
+            # head's change has rank <= 2 (keras' EinsumDense factors it per head)
+            for head in range(change.shape[1]):
+                assert np.linalg.matrix_rank(change[:, head, :], tol=1e-6) <= 2
+            adapted += 1
+        else:  # every other pretrained weight is the preset's, untouched
+            np.testing.assert_array_equal(change, 0)
+    assert adapted == 4
+    # the LoRA factors learn (slowly: this backbone's embeddings are random and stay frozen)
+    losses = [epoch["loss"] for epoch in metrics["history"]]
+    assert losses[-1] < losses[0] - 0.03
+
+
+def test_a_frozen_backbone_trains_only_the_head(easy_files, tmp_path):
+    preset = save_tiny_preset("wordpiece", tmp_path / "preset")
+    cfg = load_config(["configs/sst2_lstm.yaml"], overrides(
+        *easy_files, preset, **{"model.finetune": "frozen", "train.steps_per_epoch": 2}))
+    with open(os.path.join(train(cfg, run_dir=str(tmp_path / "frozen")), "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["trainable_parameters"] == 16 + 1  # the sigmoid head over 16 features
+
+
+def test_group_rates_decay_by_depth_and_unfreeze_top_down():
+    assert group_rates(4, 0, decay=0.5) == [0.125, 0.25, 0.5, 1.0]
+    assert group_rates(4, 0, unfreeze_every=1) == [0.0, 0.0, 0.0, 1.0]
+    assert group_rates(4, 2, unfreeze_every=1) == [0.0, 1.0, 1.0, 1.0]
+    assert group_rates(4, 5, decay=0.5, unfreeze_every=2) == [0.0, 0.25, 0.5, 1.0]
+
+
+def test_gradual_unfreezing_keeps_lower_layers_still_until_their_epoch(easy_files, tmp_path):
+    """Epoch 1 trains the head alone: the backbone's weights after it equal the preset's."""
+    import keras_hub
+
+    from keras_nlp_app.runs import restore_run
+
+    preset = save_tiny_preset("wordpiece", tmp_path / "preset")
+    cfg = load_config(["configs/sst2_lstm.yaml"], overrides(
+        *easy_files, preset, **{"train.gradual_unfreezing": 1, "train.epochs": 2,
+                                "train.layerwise_lr_decay": 0.5, "train.steps_per_epoch": 3,
+                                "train.optimizer": "adam"}))
+    run_dir = train(cfg, run_dir=str(tmp_path / "gradual"))
+    original = keras_hub.models.Backbone.from_preset(preset).weights
+    model = restore_run(run_dir).model
+    model.load_weights(os.path.join(run_dir, "checkpoints", "last.weights.h5"))
+    tuned = backbone_of(model).weights
+    changed = {after.path for before, after in zip(original, tuned)
+               if not np.array_equal(np.array(before), np.array(after))}
+    # epoch 2 let the top transformer layer (layer 1 of 2) learn; the embeddings and layer 0 wait
+    assert any("transformer_layer_1" in path for path in changed)
+    assert not any("transformer_layer_0" in path or "embedding" in path for path in changed)
+
+
+@pytest.mark.parametrize("backbone, message", [
+    ("no_such_preset_name", "unknown preset 'no_such_preset_name'"),
+    ("missing/preset/folder", "no preset folder at missing/preset/folder"),
+])
+def test_a_bad_backbone_is_one_line_and_exit_2_before_anything_is_written(
+        backbone, message, easy_files, tmp_path, capsys):
+    run_dir = tmp_path / "never"
+    code = main(["train", "configs/sst2_lstm.yaml", "--run-dir", str(run_dir),
+                 *[f"--set={o}" for o in overrides(*easy_files, backbone)]])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err
+    assert not run_dir.exists()
+
+
+def test_an_offline_handle_is_one_line_and_exit_2(easy_files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens: offline at once
+    run_dir = tmp_path / "never"
+    code = main(["train", "configs/sst2_lstm.yaml", "--run-dir", str(run_dir),
+                 *[f"--set={o}" for o in overrides(*easy_files, "kaggle://keras/bert/keras/bert_tiny_en_uncased")]])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "kaggle://keras/bert/keras/bert_tiny_en_uncased" in err and not run_dir.exists()
