@@ -156,6 +156,8 @@ class ClassificationTask(Task):
             if not cfg.model.backbone:
                 raise ConfigError(f"model {cfg.model.name} fine-tunes a pretrained backbone; set "
                                   f"model.backbone to a keras-hub preset")
+            if cfg.model.finetune == "lora" and cfg.model.lora_rank < 1:
+                raise ConfigError(f"model.lora_rank must be at least 1, got {cfg.model.lora_rank}")
             from keras_nlp_app.text.presets import check_loadable
 
             check_loadable(cfg.model.backbone)

@@ -109,3 +109,23 @@ def test_serving_outputs_top_k_and_multilabel_labels():
     multi = classification.serving_outputs(probs, LabelSpace(["a", "b", "c"], multi_label=True), top_k=5)
     assert multi["labels"].numpy().tolist() == [[b"a", b"c", b""], [b"", b"", b""]]
     assert multi["top_k_labels"].shape == (2, 3)
+
+
+def test_train_subset_is_a_seeded_random_subset_after_the_holdout(tmp_path):
+    path = write_tsv(tmp_path / "train.tsv", easy_sentiment(100, 4))
+    base = ["data.dataset=null", f"data.train_file={path}", "data.holdout_fraction=0.2"]
+    task = get_task("classification")
+
+    def picked(*extra):
+        train, validation = task.load_splits(load_config([], base + list(extra)).data, seed=7)
+        return train.lines, validation.lines
+
+    full_train, validation = picked()
+    first, same_validation = picked("data.train_subset=30", "data.subset_seed=1")
+    again, _ = picked("data.train_subset=30", "data.subset_seed=1")
+    other, _ = picked("data.train_subset=30", "data.subset_seed=2")
+    assert len(first) == 30 and first == again and first != other
+    assert set(first) <= set(full_train) and first == sorted(first)  # file order kept
+    assert same_validation == validation  # every point of a curve is scored on the same rows
+    with pytest.raises(UserError, match="has only 80 training examples"):
+        picked("data.train_subset=81")
