@@ -125,3 +125,17 @@ def test_a_resumed_pretraining_run_equals_an_uninterrupted_one(tmp_path, monkeyp
     assert len(expected) == len(resumed) > 0
     for a, b in zip(expected, resumed):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_pretraining_continues_from_a_preset(pretrained, tmp_path):
+    """Domain-adaptive pretraining: `model.backbone` starts from the preset (its tokenizer, its
+    encoder and its masked-LM head), so the first epoch already scores like the last one did."""
+    run_dir, folder = pretrained
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        before = json.load(f)
+    cfg = tiny_pretrain(folder, **{"model.backbone": os.path.join(run_dir, "preset"),
+                                   "train.epochs": 1, "train.learning_rate": 0.0005})
+    with open(os.path.join(train(cfg, run_dir=str(tmp_path / "more")), "metrics.json")) as f:
+        after = json.load(f)
+    assert after["history"][0]["val_loss"] < before["history"][0]["val_loss"] - 0.3
+    assert after["loss"] < before["loss"] + 0.2
