@@ -5,6 +5,8 @@
 # `knlp train configs/pretrain_imdb.yaml`). Prints one JSON line per run.
 #   scripts/label_curve.sh scratch 100 1 2 3      # recipe, labels, seeds...
 #   scripts/label_curve.sh finetune 1000 1 2 3
+# SCRATCH=configs/sst2_fasttext.yaml TAG=fasttext picks another recipe; EXTRA="--set ..." adds
+# overrides (TAG names the runs apart).
 set -euo pipefail
 source "$(dirname "$0")/_env.sh"
 kind=$1; labels=$2; shift 2
@@ -18,7 +20,7 @@ case $labels in
   100) epochs=30 ;; 1000) epochs=10 ;; 10000) epochs=4 ;; *) epochs=3 ;;
 esac
 for seed in "$@"; do
-  name=sst2_${kind}_${labels}_s${seed}
+  name=sst2_${kind}${TAG:+_$TAG}_${labels}_s${seed}
   subset=()
   if [ "$labels" != all ]; then subset=(--set "data.train_subset=$labels" --set "data.subset_seed=$seed"); fi
   rm -rf "runs/$name"

@@ -24,14 +24,19 @@ def _bert(folder):
 
 def _roberta(folder):
     import keras_hub
+    from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
 
+    # every byte has a symbol (as in RoBERTa's and GPT-2's vocabularies), so no text is unknown
+    _, symbols = bytes_to_unicode()
     tokens = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    pieces = sorted({c for w in WORDS for c in w}) + ["Ġ" + c for c in sorted({w[0] for w in WORDS})]
+    vocabulary = {t: i for i, t in enumerate(tokens + [s for s in symbols if s not in tokens])}
     merges = []
-    vocabulary = {t: i for i, t in enumerate(tokens + pieces)}
-    for word in WORDS[:8]:
+    for word in WORDS[:12]:
         spaced = "Ġ" + word
         merged = spaced[:2]
+        vocabulary.setdefault(merged, len(vocabulary))
+        if f"{spaced[0]} {spaced[1]}" not in merges:
+            merges.append(f"{spaced[0]} {spaced[1]}")
         for char in spaced[2:]:
             if f"{merged} {char}" not in merges:
                 merges.append(f"{merged} {char}")

@@ -4,6 +4,7 @@ import inspect
 
 from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.models.backbone_classifier import build_backbone_classifier
+from keras_nlp_app.models.backbone_tagger import build_backbone_tagger
 from keras_nlp_app.models.bert_masked_lm import build_bert_masked_lm
 from keras_nlp_app.models.bilstm_classifier import build_bilstm_classifier
 from keras_nlp_app.models.bilstm_crf_tagger import build_bilstm_crf_tagger
@@ -32,10 +33,10 @@ MODELS = {
     "bilstm_crf_tagger": build_bilstm_crf_tagger,
     "transformer_tagger": build_transformer_tagger,
     "backbone_classifier": build_backbone_classifier,
+    "backbone_tagger": build_backbone_tagger,
     "bert_masked_lm": build_bert_masked_lm,
 }
-# factories that fine-tune or pretrain a keras-hub backbone (model.backbone names its preset)
-BACKBONE_MODELS = ("backbone_classifier",)
+
 
 
 def build_model(name, **kwargs):

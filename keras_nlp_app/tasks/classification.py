@@ -80,6 +80,7 @@ def evaluate(encoded, probs, space):
             **metrics_lib.multilabel_report(encoded, predicted, space.labels)}
 
 
+BACKBONE_MODEL = "backbone_classifier"  # the factory that fine-tunes model.backbone
 THRESHOLD_GRID = np.arange(0.05, 0.96, 0.05)  # candidate multi-label thresholds
 
 
@@ -147,12 +148,10 @@ class ClassificationTask(Task):
         return examples
 
     def check_config(self, cfg):
-        from keras_nlp_app.models import BACKBONE_MODELS
-
-        if cfg.model.backbone or cfg.model.name in BACKBONE_MODELS:
-            if cfg.model.name not in BACKBONE_MODELS:
+        if cfg.model.backbone or cfg.model.name == BACKBONE_MODEL:
+            if cfg.model.name != BACKBONE_MODEL:
                 raise ConfigError(f"model.backbone is set but model {cfg.model.name} trains from "
-                                  f"scratch; set model.name: {BACKBONE_MODELS[0]}")
+                                  f"scratch; set model.name: {BACKBONE_MODEL}")
             if not cfg.model.backbone:
                 raise ConfigError(f"model {cfg.model.name} fine-tunes a pretrained backbone; set "
                                   f"model.backbone to a keras-hub preset")
@@ -185,12 +184,14 @@ class ClassificationTask(Task):
                               "tokenizer.json")
         if LabelSpace.exists(assets_dir) and os.path.exists(marker):
             return self.load_tokenizer(assets_dir), LabelSpace.load(assets_dir)
-        space = label_space(train, cfg.data.multi_label)
         if cfg.model.backbone:
             tokenizer = presets.PresetTokenizer.from_preset(cfg.model.backbone)
-            tokenizer.save(assets_dir)
         else:
             tokenizer = self.learned_tokenizer(cfg, train.texts)
+        space = label_space(train, cfg.data.multi_label)
+        if cfg.model.backbone:
+            tokenizer.save(assets_dir)
+        else:
             tokenizers.save_tokenizer(tokenizer, assets_dir)
         space.save(assets_dir)
         return tokenizer, space

@@ -24,7 +24,8 @@ from keras_nlp_app.text import entities
 from keras_nlp_app.utils import atomic
 
 NAME = "tagging"
-MODELS = ("bilstm_crf_tagger", "transformer_tagger")
+MODELS = ("bilstm_crf_tagger", "transformer_tagger", "backbone_tagger")
+BACKBONE_MODEL = "backbone_tagger"  # the factory that fine-tunes model.backbone
 SAMPLES = 5  # validation sentences shown in TensorBoard every epoch
 _ASSETS = "tagger.json"
 
@@ -157,13 +158,22 @@ class TaggingTask(Task):
             raise ConfigError(f"model {cfg.model.name!r} is not a tagger; use {' or '.join(MODELS)}")
         if cfg.data.tag_scheme not in entities.SCHEMES:
             raise ConfigError(f"data.tag_scheme must be one of {', '.join(entities.SCHEMES)}")
+        if cfg.model.backbone or cfg.model.name == BACKBONE_MODEL:
+            if cfg.model.name != BACKBONE_MODEL or not cfg.model.backbone:
+                raise ConfigError(f"a pretrained backbone tags with model.name: {BACKBONE_MODEL} and "
+                                  f"model.backbone: PRESET (both set)")
+            if cfg.model.finetune == "lora" and cfg.model.lora_rank < 1:
+                raise ConfigError(f"model.lora_rank must be at least 1, got {cfg.model.lora_rank}")
+            from keras_nlp_app.text.presets import check_loadable
+
+            check_loadable(cfg.model.backbone)
         if cfg.tokenizer.kind not in ("word", "wordpiece"):
             raise ConfigError("taggers take tokenizer.kind word (word features) or wordpiece "
                               "(also subword pieces, labelled at each word's first piece)")
         if cfg.tokenizer.vocabulary:
             raise ConfigError("taggers learn their word, character and subword vocabularies from "
                               "the training split; tokenizer.vocabulary is not used by them")
-        if cfg.tokenizer.kind == "wordpiece" and cfg.model.name != "transformer_tagger":
+        if cfg.tokenizer.kind == "wordpiece" and cfg.model.name != "transformer_tagger" and not cfg.model.backbone:
             raise ConfigError("subword pieces (tokenizer.kind: wordpiece) need model.name: "
                               "transformer_tagger")
 
@@ -175,12 +185,19 @@ class TaggingTask(Task):
     def prepare_assets(self, cfg, train, assets_dir):
         """Word and character vocabularies and the tag set from the training split (or, when
         resuming, from the run's assets). Returns (vocabularies, TagSpace)."""
+        from keras_nlp_app.text import presets
+
         path = os.path.join(assets_dir, _ASSETS)
-        if os.path.exists(path):
+        preset_files = os.path.join(assets_dir, presets.PRESET_FOLDER, "tokenizer.json")
+        if os.path.exists(path) and (not cfg.model.backbone or os.path.exists(preset_files)):
             found = self.load_tokenizer(assets_dir)
             return found, TagSpace(found["tags"])
         found = _learn_vocabularies(cfg, train)
-        atomic.write_json(path, found, ensure_ascii=False, indent=None)
+        if cfg.model.backbone:
+            found["preset"] = presets.PresetTokenizer.from_preset(cfg.model.backbone)
+            found["preset"].save(assets_dir)
+        atomic.write_json(path, {k: v for k, v in found.items() if k != "preset"},
+                          ensure_ascii=False, indent=None)
         return found, TagSpace(found["tags"])
 
     def load_tokenizer(self, assets_dir):
@@ -188,7 +205,13 @@ class TaggingTask(Task):
         if not os.path.exists(path):
             raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            found = json.load(f)
+        from keras_nlp_app.text import presets
+
+        if os.path.isdir(os.path.join(assets_dir, presets.PRESET_FOLDER)):
+            found["preset"] = presets.PresetTokenizer.load(
+                os.path.join(assets_dir, presets.PRESET_FOLDER))
+        return found
 
     def read_assets(self, assets_dir):
         return TagSpace(self.load_tokenizer(assets_dir)["tags"])
@@ -202,14 +225,28 @@ class TaggingTask(Task):
         return TaggerPreprocessor(tokenizer["words"], tokenizer["chars"], tokenizer["tags"],
                                   sequence_length=cfg.tokenizer.sequence_length,
                                   max_word_length=cfg.tokenizer.max_word_length,
-                                  subword_vocabulary=tokenizer.get("subwords"))
+                                  subword_vocabulary=tokenizer.get("subwords"),
+                                  piece_tokenizer=tokenizer.get("preset"))
 
     def build_model(self, cfg, preprocessor, space, *, training=False, batch_size=None):
         from keras_nlp_app.models import build_model as build
 
         self.check_config(cfg)
         params = dict(cfg.model.params)
-        if cfg.model.name == "transformer_tagger":
+        if cfg.model.backbone:
+            from keras_nlp_app.text.presets import load_backbone, special_ids
+
+            backbone = load_backbone(cfg.model.backbone, load_weights=training)
+            positions = getattr(backbone, "max_sequence_length", None)
+            needed = 2 * preprocessor.sequence_length + 2  # pieces, start and end tokens
+            if positions is not None and positions < needed:
+                raise ConfigError(f"tokenizer.sequence_length {preprocessor.sequence_length} allows "
+                                  f"{needed} pieces but the backbone has {positions} positions; "
+                                  f"lower it to {(positions - 2) // 2}")
+            params.update(backbone=backbone,
+                          pad_token_id=special_ids(preprocessor.piece_tokenizer.tokenizer)[2],
+                          finetune=cfg.model.finetune, lora_rank=cfg.model.lora_rank)
+        elif cfg.model.name == "transformer_tagger":
             params.setdefault("max_length", preprocessor.sequence_length)
             if preprocessor.subword_vocabulary:
                 params["subword_vocab_size"] = len(preprocessor.subword_vocabulary)

@@ -265,13 +265,19 @@ class TaggerPreprocessor(keras.layers.Layer):
             subword pieces of each text (`pieces [B, P]`, at most `MAX_PIECES_PER_WORD` per token
             and `2 * sequence_length` per text) and each token's first piece (`first [B, T]`),
             so a subword encoder labels a word at its first piece.
+        piece_tokenizer: instead of `subword_vocabulary`, a pretrained backbone's tokenizer
+            (`text.presets.PresetTokenizer`): the pieces are its ids shifted by one (0 pads),
+            between its start and end tokens, for `model.backbone` taggers.
     """
 
     MAX_PIECES_PER_WORD = 4
 
     def __init__(self, word_vocabulary, char_vocabulary, tags, sequence_length=256,
-                 max_word_length=20, subword_vocabulary=None, **kwargs):
+                 max_word_length=20, subword_vocabulary=None, piece_tokenizer=None, **kwargs):
         super().__init__(**kwargs)
+        self.piece_tokenizer = piece_tokenizer
+        # tracked, so an export carries the tokenizer's tables
+        self._piece_layer = piece_tokenizer.tokenizer if piece_tokenizer is not None else None
         self.word_vocabulary, self.char_vocabulary = list(word_vocabulary), list(char_vocabulary)
         self.tags = list(tags)
         self.sequence_length, self.max_word_length = sequence_length, max_word_length
@@ -319,15 +325,20 @@ class TaggerPreprocessor(keras.layers.Layer):
             "chars": tf.RaggedTensor.from_row_splits(chars, rows).to_tensor(
                 0, shape=tf.concat([shape, tf.constant([self.max_word_length], tf.int64)], 0)),
         }
-        if self._pieces is not None:
+        if self._pieces is not None or self.piece_tokenizer is not None:
             found.update(self._subword_features(flat, rows, shape))
         return found
 
     def _subword_features(self, flat, rows, shape):
         """`pieces [B, P]` and `first [B, T]`: every token's WordPiece ids (an unknown piece
         when it yields none) and the position of its first piece in its text."""
-        pieces = self._pieces(flat)[:, :self.MAX_PIECES_PER_WORD]
-        fallback = tf.ones_like(pieces.row_lengths(), tf.int32)[:, None]
+        preset = self.piece_tokenizer
+        if preset is not None:
+            pieces = preset.word_pieces(flat)[:, :self.MAX_PIECES_PER_WORD]
+            fallback = tf.fill(tf.shape(pieces.row_lengths()), preset.fallback_id)[:, None]
+        else:
+            pieces = self._pieces(flat)[:, :self.MAX_PIECES_PER_WORD]
+            fallback = tf.ones_like(pieces.row_lengths(), tf.int32)[:, None]
         pieces = tf.concat([pieces, tf.RaggedTensor.from_tensor(fallback)], axis=1)
         counts = tf.maximum(pieces.row_lengths() - 1, 1)
         pieces = tf.ragged.boolean_mask(pieces, tf.ragged.range(pieces.row_lengths()) < counts[:, None])
@@ -337,6 +348,9 @@ class TaggerPreprocessor(keras.layers.Layer):
         limit = 2 * self.sequence_length
         per_text = tf.RaggedTensor.from_row_splits(pieces, rows).merge_dims(1, 2)[:, :limit]
         first = tf.minimum(first, limit - 1)
+        if preset is not None:
+            per_text, offset = preset.add_special_pieces(per_text)
+            first = first + offset
         return {"pieces": per_text.to_tensor(0),
                 "first": tf.cast(tf.RaggedTensor.from_row_splits(first, rows).to_tensor(
                     0, shape=shape), tf.int32)}
@@ -354,6 +368,8 @@ class TaggerPreprocessor(keras.layers.Layer):
                           {"words": self.word_vocabulary, "chars": self.char_vocabulary,
                            "tags": self.tags, "subwords": self.subword_vocabulary},
                           ensure_ascii=False, indent=None)
+        if self.piece_tokenizer is not None:
+            self.piece_tokenizer.save(folder)
 
     def get_config(self):
         return {**super().get_config(), "word_vocabulary": self.word_vocabulary,

@@ -125,6 +125,30 @@ class PresetTokenizer:
         """Into `folder/preset`, written whole or not at all."""
         save_tokenizer(self.tokenizer, folder, self.config)
 
+    # -- word pieces for taggers (labels at each word's first piece) -------------------------
+
+    @property
+    def fallback_id(self):
+        """The shifted id of a word that yields no piece: the unknown token's, else padding."""
+        unknown = getattr(self.tokenizer, "unk_token_id", None)
+        return 0 if unknown is None else unknown + 1
+
+    def word_pieces(self, words):
+        """Shifted piece ids (0 pads) of each word `[N]` → ragged `[N, None]`; byte-pair
+        tokenizers see each word after a space, as in running text."""
+        import keras_hub
+
+        if isinstance(self.tokenizer, keras_hub.tokenizers.BytePairTokenizer):
+            words = tf.strings.join([" ", words])
+        return tokenize(self.tokenizer, words) + 1
+
+    def add_special_pieces(self, pieces):
+        """(the texts' shifted pieces `[B, None]` between the start and end tokens, how far the
+        start token moved every piece)."""
+        start, end, _ = special_ids(self.tokenizer)
+        shifted = add_special_tokens(pieces - 1, start, end) + 1
+        return shifted, int(start is not None)
+
 
 def save_tokenizer(tokenizer, folder, config=None):
     """The tokenizer's preset files (and the backbone's `config`, when given) in

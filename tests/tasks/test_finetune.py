@@ -171,3 +171,36 @@ def test_an_offline_handle_is_one_line_and_exit_2(easy_files, tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "kaggle://keras/bert/keras/bert_tiny_en_uncased" in err and not run_dir.exists()
+
+
+@pytest.mark.parametrize("family", ["wordpiece", "bpe"])
+def test_a_tagger_fine_tunes_a_preset_at_each_words_first_piece(family, tmp_path):
+    """A backbone tagger learns the easy NER task through the preset's pieces, and its export
+    (the preset tokenizer inside) tags like the run."""
+    import random
+
+    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.inference import predict
+
+    rng = random.Random(0)
+    people, places = (["Ada"], ["Alan", "Turing"]), (["Paris"], ["New", "York"])
+    lines = ["-DOCSTART- -X- O O", ""]
+    for _ in range(80):
+        tokens = ([(w, "I-PER") for w in rng.choice(people)] + [("visited", "O")]
+                  + [(w, "I-LOC") for w in rng.choice(places)] + [(".", "O")])
+        lines += [f"{w} NNP I-NP {t}" for w, t in tokens] + [""]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "valid.txt").write_text("\n".join(lines[:60]) + "\n")
+    preset = save_tiny_preset(family, tmp_path / "preset")
+    cfg = load_config(["configs/conll2003.yaml"], [
+        "data.dataset=null", f"data.train_file={tmp_path / 'train.txt'}",
+        f"data.validation_file={tmp_path / 'valid.txt'}", "model.name=backbone_tagger",
+        f"model.backbone={preset}", "model.params={word_features: true, word_dim: 8, char_filters: 8}",
+        "tokenizer.sequence_length=12", "train.epochs=8", "train.batch_size=16",
+        "train.learning_rate=0.01", "train.verbose=0", "train.monitor=val_f1"])
+    run_dir = train(cfg, run_dir=str(tmp_path / "run"))
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        assert json.load(f)["f1"] > 0.8
+    exported = export_run(run_dir, str(tmp_path / "model"))
+    texts = {"text": ["Ada visited New York .", "Alan Turing visited Paris .", ""]}
+    assert predict(exported, texts) == predict(run_dir, texts)
