@@ -342,7 +342,7 @@ class PretrainTask(Task):
 def _run_scorer(model, preprocessor):
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def score(token_ids, positions, targets):
         return graphs.masked_lm_outputs(model, preprocessor, token_ids, positions, targets)
 

@@ -125,6 +125,7 @@ def test_group_rates_decay_by_depth_and_unfreeze_top_down():
     assert group_rates(4, 5, decay=0.5, unfreeze_every=2) == [0.0, 0.25, 0.5, 1.0]
 
 
+@pytest.mark.slow
 def test_gradual_unfreezing_keeps_lower_layers_still_until_their_epoch(easy_files, tmp_path):
     """Epoch 1 trains the head alone: the backbone's weights after it equal the preset's."""
     import keras_hub
@@ -173,7 +174,7 @@ def test_an_offline_handle_is_one_line_and_exit_2(easy_files, tmp_path, capsys, 
     assert "kaggle://keras/bert/keras/bert_tiny_en_uncased" in err and not run_dir.exists()
 
 
-@pytest.mark.parametrize("family", ["wordpiece", "bpe"])
+@pytest.mark.parametrize("family", ["wordpiece", pytest.param("bpe", marks=pytest.mark.slow)])
 def test_a_tagger_fine_tunes_a_preset_at_each_words_first_piece(family, tmp_path):
     """A backbone tagger learns the easy NER task through the preset's pieces, and its export
     (the preset tokenizer inside) tags like the run."""

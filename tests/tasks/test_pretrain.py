@@ -93,6 +93,7 @@ def test_the_export_fills_masks_and_scores_like_the_run(pretrained, tmp_path):
     assert {guess["token"] for guess in records[0]["masks"][0][:3]} & set(VERBS)
 
 
+@pytest.mark.slow
 def test_a_resumed_pretraining_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     from keras_nlp_app import callbacks
 
