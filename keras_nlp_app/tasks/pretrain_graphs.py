@@ -3,7 +3,6 @@ evaluation shared by run folders and exports."""
 
 import numpy as np
 
-from keras_nlp_app.text.masked_lm import fixed_masks, pack_windows, windows
 
 EVAL_SEED = 0  # evaluation masks the same tokens every time
 
@@ -64,6 +63,8 @@ def masked_lm_scores(tokenize, score, texts, masking, body_length, batch_size=64
         masking: the preprocessor's `masking()` settings.
         body_length: tokens per window.
     """
+    from keras_nlp_app.text.masked_lm import fixed_masks, pack_windows, windows
+
     pieces = []
     for i in range(0, len(texts), 1024):
         pieces += windows(tokenize(texts[i:i + 1024]), body_length)
