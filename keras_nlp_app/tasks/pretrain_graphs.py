@@ -3,7 +3,6 @@ evaluation shared by run folders and exports."""
 
 import numpy as np
 
-
 EVAL_SEED = 0  # evaluation masks the same tokens every time
 
 
