@@ -67,7 +67,7 @@ class PretrainTask(Task):
         options = read_options(data_cfg, path if fmt is None else None)
         if fmt is not None and data_cfg.format == "auto":
             options["fmt"] = fmt
-        options.update(label_field=None, header=options["header"])
+        options["label_field"] = None  # unlabeled text
         paths = [p.strip() for p in str(path).split(",") if p.strip()]
         parts = [readers.read_examples(p, **options) for p in paths]
         return parts[0] if len(parts) == 1 else _concat(parts, path)
@@ -176,10 +176,10 @@ class PretrainTask(Task):
         pooler = [layer for layer in model.backbone.layers if layer.name == "pooled_dense"]
         for layer in pooler:  # BERT's pooler serves next-sentence prediction, not the masked LM
             layer.trainable = False
-        if model.backbone.max_sequence_length < cfg.tokenizer.sequence_length if hasattr(
-                model.backbone, "max_sequence_length") else False:
+        positions = getattr(model.backbone, "max_sequence_length", None)
+        if positions is not None and positions < cfg.tokenizer.sequence_length:
             raise ConfigError(f"tokenizer.sequence_length {cfg.tokenizer.sequence_length} exceeds "
-                              f"the backbone's {model.backbone.max_sequence_length} positions")
+                              f"the backbone's {positions} positions")
         return model
 
     def windows(self, preprocessor, examples):
