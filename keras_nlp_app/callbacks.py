@@ -183,7 +183,8 @@ class DecodingReport(keras.callbacks.Callback):
     TensorBoard (Text tab), for tasks whose validation score needs decoding.
 
     Args:
-        report: callable(model) → (score, [row, ...]), each row a tuple of `columns` strings.
+        report: callable(model) → (score, [row, ...]) or (score, [row, ...], {name: value}),
+            each row a tuple of `columns` strings; the mapping adds more `val_<name>` scores.
         log_dir: TensorBoard folder (the validation logs).
         metric: the score's name.
         columns: the sample table's header.
@@ -198,9 +199,10 @@ class DecodingReport(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         import tensorflow as tf
 
-        value, samples = self.report(self.model)
+        value, samples, *more = self.report(self.model)
+        scores = {self.metric: float(value), **(more[0] if more else {})}
         if logs is not None:
-            logs[f"val_{self.metric}"] = float(value)
+            logs.update({f"val_{name}": float(score) for name, score in scores.items()})
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         rows = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)] + [
@@ -208,7 +210,8 @@ class DecodingReport(keras.callbacks.Callback):
             for sample in samples]
         with self._writer.as_default():
             tf.summary.text("samples", "\n".join(rows), step=epoch)
-            tf.summary.scalar(f"epoch_{self.metric}", value, step=epoch)
+            for name, score in scores.items():
+                tf.summary.scalar(f"epoch_{name}", score, step=epoch)
         self._writer.flush()
 
 

@@ -39,6 +39,7 @@ class DataConfig:
     subset_seed: int = 0  # seed that picks data.train_subset's examples
     tag_scheme: str = "bioes"  # tagging: the scheme the model learns and outputs (iob1 | bio | bioes); files in any scheme are read
     tag_column: int = -1  # tagging, CoNLL files: the column holding the tag (-1: the last)
+    answer_occurrences: str = "given"  # qa training: given (the answer at its answer_start) | all (every occurrence of the answer text in the context is a valid span)
 
 
 @dataclass
@@ -57,6 +58,8 @@ class TokenizerConfig:
     shared_vocabulary: bool = True  # seq2seq: one SentencePiece model for source and target
     max_word_length: int = 20  # tagging: characters per token seen by the character features
     subword_vocab_size: int = 8000  # tagging with kind wordpiece: size of the WordPiece vocabulary (vocab_size sizes the word vocabulary)
+    question_length: int = 48  # qa: question tokens kept (sequence_length is the context window)
+    doc_stride: int = 128  # qa: tokens between the starts of consecutive context windows (at most sequence_length)
     mask_selection_rate: float = 0.15  # pretrain (masked LM): share of tokens predicted (of those 80% [MASK], 10% random, 10% kept)
 
 
@@ -67,8 +70,9 @@ class ModelConfig:
     finetune: str = "full"  # with a backbone: full (every weight trains) | frozen (features only) | lora (only LoRA factors train)
     lora_rank: int = 8  # finetune lora: rank of the LoRA factors in the attention query/value projections
     params: dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
-    top_k: int = 5  # the serving signature also returns this many best labels (capped at the label count)
+    top_k: int = 5  # the serving signature also returns this many best labels (capped at the label count); qa: answers in the n-best list
     beam_size: int = 4  # seq2seq: beam width inside the exported model and for evaluation (1: greedy)
+    max_answer_length: int = 30  # qa: longest answer span in tokens
     length_penalty: float = 0.6  # seq2seq: GNMT length-penalty exponent (0: none)
 
 
@@ -112,7 +116,7 @@ class TrainConfig:
 @dataclass
 class Config:
     name: str = "sst2_lstm"  # experiment name: default run folder runs/<name>
-    task: str = "classification"  # a registered task: classification | lm | pretrain | seq2seq | tagging (keras_nlp_app.tasks.TASKS)
+    task: str = "classification"  # a registered task: classification | lm | pretrain | qa | seq2seq | tagging (keras_nlp_app.tasks.TASKS)
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -123,6 +127,7 @@ CHOICES = {
     "data.format": ("auto", "tsv", "csv", "jsonl", "txt", "parallel", "dialog", "conll"),
     "data.tag_scheme": ("iob1", "bio", "bioes"),
     "data.on_bad_line": ("error", "skip"),
+    "data.answer_occurrences": ("given", "all"),
     "tokenizer.kind": ("word", "whitespace", "wordpiece", "char", "byte", "sentencepiece"),
     "tokenizer.model_type": ("unigram", "bpe"),
     "tokenizer.truncation": ("head", "tail", "head+tail"),

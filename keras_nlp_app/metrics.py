@@ -123,3 +123,53 @@ def entity_report(gold, predicted):
                                 "f1": round(float(row["f1-score"]), 4),
                                 "support": int(row["support"])}
                          for kind, row in table.items() if not kind.endswith(" avg")}}
+
+
+def normalize_answer(text):
+    """SQuAD's answer normalization (evaluate-v1.1.py): lower case, punctuation removed, the
+    articles a/an/the removed, whitespace collapsed."""
+    import re
+    import string
+
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def _answer_f1(prediction, truth):
+    predicted, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    common = {}
+    for token in predicted:
+        common[token] = min(predicted.count(token), gold.count(token))
+    overlap = sum(common.values())
+    if not predicted or not gold:  # SQuAD v2.0: an empty answer matches only an empty answer
+        return float(predicted == gold)
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(predicted), overlap / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_scores(prediction, references):
+    """(exact match, F1) of one predicted answer against its reference answers: the maximum over
+    the references, as the official script takes it; no references means "no answer" (v2.0)."""
+    references = references or [""]
+    exact = max(float(normalize_answer(prediction) == normalize_answer(r)) for r in references)
+    return exact, max(_answer_f1(prediction, r) for r in references)
+
+
+def squad_report(predictions, references):
+    """The official SQuAD EM and F1 in percent over all questions; with unanswerable questions
+    (an empty reference list) also the v2.0 HasAns / NoAns breakdown."""
+    scores = [squad_scores(p, r) for p, r in zip(predictions, references)]
+    total = max(len(scores), 1)
+    report = {"exact_match": 100.0 * sum(s[0] for s in scores) / total,
+              "f1": 100.0 * sum(s[1] for s in scores) / total}
+    if any(not r for r in references):
+        for key, keep in (("HasAns", True), ("NoAns", False)):
+            part = [s for s, r in zip(scores, references) if bool(r) == keep]
+            if part:
+                report[f"{key}_exact"] = 100.0 * sum(s[0] for s in part) / len(part)
+                report[f"{key}_f1"] = 100.0 * sum(s[1] for s in part) / len(part)
+                report[f"{key}_total"] = len(part)
+    return report

@@ -14,10 +14,19 @@ def cmd_predict(args):
     task = target.task_hooks
     names = task.signature_inputs
     if args.texts and len(names) != 1:
-        raise UserError(f"{args.model} takes {', '.join(names)}; give them with --input FILE.jsonl")
+        raise UserError(f"{args.model} takes {', '.join(names)}; give them as "
+                        f"{' '.join('--' + n + ' ...' for n in names)} or with --input FILE.jsonl")
     inputs = {name: [] for name in names}
     if args.texts:
         inputs[names[0]] += list(args.texts)
+    named = {name: getattr(args, name, None) or [] for name in _named_inputs()}
+    for name, values in named.items():
+        if values and name not in names:
+            raise UserError(f"{args.model} takes {', '.join(names)}, not --{name}")
+        if values:
+            inputs[name] += values
+    if len({len(column) for column in inputs.values()}) > 1:
+        raise UserError(f"give {' and '.join('--' + n for n in names)} the same number of times")
     if args.input:
         for name, column in task.read_inputs(args.input, target.run_config).items():
             inputs[name] += column
@@ -62,12 +71,25 @@ def cmd_chat(args):
     return 0
 
 
+def _named_inputs():
+    """Signature inputs of the registered tasks besides `text` (e.g. qa's question and
+    context): `knlp predict` takes each as a repeatable `--NAME VALUE` option."""
+    from keras_nlp_app.tasks import TASKS
+
+    names = {name for task in TASKS.values() for name in task.signature_inputs}
+    return sorted(names - {"text"})
+
+
 def add_parsers(verbs):
     p = verbs.add_parser("predict", help="classify, translate, tag entities or (with a language "
                                          "model) score texts")
     p.add_argument("model")
     p.add_argument("texts", nargs="*", help="texts to classify")
-    p.add_argument("--input", help="file of texts: one per line, or tsv/csv/jsonl")
+    p.add_argument("--input", help="file of texts: one per line, or tsv/csv/jsonl (qa: jsonl "
+                                   "with question and context, or SQuAD json)")
+    for name in _named_inputs():
+        p.add_argument(f"--{name}", action="append",
+                       help=f"the {name} input of models that take one (repeat for a batch)")
     p.add_argument("--n-best", action="store_true",
                    help="seq2seq run folder: every beam with its length-normalized log-prob")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -146,6 +146,23 @@ DATASETS = {
             },
         ),
         Dataset(
+            name="squad_v1.1",
+            task="qa",
+            format="json",
+            description="SQuAD v1.1 extractive QA: 87,599 train questions (rebuilt; 442 articles, "
+                        "hold validation out by article); the official dev set is held back",
+            splits={
+                "train": _files(DataFile(
+                    "train-v1.1.rebuilt.json",
+                    "https://github.com/rajpurkar/SQuAD-explorer#explore/1.1/train",
+                    md5="0e43f75f0e3a4b974e5047fca989c31b")),
+                "dev": _files(DataFile(
+                    "dev-v1.1.json",
+                    "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
+                    md5="3e85deb501d4e538b6bc56f786231552")),
+            },
+        ),
+        Dataset(
             name="conll2003",
             task="tagging",
             format="conll",

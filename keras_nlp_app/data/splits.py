@@ -54,18 +54,31 @@ def subset(examples, indices):
     return readers.Examples(
         [examples.texts[i] for i in indices], [examples.labels[i] for i in indices],
         [examples.lines[i] for i in indices],
-        dataclasses.replace(examples.report, examples=len(indices)))
+        dataclasses.replace(examples.report, examples=len(indices)),
+        None if examples.groups is None else [examples.groups[i] for i in indices])
 
 
 def holdout(examples, fraction, seed):
-    """Splits examples into (train, held-out) by a seeded permutation; each keeps file order."""
+    """Splits examples into (train, held-out) by a seeded permutation; each keeps file order.
+
+    Examples with `groups` (e.g. the article of each SQuAD question) are split by group, so no
+    group has examples on both sides: `fraction` of the groups are held out.
+    """
     if not 0 < fraction < 1:
         raise UserError(f"data.holdout_fraction must be in (0, 1), got {fraction}")
-    order = np.random.default_rng(seed).permutation(len(examples.texts))
+    units = list(dict.fromkeys(examples.groups)) if examples.groups is not None \
+        else range(len(examples.texts))
+    order = np.random.default_rng(seed).permutation(len(units))
     cut = int(round(len(order) * (1 - fraction)))
     if cut == 0 or cut == len(order):
-        raise UserError(f"{examples.report.path}: too few examples to hold out {fraction:.0%}")
-    return subset(examples, sorted(order[:cut])), subset(examples, sorted(order[cut:]))
+        what = "groups (articles)" if examples.groups is not None else "examples"
+        raise UserError(f"{examples.report.path}: too few {what} to hold out {fraction:.0%}")
+    if examples.groups is None:
+        return subset(examples, sorted(order[:cut])), subset(examples, sorted(order[cut:]))
+    kept = {units[i] for i in order[:cut]}
+    inside = [i for i, group in enumerate(examples.groups) if group in kept]
+    outside = [i for i, group in enumerate(examples.groups) if group not in kept]
+    return subset(examples, inside), subset(examples, outside)
 
 
 def random_subset(examples, count, seed):

@@ -6,6 +6,7 @@ from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.models.backbone_classifier import build_backbone_classifier
 from keras_nlp_app.models.backbone_tagger import build_backbone_tagger
 from keras_nlp_app.models.bert_masked_lm import build_bert_masked_lm
+from keras_nlp_app.models.bidaf_reader import build_bidaf_reader
 from keras_nlp_app.models.bilstm_classifier import build_bilstm_classifier
 from keras_nlp_app.models.bilstm_crf_tagger import build_bilstm_crf_tagger
 from keras_nlp_app.models.cnn_classifier import build_cnn_classifier
@@ -16,6 +17,7 @@ from keras_nlp_app.models.lstm_lm import build_lstm_lm
 from keras_nlp_app.models.lstm_seq2seq import build_lstm_seq2seq
 from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
 from keras_nlp_app.models.transformer_lm import build_transformer_lm
+from keras_nlp_app.models.transformer_reader import build_transformer_reader
 from keras_nlp_app.models.transformer_seq2seq import build_transformer_seq2seq
 from keras_nlp_app.models.transformer_tagger import build_transformer_tagger
 
@@ -35,6 +37,8 @@ MODELS = {
     "backbone_classifier": build_backbone_classifier,
     "backbone_tagger": build_backbone_tagger,
     "bert_masked_lm": build_bert_masked_lm,
+    "bidaf_reader": build_bidaf_reader,
+    "transformer_reader": build_transformer_reader,
 }
 
 

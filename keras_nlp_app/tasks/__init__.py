@@ -8,6 +8,7 @@ from keras_nlp_app.tasks import (  # noqa: F401
     classification,
     language_model,
     pretrain,
+    qa,
     seq2seq,
     tagging,
 )
