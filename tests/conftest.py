@@ -59,3 +59,27 @@ def trained_run(easy_files, tmp_path_factory):
 
     cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(*easy_files))
     return train(cfg, run_dir=str(tmp_path_factory.mktemp("runs") / "easy"))
+
+
+def squad_like(articles, seed, paragraphs=4):
+    """A tiny SQuAD v1.1 document: per paragraph a person born in a city in a year, among filler
+    words, asked where and when (the answer lies at a known offset)."""
+    rng = random.Random(seed)
+    names = ["Ada", "Bob", "Cleo", "Dan", "Eve", "Finn", "Gus", "Hana", "Ivo", "Jo"]
+    cities = ["Paris", "Köln", "Lima", "Oslo", "Rome", "Kyiv", "Quito", "Accra"]
+    filler = ["it", "was", "a", "long", "day", "and", "many", "people", "came"]
+    data = []
+    for a in range(articles):
+        items = []
+        for p in range(paragraphs):
+            name, city, year = rng.choice(names), rng.choice(cities), str(rng.randint(1900, 2000))
+            words = " ".join(rng.choice(filler) for _ in range(rng.randint(3, 30)))
+            context = f"{words} . {name} was born in {city} in {year} . {words} ."
+            birth = context.index(f"born in {city} in {year}")
+            items.append({"context": context, "qas": [
+                {"id": f"{a}-{p}-0", "question": f"Where was {name} born?",
+                 "answers": [{"text": city, "answer_start": birth + 8}]},
+                {"id": f"{a}-{p}-1", "question": f"When was {name} born?",
+                 "answers": [{"text": year, "answer_start": birth + 12 + len(city)}]}]})
+        data.append({"title": f"Article_{a}", "paragraphs": items})
+    return {"version": "1.1", "data": data}

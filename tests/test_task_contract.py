@@ -102,8 +102,32 @@ def _pretrain(folder):
             {"text": ["red [MASK] sun", "big dog"]}, str(folder / "valid.txt"))
 
 
+def _qa(folder):
+    from tests.conftest import squad_like
+
+    (folder / "train.json").write_text(json.dumps(squad_like(8, 0)))
+    (folder / "valid.json").write_text(json.dumps(squad_like(2, 1)))
+    overrides = ["task=qa", "data.dataset=null", f"data.train_file={folder / 'train.json'}",
+                 f"data.validation_file={folder / 'valid.json'}", "model.name=bidaf_reader",
+                 "model.params={hidden_dim: 8, word_dim: 8, char_filters: 8}",
+                 "tokenizer.sequence_length=16", "tokenizer.doc_stride=8",
+                 "tokenizer.question_length=8", "train.epochs=1", "train.batch_size=16",
+                 "train.monitor=val_f1"]
+    inputs = {"question": ["Where was Ada born?", "Who?"],
+              "context": ["it was a day . Ada was born in Lima in 1950 .", ""]}
+    return None, overrides, inputs, str(folder / "valid.json")
+
+
 RECIPES = {"classification": _classification, "lm": _language_model, "seq2seq": _seq2seq,
-           "tagging": _tagging, "pretrain": _pretrain}
+           "tagging": _tagging, "pretrain": _pretrain, "qa": _qa}
+
+
+def _predict_arguments(inputs):
+    """`knlp predict` arguments: texts, or `--NAME VALUE` for models with several inputs."""
+    if list(inputs) == ["text"]:
+        return list(inputs["text"])
+    return [item for name, column in inputs.items() for value in column
+            for item in (f"--{name}", value)]
 
 FRESH_PROCESS = """
 import json, sys
@@ -166,12 +190,13 @@ def test_evaluate_prints_a_report_and_json_for_a_run_and_a_saved_model(exported,
 
 def test_predict_prints_lines_and_json_for_a_run_and_a_saved_model(exported, capsys):
     name, run_dir, version, inputs, _ = exported
-    texts = inputs["text"]
+    first, texts = next(iter(inputs.items()))
+    arguments = _predict_arguments(inputs)
     for target in (run_dir, version):
-        assert main(["predict", target, *texts, "--json"]) == 0
+        assert main(["predict", target, *arguments, "--json"]) == 0
         records = json.loads(_output(capsys))["predictions"]
-        assert len(records) == len(texts) and [r["text"] for r in records] == texts
-        assert main(["predict", target, *texts]) == 0
+        assert len(records) == len(texts) and [r[first] for r in records] == texts
+        assert main(["predict", target, *arguments]) == 0
         assert _output(capsys).strip()
 
 
@@ -212,4 +237,5 @@ def test_one_request_through_knlp_serve(exported):
     if len(expected) == 1:  # as TF Serving answers: a lone output is not wrapped in its name
         outputs = {next(iter(expected)): outputs}
     assert set(outputs) == set(expected)
-    assert all(len(column) == len(inputs["text"]) for column in outputs.values())
+    rows = len(next(iter(inputs.values())))
+    assert all(len(column) == rows for column in outputs.values())

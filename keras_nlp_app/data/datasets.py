@@ -159,7 +159,7 @@ DATASETS = {
                 "dev": _files(DataFile(
                     "dev-v1.1.json",
                     "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
-                    md5="3e85deb501d4e538b6bc56f786231552")),
+                    sha256="95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9")),
             },
         ),
         Dataset(
@@ -258,18 +258,6 @@ DATASETS = {
                         "_act": "fbeee7a1b2927c9cb33d6fdc384bb3ea55abf040928d2de4dcea57ab4a669682",
                         "_emotion": "3d4094299a995e998bbc3492ce1755c9abc1e7f56500c840e83b12dd16580596"}),
                 ]
-            },
-        ),
-        Dataset(
-            name="squad_v1.1",
-            task="qa",
-            format="squad",
-            description="SQuAD v1.1 extractive QA (dev set only)",
-            splits={
-                "validation": _files(DataFile(
-                    "dev-v1.1.json",
-                    "https://rajpurkar.github.io/SQuAD-explorer/dataset/dev-v1.1.json",
-                    sha256="95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9")),
             },
         ),
         Dataset(

@@ -12,6 +12,19 @@ from keras_nlp_app.models.reader_model import (
 )
 
 
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class ContextPart(keras.layers.Layer):
+    """The first T positions of the joined sequence, T the context window's length (known only
+    when the layer runs, so not a slice fixed at model-building time)."""
+
+    def call(self, inputs):
+        joined, context_words = inputs
+        return joined[:, :ops.shape(context_words)[1]]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], input_shape[1][1], input_shape[0][2])
+
+
 def build_transformer_reader(*, vocab_size, char_vocab_size, num_cases=16, max_word_length=16,
                              max_length=320, word_dim=100, char_dim=16, char_filters=100,
                              char_kernel=5, case_dim=8, hidden_dim=192, num_layers=4,
@@ -48,5 +61,5 @@ def build_transformer_reader(*, vocab_size, char_vocab_size, num_cases=16, max_w
             intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
             normalize_first=True, name=f"encoder_{i}")(x, padding_mask=mask)
     x = keras.layers.LayerNormalization(name="final_norm")(x)
-    x = x[:, :ops.shape(inputs["context_words"])[1]]
+    x = ContextPart(name="context_part")([x, inputs["context_words"]])
     return ReaderModel(inputs, span_logits(x, inputs["context_words"]), name="transformer_reader")

@@ -179,8 +179,10 @@ class QAPreprocessor(keras.layers.Layer):
             tf.shape(same)[1], dtype=tf.int32)
         repeated = tf.reduce_any(same & (earlier > 0), axis=2)
         scores = tf.where(repeated | (scores <= NEG / 2), NEG, scores)
-        k = tf.minimum(n_best, tf.shape(scores)[1])
-        scores, keep = tf.math.top_k(scores, k=k)
+        # padded so there are always n_best columns, the missing ones without a span
+        scores = tf.pad(scores, [[0, 0], [0, n_best]], constant_values=NEG)
+        first, last = (tf.pad(t, [[0, 0], [0, n_best]]) for t in (first, last))
+        scores, keep = tf.math.top_k(scores, k=n_best)
         first, last = tf.gather(first, keep, batch_dims=1), tf.gather(last, keep, batch_dims=1)
         found = scores > NEG / 2
         first, last = tf.where(found, first, 0), tf.where(found, last, 0)
