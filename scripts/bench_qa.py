@@ -52,9 +52,9 @@ def training_speed(model, steps, folder):
 
 def pairs_of_length(words, count):
     """`count` (question, context) pairs whose contexts are SQuAD paragraphs joined to `words`."""
-    from keras_nlp_app.data import datasets, readers
+    from keras_nlp_app.data import datasets, squad
 
-    examples = readers.read_squad(datasets.split_path("squad_v1.1", "train"))
+    examples = squad.read_squad(datasets.split_path("squad_v1.1", "train"))
     contexts = list(dict.fromkeys(c for _, c in examples.texts))
     questions = [q for q, _ in examples.texts]
     found, position = [], 0

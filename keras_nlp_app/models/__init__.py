@@ -4,6 +4,7 @@ import inspect
 
 from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.models.backbone_classifier import build_backbone_classifier
+from keras_nlp_app.models.backbone_reader import build_backbone_reader
 from keras_nlp_app.models.backbone_tagger import build_backbone_tagger
 from keras_nlp_app.models.bert_masked_lm import build_bert_masked_lm
 from keras_nlp_app.models.bidaf_reader import build_bidaf_reader
@@ -39,6 +40,7 @@ MODELS = {
     "bert_masked_lm": build_bert_masked_lm,
     "bidaf_reader": build_bidaf_reader,
     "transformer_reader": build_transformer_reader,
+    "backbone_reader": build_backbone_reader,
 }
 
 

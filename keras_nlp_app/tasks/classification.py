@@ -148,18 +148,9 @@ class ClassificationTask(Task):
         return examples
 
     def check_config(self, cfg):
-        if cfg.model.backbone or cfg.model.name == BACKBONE_MODEL:
-            if cfg.model.name != BACKBONE_MODEL:
-                raise ConfigError(f"model.backbone is set but model {cfg.model.name} trains from "
-                                  f"scratch; set model.name: {BACKBONE_MODEL}")
-            if not cfg.model.backbone:
-                raise ConfigError(f"model {cfg.model.name} fine-tunes a pretrained backbone; set "
-                                  f"model.backbone to a keras-hub preset")
-            if cfg.model.finetune == "lora" and cfg.model.lora_rank < 1:
-                raise ConfigError(f"model.lora_rank must be at least 1, got {cfg.model.lora_rank}")
-            from keras_nlp_app.text.presets import check_loadable
+        from keras_nlp_app.text.presets import check_backbone_config
 
-            check_loadable(cfg.model.backbone)
+        if check_backbone_config(cfg.model, BACKBONE_MODEL):
             return
         if cfg.tokenizer.kind in ("char", "byte"):
             raise ConfigError(f"tokenizer.kind {cfg.tokenizer.kind} is for language models; "

@@ -1,7 +1,7 @@
 """Extractive question answering (SQuAD v1.1 / v2.0): a question and a paragraph in, the answer
 as a span of the paragraph out.
 
-Examples come from SQuAD JSON or JSONL (`data.readers.read_squad`: every answer is checked
+Examples come from SQuAD JSON or JSONL (`data.squad.read_squad`: every answer is checked
 against its context); validation is held out by article. Contexts are cut into overlapping
 windows in graph (`text.qa`), readers (`bidaf_reader`, `transformer_reader`) score each window
 token as the answer's start and end, and the best span over all windows wins. Scores are the
@@ -15,13 +15,14 @@ import os
 import numpy as np
 
 from keras_nlp_app import metrics as metrics_lib
-from keras_nlp_app.data import readers
+from keras_nlp_app.data import readers, squad
 from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks.base import Task, register, text_of
 from keras_nlp_app.utils import atomic
 
 NAME = "qa"
-MODELS = ("bidaf_reader", "transformer_reader")
+MODELS = ("bidaf_reader", "transformer_reader", "backbone_reader")
+BACKBONE_MODEL = "backbone_reader"  # the factory that fine-tunes model.backbone
 SAMPLES = 5  # validation questions shown in TensorBoard every epoch
 _ASSETS = "qa.json"
 
@@ -29,12 +30,15 @@ _ASSETS = "qa.json"
 class Reader:
     """A QA run's vocabularies and no-answer settings (what `prepare_assets` learns)."""
 
-    def __init__(self, words, chars, abstains=False, null_threshold=0.0):
+    def __init__(self, words, chars, abstains=False, null_threshold=0.0, preset=None):
         self.words, self.chars = words, chars
+        self.preset = preset  # a backbone's `presets.PresetTokenizer`, or None
         self.abstains = abstains  # trained on unanswerable questions: may answer ""
         self.null_threshold = null_threshold
 
     def save(self, assets_dir):
+        if self.preset is not None and not os.path.isdir(os.path.join(assets_dir, "preset")):
+            self.preset.save(assets_dir)
         atomic.write_json(os.path.join(assets_dir, _ASSETS),
                           {"words": self.words, "chars": self.chars, "abstains": self.abstains,
                            "null_threshold": self.null_threshold}, ensure_ascii=False, indent=None)
@@ -79,14 +83,14 @@ class QATask(Task):
     def read_file(self, path, data_cfg, fmt=None):
         """Examples(texts=(question, context), labels=[(answer, start)], lines=question ids,
         groups=articles) from SQuAD JSON or JSONL."""
-        return readers.read_squad(path, on_bad_line=data_cfg.on_bad_line)
+        return squad.read_squad(path, on_bad_line=data_cfg.on_bad_line)
 
     def check_config(self, cfg):
         if cfg.model.name not in MODELS:
             raise ConfigError(f"model {cfg.model.name!r} is not a reader; use {' or '.join(MODELS)}")
-        if cfg.model.backbone:
-            raise ConfigError("qa readers train from scratch; model.backbone is not supported by "
-                              "the qa task yet")
+        from keras_nlp_app.text.presets import check_backbone_config
+
+        check_backbone_config(cfg.model, BACKBONE_MODEL)
         if cfg.tokenizer.kind != "word" or cfg.tokenizer.vocabulary:
             raise ConfigError("qa readers take tokenizer.kind: word and learn their word and "
                               "character vocabularies from the training split")
@@ -113,6 +117,10 @@ class QATask(Task):
         if os.path.exists(os.path.join(assets_dir, _ASSETS)):
             return self.load_tokenizer(assets_dir), None
         reader = _learn_vocabularies(cfg, train)
+        if cfg.model.backbone:
+            from keras_nlp_app.text.presets import PresetTokenizer
+
+            reader.preset = PresetTokenizer.from_preset(cfg.model.backbone)
         reader.save(assets_dir)
         return reader, None
 
@@ -122,8 +130,13 @@ class QATask(Task):
             raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
         with open(path, encoding="utf-8") as f:
             found = json.load(f)
+        preset = None
+        if os.path.isdir(os.path.join(assets_dir, "preset")):
+            from keras_nlp_app.text.presets import PresetTokenizer
+
+            preset = PresetTokenizer.load(os.path.join(assets_dir, "preset"))
         return Reader(found["words"], found["chars"], found.get("abstains", False),
-                      found.get("null_threshold", 0.0))
+                      found.get("null_threshold", 0.0), preset)
 
     def read_assets(self, assets_dir):
         self.load_tokenizer(assets_dir)
@@ -136,7 +149,8 @@ class QATask(Task):
         preprocessor = QAPreprocessor(tokenizer.words, tokenizer.chars,
                                       context_length=tok.sequence_length, doc_stride=tok.doc_stride,
                                       question_length=tok.question_length,
-                                      max_word_length=tok.max_word_length)
+                                      max_word_length=tok.max_word_length,
+                                      piece_tokenizer=tokenizer.preset)
         preprocessor.reader = tokenizer
         return preprocessor
 
@@ -145,15 +159,22 @@ class QATask(Task):
 
         self.check_config(cfg)
         params = dict(cfg.model.params)
-        if cfg.model.name == "transformer_reader":
+        if cfg.model.backbone:
+            from keras_nlp_app.text.presets import backbone_factory_params
+
+            params.update(backbone_factory_params(
+                cfg.model, preprocessor.piece_tokenizer, pieces=preprocessor.max_pieces(),
+                allows=f"tokenizer.sequence_length {preprocessor.context_length} and "
+                       f"tokenizer.question_length {preprocessor.question_length} allow",
+                remedy=lambda positions: f"lower them (2 x sequence_length + 4 x "
+                                         f"question_length + 5 <= {positions})",
+                training=training))
+        elif cfg.model.name == "transformer_reader":
             params.setdefault("max_length", preprocessor.context_length + 1
                               + preprocessor.question_length)
         return build(cfg.model.name, vocab_size=len(preprocessor.word_vocabulary),
                      char_vocab_size=len(preprocessor.char_vocabulary),
                      max_word_length=preprocessor.max_word_length, **params)
-
-    def layer_groups(self, model):
-        return None
 
     def datasets_for(self, cfg, preprocessor, space, train, validation, global_batch):
         from keras_nlp_app.tasks.qa_graphs import window_dataset
@@ -306,7 +327,7 @@ class QATask(Task):
     def read_inputs(self, path, run_config):
         """`knlp predict --input`: SQuAD JSON, or JSONL with `question` and `context` fields."""
         if os.path.splitext(path)[1].lower() == ".json":
-            examples = readers.read_squad(path)
+            examples = squad.read_squad(path)
             return {"question": [q for q, _ in examples.texts],
                     "context": [c for _, c in examples.texts]}
         questions = readers.read_examples(path, fmt="jsonl", text_field="question", label_field=None)

@@ -158,15 +158,9 @@ class TaggingTask(Task):
             raise ConfigError(f"model {cfg.model.name!r} is not a tagger; use {' or '.join(MODELS)}")
         if cfg.data.tag_scheme not in entities.SCHEMES:
             raise ConfigError(f"data.tag_scheme must be one of {', '.join(entities.SCHEMES)}")
-        if cfg.model.backbone or cfg.model.name == BACKBONE_MODEL:
-            if cfg.model.name != BACKBONE_MODEL or not cfg.model.backbone:
-                raise ConfigError(f"a pretrained backbone tags with model.name: {BACKBONE_MODEL} and "
-                                  f"model.backbone: PRESET (both set)")
-            if cfg.model.finetune == "lora" and cfg.model.lora_rank < 1:
-                raise ConfigError(f"model.lora_rank must be at least 1, got {cfg.model.lora_rank}")
-            from keras_nlp_app.text.presets import check_loadable
+        from keras_nlp_app.text.presets import check_backbone_config
 
-            check_loadable(cfg.model.backbone)
+        check_backbone_config(cfg.model, BACKBONE_MODEL)
         if cfg.tokenizer.kind not in ("word", "wordpiece"):
             raise ConfigError("taggers take tokenizer.kind word (word features) or wordpiece "
                               "(also subword pieces, labelled at each word's first piece)")
@@ -234,18 +228,13 @@ class TaggingTask(Task):
         self.check_config(cfg)
         params = dict(cfg.model.params)
         if cfg.model.backbone:
-            from keras_nlp_app.text.presets import load_backbone, special_ids
+            from keras_nlp_app.text.presets import backbone_factory_params
 
-            backbone = load_backbone(cfg.model.backbone, load_weights=training)
-            positions = getattr(backbone, "max_sequence_length", None)
-            needed = 2 * preprocessor.sequence_length + 2  # pieces, start and end tokens
-            if positions is not None and positions < needed:
-                raise ConfigError(f"tokenizer.sequence_length {preprocessor.sequence_length} allows "
-                                  f"{needed} pieces but the backbone has {positions} positions; "
-                                  f"lower it to {(positions - 2) // 2}")
-            params.update(backbone=backbone,
-                          pad_token_id=special_ids(preprocessor.piece_tokenizer.tokenizer)[2],
-                          finetune=cfg.model.finetune, lora_rank=cfg.model.lora_rank)
+            length = preprocessor.sequence_length
+            params.update(backbone_factory_params(
+                cfg.model, preprocessor.piece_tokenizer, pieces=2 * length + 2,  # start, end
+                allows=f"tokenizer.sequence_length {length} allows", training=training,
+                remedy=lambda positions: f"lower it to {(positions - 2) // 2}"))
         elif cfg.model.name == "transformer_tagger":
             params.setdefault("max_length", preprocessor.sequence_length)
             if preprocessor.subword_vocabulary:

@@ -55,6 +55,39 @@ def check_loadable(spec, key="model.backbone"):
     return spec
 
 
+def check_backbone_config(model_cfg, backbone_model):
+    """For a task whose pretrained-backbone factory is `backbone_model`: True when the config
+    fine-tunes a backbone (then checked: the factory and the preset named together, a LoRA rank,
+    a loadable preset), False when it trains from scratch."""
+    if not (model_cfg.backbone or model_cfg.name == backbone_model):
+        return False
+    if model_cfg.name != backbone_model:
+        raise ConfigError(f"model.backbone is set but model {model_cfg.name} trains from "
+                          f"scratch; set model.name: {backbone_model}")
+    if not model_cfg.backbone:
+        raise ConfigError(f"model {model_cfg.name} fine-tunes a pretrained backbone; set "
+                          f"model.backbone to a keras-hub preset")
+    if model_cfg.finetune == "lora" and model_cfg.lora_rank < 1:
+        raise ConfigError(f"model.lora_rank must be at least 1, got {model_cfg.lora_rank}")
+    check_loadable(model_cfg.backbone)
+    return True
+
+
+def backbone_factory_params(model_cfg, piece_tokenizer, *, pieces, allows, remedy, training):
+    """What a backbone factory takes (the backbone, its padding id, finetune, lora_rank).
+
+    Refuses a config whose inputs can reach `pieces` pieces when the backbone has fewer
+    positions: the message says what `allows` them and `remedy(positions)` what to lower.
+    """
+    backbone = load_backbone(model_cfg.backbone, load_weights=training)
+    positions = getattr(backbone, "max_sequence_length", None)
+    if positions is not None and positions < pieces:
+        raise ConfigError(f"{allows} {pieces} pieces but the backbone has {positions} positions; "
+                          f"{remedy(positions)}")
+    return {"backbone": backbone, "pad_token_id": special_ids(piece_tokenizer.tokenizer)[2],
+            "finetune": model_cfg.finetune, "lora_rank": model_cfg.lora_rank}
+
+
 def _loading(spec, what, load):
     try:
         return load()

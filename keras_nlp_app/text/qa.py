@@ -68,18 +68,48 @@ class QAPreprocessor(keras.layers.Layer):
         doc_stride: tokens between the starts of consecutive windows.
         question_length: question tokens kept.
         max_word_length: characters per token seen by the character features.
+        piece_tokenizer: a pretrained backbone's tokenizer (`text.presets.PresetTokenizer`);
+            the features then also hold `pieces [W, P]` (shifted ids, 0 pads: start, the
+            window's pieces, end, the question's pieces, end), `segments [W, P]` (0 for the
+            context part, 1 for the question's) and `first [W, T]` (each window token's first
+            piece; the null token is the start token).
     """
 
     def __init__(self, word_vocabulary, char_vocabulary, context_length=256, doc_stride=128,
-                 question_length=48, max_word_length=16, **kwargs):
+                 question_length=48, max_word_length=16, piece_tokenizer=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 < doc_stride <= context_length:
             raise ValueError(f"doc_stride must be in [1, context_length], got {doc_stride}")
         self.context_length, self.doc_stride = context_length, doc_stride
         self.question_length, self.max_word_length = question_length, max_word_length
+        self.piece_tokenizer = piece_tokenizer
         self.tokens = TaggerPreprocessor(word_vocabulary, char_vocabulary, ["O"],
                                          sequence_length=max(context_length + 1, question_length),
-                                         max_word_length=max_word_length)
+                                         max_word_length=max_word_length,
+                                         piece_tokenizer=piece_tokenizer)
+
+    def _pieces(self, context_features, question_features):
+        """`pieces`, `segments` and `first` of the joined [start, context, end, question, end]
+        sequence (see the class docstring), from each part's own piece features."""
+        from keras_nlp_app.text.presets import special_ids
+
+        has_start = int(special_ids(self.piece_tokenizer.tokenizer)[0] is not None)
+        context = tf.RaggedTensor.from_tensor(context_features["pieces"], padding=0)
+        question = tf.RaggedTensor.from_tensor(question_features["pieces"], padding=0)
+        question = question[:, has_start:]  # the question's own start token is dropped
+        joined = tf.concat([context, question], axis=1)
+        segments = tf.concat([tf.zeros_like(context), tf.ones_like(question)], axis=1)
+        first = tf.concat([tf.zeros_like(context_features["first"][:, :1]),
+                           context_features["first"]], axis=1)
+        return {"pieces": joined.to_tensor(0), "segments": segments.to_tensor(0), "first": first}
+
+    def max_pieces(self):
+        """The most pieces `_pieces` can join: the window's (at most 2 per token, as the tagger
+        caps them), the question's (at most 4 per token) and three special tokens."""
+        return 2 * (self.context_length + 1) + 4 * self.question_length + 3
+
+    def build(self, *shapes):
+        self.built = True  # lookup tables only, nothing shaped by the input
 
     @property
     def word_vocabulary(self):
@@ -105,8 +135,16 @@ class QAPreprocessor(keras.layers.Layer):
         question_tokens = split_with_offsets(question, self.question_length)[0]
         context_features = self.tokens.features(windowed)
         question_features = self.tokens.features(tf.gather(question_tokens, rows))
+        pieces = {}
+        if self.piece_tokenizer is not None:
+            pieces = self._pieces(self.tokens.features(windowed[:, 1:]), question_features)
+            pieces["first"] = pieces["first"][:, :tf.shape(context_features["words"])[1]]
+            for features in (context_features, question_features):
+                for key in ("pieces", "first"):
+                    features.pop(key)
         features = {f"context_{k}": v for k, v in context_features.items()}
         features.update({f"question_{k}": v for k, v in question_features.items()})
+        features.update(pieces)
         return features, {"row": rows, "start": starts.flat_values, "char_starts": char_starts,
                           "char_ends": char_ends, "byte_starts": byte_starts, "byte_ends": byte_ends,
                           "width": tf.shape(context_features["words"])[1]}

@@ -38,7 +38,8 @@ def overrides(train_file, dev_file, preset, **extra):
     return [f"{k}={v}" for k, v in values.items()]
 
 
-@pytest.mark.parametrize("family", ["wordpiece", "bpe", "sentencepiece"])
+@pytest.mark.parametrize("family", [pytest.param("wordpiece", marks=pytest.mark.slow),
+                                    pytest.param("bpe", marks=pytest.mark.slow), "sentencepiece"])
 def test_a_tiny_preset_fine_tunes_and_its_export_runs_without_the_package(
         family, easy_files, tmp_path):
     from keras_nlp_app.export.saved_model import export_run

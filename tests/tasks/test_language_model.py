@@ -166,6 +166,7 @@ def test_a_transformer_lm_learns_an_easy_text_and_logs_samples(trained_lm):
     assert text.startswith("brown fox jumps")
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_the_exported_signatures_run_without_this_package(trained_lm, tmp_path):
     from keras_nlp_app.export.saved_model import export_run
 
@@ -225,6 +226,7 @@ def test_bad_lm_training_text_is_refused_in_one_line(tmp_path, content, message)
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_a_word_level_lstm_learns_with_state_carried_across_batches(tmp_path):
     from keras_nlp_app.export.saved_model import export_run
     from keras_nlp_app.inference import evaluate, generate

@@ -78,6 +78,7 @@ def test_the_preset_loads_with_keras_hub_alone(pretrained):
     assert names == ["BertBackbone", "BertTokenizer", "BertMaskedLM"] and tokens >= 6
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_the_export_fills_masks_and_scores_like_the_run(pretrained, tmp_path):
     from keras_nlp_app.export.saved_model import export_run
     from keras_nlp_app.inference import evaluate, predict
@@ -128,6 +129,7 @@ def test_a_resumed_pretraining_run_equals_an_uninterrupted_one(tmp_path, monkeyp
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_pretraining_continues_from_a_preset(pretrained, tmp_path):
     """Domain-adaptive pretraining: `model.backbone` starts from the preset (its tokenizer, its
     encoder and its masked-LM head), so the first epoch already scores like the last one did."""

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from keras_nlp_app import metrics
-from keras_nlp_app.data import readers, splits
+from keras_nlp_app.data import splits, squad
 from keras_nlp_app.errors import DataError
 from tests.conftest import squad_like
 
@@ -18,7 +18,7 @@ def _write(path, document):
 
 def test_squad_json_reads_questions_answers_and_articles(tmp_path):
     path = _write(tmp_path / "train.json", squad_like(3, 0, paragraphs=2))
-    examples = readers.read_squad(path)
+    examples = squad.read_squad(path)
     assert len(examples.texts) == 12 and examples.groups[0] == "Article_0"
     question, context = examples.texts[0]
     (text, start), = examples.labels[0]
@@ -32,7 +32,7 @@ def test_squad_jsonl_and_v2_unanswerable_questions(tmp_path):
             {"question": "How?", "context": "Ada came.", "is_impossible": True, "answers": []}]
     path = tmp_path / "qa.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    examples = readers.read_squad(str(path))
+    examples = squad.read_squad(str(path))
     assert examples.labels == [[("Ada", 0)], [], []]
 
 
@@ -41,8 +41,8 @@ def test_an_answer_not_at_its_offset_names_the_file_and_question(tmp_path):
     document["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 1
     path = _write(tmp_path / "bad.json", document)
     with pytest.raises(DataError, match=r"bad\.json.*question '0-0-0'.*not the context's text"):
-        readers.read_squad(path)
-    skipped = readers.read_squad(path, on_bad_line="skip")
+        squad.read_squad(path)
+    skipped = squad.read_squad(path, on_bad_line="skip")
     assert skipped.report.skipped == 1 and len(skipped.texts) == 1
 
 
@@ -57,11 +57,11 @@ def test_malformed_squad_files_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)
     with pytest.raises(DataError, match=message):
-        readers.read_squad(str(path))
+        squad.read_squad(str(path))
 
 
 def test_holdout_splits_by_article_never_by_question(tmp_path):
-    examples = readers.read_squad(_write(tmp_path / "t.json", squad_like(20, 1)))
+    examples = squad.read_squad(_write(tmp_path / "t.json", squad_like(20, 1)))
     train, held = splits.holdout(examples, 0.2, seed=3)
     assert set(train.groups).isdisjoint(held.groups) and len(set(held.groups)) == 4
     assert len(train.texts) + len(held.texts) == len(examples.texts)
@@ -147,26 +147,33 @@ def test_every_occurrence_of_the_answer_can_be_a_valid_span(tmp_path):
     rows = [{"question": "Which?", "context": "red, blue, red", "answers": [{"text": "red", "answer_start": 0}]}]
     path = tmp_path / "qa.jsonl"
     path.write_text(json.dumps(rows[0]) + "\n")
-    examples = readers.read_squad(str(path))
+    examples = squad.read_squad(str(path))
     assert answer_spans(examples, "given") == ([[0]], [[3]])
     assert answer_spans(examples, "all") == ([[0, 11]], [[3, 14]])
+
+
+def _train_qa(tmp_path, articles, overrides):
+    """A qa run folder trained with `overrides` on `articles` easy articles, a quarter held out."""
+    from keras_nlp_app.cli import main
+
+    train = _write(tmp_path / "train.json", squad_like(articles, 0))
+    config = tmp_path / "qa.yaml"
+    config.write_text("task: qa\nname: qa_test\n")
+    run = str(tmp_path / "run")
+    overrides = ["data.dataset=null", f"data.train_file={train}", "data.holdout_fraction=0.25",
+                 "train.batch_size=16", "train.monitor=val_f1", "train.verbose=0", *overrides]
+    assert main(["train", str(config), "--run-dir", run, *sum([["--set", o] for o in overrides], [])]) == 0
+    return run
 
 
 @pytest.mark.slow
 def test_a_bidaf_reader_learns_an_easy_task_and_exports(tmp_path, capsys):
     from keras_nlp_app.cli import main
 
-    train = _write(tmp_path / "train.json", squad_like(16, 0))
-    config = tmp_path / "qa.yaml"
-    config.write_text("task: qa\nname: qa_test\n")
-    run = str(tmp_path / "run")
-    overrides = ["data.dataset=null", f"data.train_file={train}", "data.holdout_fraction=0.25",
-                 "tokenizer.sequence_length=16", "tokenizer.doc_stride=8",
-                 "tokenizer.question_length=8", "model.name=bidaf_reader",
-                 "model.params={hidden_dim: 16, word_dim: 16, char_filters: 16}",
-                 "train.epochs=8", "train.batch_size=16", "train.learning_rate=0.005",
-                 "train.monitor=val_f1", "train.verbose=0"]
-    assert main(["train", str(config), "--run-dir", run, *sum([["--set", o] for o in overrides], [])]) == 0
+    run = _train_qa(tmp_path, 32, [
+        "tokenizer.sequence_length=16", "tokenizer.doc_stride=8", "tokenizer.question_length=8",
+        "model.name=bidaf_reader", "model.params={hidden_dim: 16, word_dim: 16, char_filters: 16}",
+        "train.epochs=10", "train.learning_rate=0.005"])
     capsys.readouterr()
     assert main(["evaluate", run, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["f1"] > 80
@@ -192,3 +199,20 @@ def test_readers_score_every_context_position_and_mask_padding(name, params):
     assert logits.shape == (features["context_words"].shape[0], width, 2)
     padding = features["context_words"].numpy() == 0
     assert (logits[padding] <= -1e8).all() and (logits[~padding] > -1e8).all()
+
+
+@pytest.mark.slow
+def test_a_backbone_reader_fine_tunes_a_tiny_preset_and_exports(tmp_path, capsys):
+    from keras_nlp_app.cli import main
+    from tests.tiny_presets import save_tiny_preset
+
+    preset = save_tiny_preset("wordpiece", tmp_path / "preset")
+    run = _train_qa(tmp_path, 8, [
+        "tokenizer.sequence_length=6", "tokenizer.doc_stride=3", "tokenizer.question_length=3",
+        "model.name=backbone_reader", f"model.backbone={preset}", "train.epochs=1"])
+    assert main(["export", run, "--output", str(tmp_path / "export")]) == 0  # checks the export
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "export"), "--question", "Where was Ada born?",
+                 "--context", "Ada was born in Lima in 1950 .", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)["predictions"][0]
+    assert record["answer"] == "Ada was born in Lima in 1950 ."[record["start"]:record["end"]]

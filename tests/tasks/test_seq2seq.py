@@ -103,6 +103,7 @@ def test_a_transformer_learns_to_reverse_sequences(reverse_run):
     assert any(name.startswith("events") for name in os.listdir(logs))
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_the_exported_model_translates_in_a_process_without_this_package(reverse_run, tmp_path):
     from keras_nlp_app.export.saved_model import export_run
 
@@ -142,6 +143,7 @@ def test_sampling_is_seeded_and_temperature_moves_it_away_from_greedy(reverse_ru
     assert first != greedy and first != generate(sources, **{**hot, "seed": 12})
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_chat_keeps_the_history_and_samples_when_asked(reverse_run):
     from keras_nlp_app.data.readers import dialogue_source
     from keras_nlp_app.inference import chat, describe, load_generator

@@ -102,6 +102,7 @@ def test_a_bilstm_crf_learns_the_entities(tagger_run):
         assert json.load(f)["tags"][:5] == ["O", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]  # BIOES by default
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_the_export_returns_entities_whose_offsets_slice_the_input(tagger_run, tmp_path):
     from keras_nlp_app.export.saved_model import export_run
 
@@ -161,6 +162,7 @@ def test_an_entity_type_unseen_in_training_names_its_line(tagger_run, tmp_path):
     assert f"{path}:3: entity type 'MONEY' (tag 'I-MONEY') is not one the model knows" in done.stderr
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_a_transformer_tagger_over_subword_pieces_learns_the_entities(tmp_path):
     """WordPiece pieces with first-piece labelling, and a softmax head instead of the CRF."""
     from keras_nlp_app.runs import restore_run

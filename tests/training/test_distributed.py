@@ -59,6 +59,7 @@ def test_two_local_workers_train_as_one_job_and_score_the_whole_validation_set(
     assert "run folder" in out
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_two_workers_train_a_seq2seq_model_with_checkpoint_averaging(tmp_path):
     """Decoding callbacks run on both workers; checkpoint averaging on the chief only."""
     from tests.tasks.test_seq2seq import reverse_task
@@ -97,6 +98,7 @@ def wait_for_backup(run_dir, batches, process, timeout=120):
     raise AssertionError(f"no backup past {batches} batches in {timeout} s")
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_sigkill_then_the_same_command_resumes_from_the_last_backup(easy_files, tmp_path):
     run_dir = str(tmp_path / "killed")
     command = ["train", "configs/sst2_lstm.yaml", "--run-dir", run_dir, *sets(tiny_overrides(
@@ -118,6 +120,7 @@ def test_sigkill_then_the_same_command_resumes_from_the_last_backup(easy_files, 
     assert metrics["accuracy"] > 0.9
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_a_killed_worker_is_restarted_and_the_job_resumes(easy_files, tmp_path):
     run_dir = str(tmp_path / "restarted")
     launcher = knlp("train", "configs/sst2_lstm.yaml", "--workers", "2", "--max-restarts", "1",

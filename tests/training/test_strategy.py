@@ -81,16 +81,19 @@ def test_mirrored_over_two_cpus_matches_one_device(easy_files, tmp_path):
     assert abs(mirrored["accuracy"] - one["accuracy"]) <= 0.05
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_a_tagger_trains_under_mirrored_strategy(easy_files, tmp_path):
     run = mirrored_run("tagging", easy_files, tmp_path)["tagging"]
     assert run["replicas"] == 2 and run["f1"] > 0.8
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_a_transformer_lm_trains_under_mirrored_strategy(easy_files, tmp_path):
     run = mirrored_run("lm", easy_files, tmp_path)["lm"]
     assert run["replicas"] == 2 and run["perplexity"] < 2.0  # uniform over ~30 characters: ~30
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_a_seq2seq_transformer_trains_under_mirrored_strategy(easy_files, tmp_path):
     run = mirrored_run("seq2seq", easy_files, tmp_path)["seq2seq"]
     assert run["replicas"] == 2 and "bleu" in run

@@ -81,6 +81,7 @@ def test_interrupted_run_resumes_from_backup_with_the_same_command(easy_files, t
     assert not os.path.isdir(os.path.join(run_dir, "backup"))
 
 
+@pytest.mark.slow  # over 20 s on 2 cores
 def test_mid_epoch_crash_resumes_at_the_backed_up_batch_with_the_same_result(
         easy_files, tmp_path, monkeypatch):
     """A run killed mid-epoch and resumed ends with the weights of a run never interrupted."""

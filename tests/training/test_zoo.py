@@ -29,8 +29,12 @@ SMALL_PARAMS = {
 
 
 # from-scratch classifiers (backbone_classifier fine-tunes a preset: tests/tasks/test_finetune.py)
-@pytest.mark.parametrize("name", sorted(n for n in MODELS
-                                        if n.endswith("_classifier") and not n.startswith("backbone")))
+SLOW_FACTORIES = ("ensemble_classifier", "transformer_classifier", "bilstm_classifier")  # > 20 s
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n in SLOW_FACTORIES else n
+    for n in sorted(n for n in MODELS if n.endswith("_classifier") and not n.startswith("backbone"))])
 def test_each_factory_trains_a_few_steps_and_exports(name, easy_files, tmp_path):
     extra = {"model.name": name, "model.params": SMALL_PARAMS[name], "train.epochs": 1,
              "train.steps_per_epoch": 3}
