@@ -216,3 +216,40 @@ def test_a_backbone_reader_fine_tunes_a_tiny_preset_and_exports(tmp_path, capsys
                  "--context", "Ada was born in Lima in 1950 .", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)["predictions"][0]
     assert record["answer"] == "Ada was born in Lima in 1950 ."[record["start"]:record["end"]]
+
+
+def test_the_no_answer_threshold_is_tuned_for_f1():
+    from keras_nlp_app.tasks.qa_graphs import abstain, tune_threshold
+
+    texts, scores = ["Paris", "Rome", "Lima"], [5.0, 1.0, 4.0]
+    nulls = [1.0, 4.0, 3.0]  # the second question is best left unanswered
+    gold = [["Paris"], [], ["Lima"]]
+    threshold = tune_threshold(texts, scores, nulls, gold, metrics.squad_report)
+    assert abstain(texts, scores, nulls, threshold) == ["Paris", "", "Lima"]
+    assert abstain(texts, scores, nulls, None) == texts
+
+
+@pytest.mark.slow
+def test_a_reader_trained_with_unanswerable_questions_abstains(tmp_path, capsys):
+    from keras_nlp_app.cli import main
+
+    document = squad_like(24, 0)
+    for article in document["data"]:
+        for paragraph in article["paragraphs"]:
+            paragraph["qas"].append({"id": paragraph["qas"][0]["id"] + "-x",
+                                     "question": "Who was born on the moon?", "answers": [],
+                                     "is_impossible": True})
+    (tmp_path / "v2.json").write_text(json.dumps(document))
+    run = _train_qa(tmp_path, 1, [
+        f"data.train_file={tmp_path / 'v2.json'}", "tokenizer.sequence_length=16",
+        "tokenizer.doc_stride=8", "tokenizer.question_length=8", "model.name=bidaf_reader",
+        "model.params={hidden_dim: 16, word_dim: 16, char_filters: 16}", "train.epochs=10",
+        "train.learning_rate=0.005"])
+    capsys.readouterr()
+    assert main(["evaluate", run, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["NoAns_total"] > 0 and report["NoAns_f1"] > 80 and report["HasAns_f1"] > 30
+    assert main(["export", run, "--output", str(tmp_path / "export")]) == 0
+    assert main(["predict", str(tmp_path / "export"), "--question", "Who was born on the moon?",
+                 "--context", "it was a day . Ada was born in Lima in 1950 .", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"][0]["start"] == -1
