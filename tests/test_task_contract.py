@@ -229,9 +229,12 @@ def test_one_request_through_knlp_serve(exported):
     from keras_nlp_app.serving.app import create_app
 
     name, _, version, inputs, _ = exported
+    instances = [dict(zip(inputs, row)) for row in zip(*inputs.values())]
     with TestClient(create_app({name: os.path.dirname(version)})) as client:
         answer = client.post(f"/v1/models/{name}:predict", json={"inputs": inputs})
+        rows = client.post(f"/v1/models/{name}:predict", json={"instances": instances})
     assert answer.status_code == 200, answer.text
+    assert rows.status_code == 200 and len(rows.json()["predictions"]) == len(instances), rows.text
     outputs = answer.json()["outputs"]
     expected = load_predictor(version).predict(inputs)
     if len(expected) == 1:  # as TF Serving answers: a lone output is not wrapped in its name
