@@ -169,7 +169,7 @@ def test_each_row_keeps_its_prompt_and_gets_exactly_max_new_tokens():
         assert np.all(row[len(prompt) + 5:] == 0)
 
 
-@pytest.mark.parametrize("family", ["transformer", "lstm"])
+@pytest.mark.parametrize("family", ["transformer", "lstm", "gru"])
 def test_cached_and_uncached_decoding_give_identical_tokens(family):
     import keras
 
@@ -182,7 +182,7 @@ def test_cached_and_uncached_decoding_give_identical_tokens(family):
         model = build_transformer_lm(vocab_size=40, context_length=8, num_layers=2, num_heads=2,
                                      hidden_dim=16)
     else:
-        model = build_lstm_lm(vocab_size=40, units=16)
+        model = build_lstm_lm(vocab_size=40, units=16, cell=family)
     model(np.zeros((1, 4), np.int32))
     prompts = [[3, 4, 5], [7], [9, 10, 11, 12, 13]]
     cached = decoding.decode_ids(model, prompts, max_new_tokens=30, strategy="greedy")

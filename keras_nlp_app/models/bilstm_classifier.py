@@ -4,13 +4,14 @@ import keras
 
 from keras_nlp_app.models.lstm_classifier import classifier_head
 from keras_nlp_app.models.pooling import AttentionPooling, masked_max, masked_mean
+from keras_nlp_app.models.recurrent import recurrent_layer
 
 POOLINGS = ("attention", "max_mean")
 
 
 def build_bilstm_classifier(*, vocab_size, num_classes=2, multi_label=False, sequence_length=None,
                             embedding_dim=128, lstm_units=64, num_layers=1, pooling="attention",
-                            attention_dim=64, dropout=0.3, embedding_dropout=0.2):
+                            attention_dim=64, dropout=0.3, embedding_dropout=0.2, cell="lstm"):
     """Embedding → stacked BiLSTM → pooling over time → Dense.
 
     Args:
@@ -24,6 +25,7 @@ def build_bilstm_classifier(*, vocab_size, num_classes=2, multi_label=False, seq
             (masked max- and mean-pooling concatenated).
         attention_dim: hidden width of the attention scorer.
         dropout: on the pooled features; embedding_dropout: on the embeddings.
+        cell: lstm, or gru (bidirectional GRUs).
     """
     del sequence_length
     if pooling not in POOLINGS:
@@ -33,7 +35,7 @@ def build_bilstm_classifier(*, vocab_size, num_classes=2, multi_label=False, seq
     x = keras.layers.Dropout(embedding_dropout)(x)
     for i in range(num_layers):
         x = keras.layers.Bidirectional(
-            keras.layers.LSTM(lstm_units, return_sequences=True), name=f"bilstm_{i}")(x)
+            recurrent_layer(cell, lstm_units, return_sequences=True), name=f"bilstm_{i}")(x)
     if pooling == "attention":
         pooled = AttentionPooling(attention_dim, name="attention_pooling")(x, token_ids)
     else:

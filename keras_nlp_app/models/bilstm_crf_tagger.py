@@ -2,13 +2,14 @@
 
 import keras
 
+from keras_nlp_app.models.recurrent import recurrent_layer
 from keras_nlp_app.models.tagger_model import TaggerModel, tag_head, token_features, token_inputs
 
 
 def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=16,
                             max_word_length=20, word_dim=100, char_dim=30, char_filters=50,
                             char_kernel=3, case_dim=8, lstm_units=200, lstm_layers=1,
-                            dropout=0.5, word_dropout=0.05, crf=True):
+                            dropout=0.5, word_dropout=0.05, crf=True, cell="lstm"):
     """Word embedding + character CNN + casing → BiLSTM layers → Dense → CRF (or softmax).
 
     Args:
@@ -21,6 +22,7 @@ def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=
         dropout: on the features and between layers; word_dropout: rate of unknown-word
             replacement while training.
         crf: a CRF output layer (else independent softmax per token).
+        cell: lstm, or gru (bidirectional GRUs).
     """
     inputs = token_inputs(max_word_length)
     x = token_features(inputs, vocab_size=vocab_size, char_vocab_size=char_vocab_size,
@@ -29,7 +31,7 @@ def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=
                        word_dropout=word_dropout, dropout=dropout)
     mask = keras.ops.not_equal(inputs["words"], 0)
     for i in range(lstm_layers):
-        x = keras.layers.Bidirectional(keras.layers.LSTM(lstm_units, return_sequences=True),
+        x = keras.layers.Bidirectional(recurrent_layer(cell, lstm_units, return_sequences=True),
                                        name=f"bilstm_{i}")(x, mask=mask)
         x = keras.layers.Dropout(dropout)(x)
     return TaggerModel(inputs, tag_head(x, num_tags, crf),

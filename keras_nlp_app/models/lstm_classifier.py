@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_nlp_app.models.recurrent import recurrent_layer
+
 
 def classifier_head(num_classes, multi_label=False, name="probabilities"):
     """One sigmoid unit for two classes, a sigmoid per label for multi-label, softmax otherwise.
@@ -16,7 +18,8 @@ def classifier_head(num_classes, multi_label=False, name="probabilities"):
 
 
 def build_lstm_classifier(*, vocab_size, num_classes=2, multi_label=False, sequence_length=None,
-                          embedding_dim=64, lstm_units=64, dropout=0.0, recurrent_dropout=0.0):
+                          embedding_dim=64, lstm_units=64, dropout=0.0, recurrent_dropout=0.0,
+                          cell="lstm"):
     """Embedding → LSTM → Dense, padding id 0 masked.
 
     Args:
@@ -27,6 +30,7 @@ def build_lstm_classifier(*, vocab_size, num_classes=2, multi_label=False, seque
         embedding_dim, lstm_units: layer widths.
         dropout: dropout on the LSTM output before the classifier.
         recurrent_dropout: dropout on the LSTM's recurrent state.
+        cell: lstm, or gru (a GRU layer of `lstm_units`).
 
     Example:
         model = build_lstm_classifier(vocab_size=20000)
@@ -37,7 +41,7 @@ def build_lstm_classifier(*, vocab_size, num_classes=2, multi_label=False, seque
         [
             keras.Input(shape=(None,), dtype="int32", name="token_ids"),
             keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding"),
-            keras.layers.LSTM(lstm_units, recurrent_dropout=recurrent_dropout, name="lstm"),
+            recurrent_layer(cell, lstm_units, recurrent_dropout=recurrent_dropout, name=cell),
             keras.layers.Dropout(dropout, name="dropout"),
             classifier_head(num_classes, multi_label),
         ],

@@ -10,22 +10,26 @@ state as the cache.
 import keras
 from keras import ops
 
+from keras_nlp_app.models.recurrent import recurrent_layer, split_state, state_list
+
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
 class LSTMLM(keras.Model):
-    """`tokens [B, T]` → next-token logits `[B, T, vocab]`."""
+    """`tokens [B, T]` → next-token logits `[B, T, vocab]`; `cell: gru` stacks GRUs instead
+    (the cache keeps a `c` entry that a GRU leaves untouched)."""
 
     def __init__(self, *, vocab_size, num_layers=2, units=200, dropout=0.0, tie_embeddings=False,
-                 init_scale=0.1, stateful_batch_size=None, **kwargs):
+                 init_scale=0.1, stateful_batch_size=None, cell="lstm", **kwargs):
         super().__init__(**kwargs)
+        self.cell = cell
         self.vocab_size, self.num_layers, self.units = vocab_size, num_layers, units
         self.dropout, self.tie_embeddings, self.init_scale = dropout, tie_embeddings, init_scale
         self.stateful_batch_size = stateful_batch_size
         init = keras.initializers.RandomUniform(-init_scale, init_scale)
         self.embedding = keras.layers.Embedding(vocab_size, units, embeddings_initializer=init,
                                                 name="embedding")
-        self.lstms = [keras.layers.LSTM(
-            units, return_sequences=True, return_state=True,
+        self.lstms = [recurrent_layer(
+            cell, units, return_sequences=True, return_state=True,
             stateful=stateful_batch_size is not None,
             kernel_initializer=init, recurrent_initializer=init, name=f"lstm_{i}")
             for i in range(num_layers)]
@@ -53,7 +57,8 @@ class LSTMLM(keras.Model):
         x = self.embedding(tokens)
         hs, cs = [], []
         for i, lstm in enumerate(self.lstms):
-            x, h, c = lstm(x, initial_state=[state["h"][i], state["c"][i]])
+            x, *states = lstm(x, initial_state=state_list(self.cell, state["h"][i], state["c"][i]))
+            h, c = split_state(self.cell, states, state["c"][i])
             hs.append(h)
             cs.append(c)
         return self._logits(x), {"h": ops.stack(hs), "c": ops.stack(cs)}
@@ -76,7 +81,8 @@ class LSTMLM(keras.Model):
         x = self.embedding(token)
         hs, cs = [], []
         for i, lstm in enumerate(self.lstms):
-            x, (h, c) = lstm.cell(x, [cache["h"][i], cache["c"][i]])
+            x, states = lstm.cell(x, state_list(self.cell, cache["h"][i], cache["c"][i]))
+            h, c = split_state(self.cell, states, cache["c"][i])
             hs.append(h)
             cs.append(c)
         return self._logits(x), {"h": ops.stack(hs), "c": ops.stack(cs)}
@@ -89,12 +95,13 @@ class LSTMLM(keras.Model):
         return {**super().get_config(), "vocab_size": self.vocab_size,
                 "num_layers": self.num_layers, "units": self.units, "dropout": self.dropout,
                 "tie_embeddings": self.tie_embeddings, "init_scale": self.init_scale,
-                "stateful_batch_size": self.stateful_batch_size}
+                "stateful_batch_size": self.stateful_batch_size, "cell": self.cell}
 
 
 def build_lstm_lm(*, vocab_size, num_layers=2, units=200, dropout=0.0, tie_embeddings=False,
-                  init_scale=0.1, stateful_batch_size=None):
-    """Stacked LSTM LM (see `LSTMLM`); `stateful_batch_size` for training with carried state."""
+                  init_scale=0.1, stateful_batch_size=None, cell="lstm"):
+    """Stacked LSTM (or, with `cell: gru`, GRU) LM (see `LSTMLM`); `stateful_batch_size` for
+    training with carried state."""
     return LSTMLM(vocab_size=vocab_size, num_layers=num_layers, units=units, dropout=dropout,
                   tie_embeddings=tie_embeddings, init_scale=init_scale,
-                  stateful_batch_size=stateful_batch_size)
+                  stateful_batch_size=stateful_batch_size, cell=cell)

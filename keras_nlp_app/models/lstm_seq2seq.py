@@ -10,6 +10,8 @@ decoder state as the cache (keras_nlp_app/decoding.py's interface with a `source
 import keras
 from keras import ops
 
+from keras_nlp_app.models.recurrent import recurrent_layer, split_state, state_list
+
 
 class _Attention(keras.layers.Layer):
     """Luong "general" (`dot`) or Bahdanau additive attention: context `[B, T, units]` of
@@ -38,19 +40,34 @@ class _Attention(keras.layers.Layer):
         return ops.einsum("bts,bsu->btu", ops.softmax(scores, axis=-1), memory)
 
 
+def _encoder_state(cell, outputs):
+    """{"encoded", "h", "c"} from the bidirectional encoder's outputs (memory, then each
+    direction's state); a GRU's `c` is a copy of `h`, never read."""
+    if cell == "lstm":
+        memory, h_fw, c_fw, h_bw, c_bw = outputs
+        return {"encoded": memory, "h": ops.concatenate([h_fw, h_bw], -1),
+                "c": ops.concatenate([c_fw, c_bw], -1)}
+    memory, h_fw, h_bw = outputs
+    h = ops.concatenate([h_fw, h_bw], -1)
+    return {"encoded": memory, "h": h, "c": h}
+
+
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
 class LSTMSeq2Seq(keras.Model):
-    """`{"source": [B, S], "target": [B, T]}` → logits `[B, T, target_vocab]` (functional graph)."""
+    """`{"source": [B, S], "target": [B, T]}` → logits `[B, T, target_vocab]` (functional graph);
+    `cell: gru` uses GRUs (whose state is h alone; the cache's `c` then stays unused)."""
 
     def __init__(self, *, source_vocab_size, target_vocab_size, embedding_dim=256, units=256,
-                 dropout=0.2, attention="luong", max_length=256, **kwargs):
+                 dropout=0.2, attention="luong", max_length=256, cell="lstm", **kwargs):
         # mask_zero: the encoder skips padding, so a source encodes the same in any batch
         source_embedding = keras.layers.Embedding(source_vocab_size, embedding_dim, mask_zero=True,
                                                   name="source_embedding")
         target_embedding = keras.layers.Embedding(target_vocab_size, embedding_dim, name="target_embedding")
         encoder = keras.layers.Bidirectional(
-            keras.layers.LSTM(units // 2, return_sequences=True, return_state=True), name="encoder")
-        decoder = keras.layers.LSTM(units, return_sequences=True, return_state=True, name="decoder")
+            recurrent_layer(cell, units // 2, return_sequences=True, return_state=True),
+            name="encoder")
+        decoder = recurrent_layer(cell, units, return_sequences=True, return_state=True,
+                                  name="decoder")
         attend = _Attention(units, attention, name="attention")
         combine = keras.layers.Dense(units, activation="tanh", name="combine")
         output = keras.layers.Dense(target_vocab_size, name="output")
@@ -58,22 +75,22 @@ class LSTMSeq2Seq(keras.Model):
 
         source = keras.Input((None,), dtype="int32", name="source")
         target = keras.Input((None,), dtype="int32", name="target")
-        memory, h_fw, c_fw, h_bw, c_bw = encoder(drop(source_embedding(source)))
-        state = [ops.concatenate([h_fw, h_bw], -1), ops.concatenate([c_fw, c_bw], -1)]
-        outputs, _, _ = decoder(drop(target_embedding(target)), initial_state=state)
+        encoded = _encoder_state(cell, encoder(drop(source_embedding(source))))
+        outputs = decoder(drop(target_embedding(target)),
+                          initial_state=state_list(cell, encoded["h"], encoded["c"]))[0]
         mask = ops.not_equal(source, 0)
-        context = attend(outputs, memory, mask)
+        context = attend(outputs, encoded["encoded"], mask)
         logits = output(drop(combine(ops.concatenate([outputs, context], -1))))
         super().__init__(inputs={"source": source, "target": target}, outputs=logits, **kwargs)
 
-        self.vocab_size, self.max_length = target_vocab_size, max_length
+        self.vocab_size, self.max_length, self.cell = target_vocab_size, max_length, cell
         self._parts = dict(source_embedding=source_embedding, target_embedding=target_embedding,
                            encoder=encoder, decoder=decoder, attend=attend, combine=combine,
                            output=output)
         self._settings = dict(source_vocab_size=source_vocab_size,
                               target_vocab_size=target_vocab_size, embedding_dim=embedding_dim,
                               units=units, dropout=dropout, attention=attention,
-                              max_length=max_length)
+                              max_length=max_length, cell=cell)
 
     @property
     def context_length(self):
@@ -81,10 +98,9 @@ class LSTMSeq2Seq(keras.Model):
 
     def encode(self, source, training=False):
         """{"encoded", "mask", "h", "c"}: encoder outputs and the decoder's initial state."""
-        memory, h_fw, c_fw, h_bw, c_bw = self._parts["encoder"](
-            self._parts["source_embedding"](source))
-        return {"encoded": memory, "mask": ops.not_equal(source, 0),
-                "h": ops.concatenate([h_fw, h_bw], -1), "c": ops.concatenate([c_fw, c_bw], -1)}
+        encoded = _encoder_state(self.cell,
+                                 self._parts["encoder"](self._parts["source_embedding"](source)))
+        return {**encoded, "mask": ops.not_equal(source, 0)}
 
     def _finish(self, outputs, memory, mask):
         context = self._parts["attend"](outputs, memory, mask)
@@ -92,8 +108,9 @@ class LSTMSeq2Seq(keras.Model):
 
     def decode(self, target, source, training=False):
         """Logits `[B, T, vocab]` for target ids given `encode`'s output (no cache)."""
-        outputs, _, _ = self._parts["decoder"](self._parts["target_embedding"](target),
-                                               initial_state=[source["h"], source["c"]])
+        outputs = self._parts["decoder"](self._parts["target_embedding"](target),
+                                         initial_state=state_list(self.cell, source["h"],
+                                                                  source["c"]))[0]
         return self._finish(outputs, source["encoded"], source["mask"])
 
     def init_cache(self, batch_size, source):
@@ -102,7 +119,9 @@ class LSTMSeq2Seq(keras.Model):
 
     def decode_step(self, token, cache, index):
         x = self._parts["target_embedding"](token)
-        out, (h, c) = self._parts["decoder"].cell(x, [cache["h"][0], cache["c"][0]])
+        out, states = self._parts["decoder"].cell(x, state_list(self.cell, cache["h"][0],
+                                                                 cache["c"][0]))
+        h, c = split_state(self.cell, states, cache["c"][0])
         logits = self._finish(out[:, None, :], cache["memory"][0], cache["mask"][0] > 0)[:, 0]
         return logits, {**cache, "h": h[None], "c": c[None]}
 
@@ -111,8 +130,9 @@ class LSTMSeq2Seq(keras.Model):
 
 
 def build_lstm_seq2seq(*, source_vocab_size, target_vocab_size, embedding_dim=256, units=256,
-                       dropout=0.2, attention="luong", max_length=256):
-    """Bidirectional-LSTM encoder, attentional LSTM decoder (see `LSTMSeq2Seq`)."""
+                       dropout=0.2, attention="luong", max_length=256, cell="lstm"):
+    """Bidirectional-LSTM encoder, attentional LSTM decoder (see `LSTMSeq2Seq`); `cell: gru`
+    for GRUs."""
     return LSTMSeq2Seq(source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size,
                        embedding_dim=embedding_dim, units=units, dropout=dropout,
-                       attention=attention, max_length=max_length)
+                       attention=attention, max_length=max_length, cell=cell)

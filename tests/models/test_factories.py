@@ -31,3 +31,36 @@ def test_unknown_model_or_parameter_lists_the_valid_ones():
         build_model("gru", vocab_size=5)
     with pytest.raises(ConfigError, match="no parameter 'units'.*lstm_units"):
         build_model("lstm_classifier", vocab_size=5, units=3)
+
+
+@pytest.mark.parametrize("name, arguments", [
+    ("lstm_classifier", {"vocab_size": 50}),
+    ("bilstm_classifier", {"vocab_size": 50}),
+    ("bilstm_crf_tagger", {"vocab_size": 50, "char_vocab_size": 20, "num_tags": 5}),
+    ("lstm_lm", {"vocab_size": 50}),
+    ("lstm_seq2seq", {"source_vocab_size": 50, "target_vocab_size": 50}),
+])
+def test_every_recurrent_family_takes_a_gru_cell(name, arguments):
+    def layer_types(model):
+        found = set()
+        for layer in model._flatten_layers(include_self=False):
+            found.add(type(layer).__name__)
+            inner = getattr(layer, "forward_layer", None)
+            if inner is not None:
+                found.add(type(inner).__name__)
+        return found
+
+    gru = build_model(name, cell="gru", **arguments)
+    lstm = build_model(name, **arguments)
+    if name == "bilstm_crf_tagger":
+        inputs = {"words": np.ones((2, 4), "int32"), "chars": np.ones((2, 4, 20), "int32"),
+                  "case": np.ones((2, 4), "int32")}
+    elif name == "lstm_seq2seq":
+        inputs = {"source": np.ones((2, 4), "int32"), "target": np.ones((2, 3), "int32")}
+    else:
+        inputs = np.ones((2, 4), "int32")
+    assert np.asarray(gru(inputs)).shape == np.asarray(lstm(inputs)).shape
+    assert "GRU" in layer_types(gru) and "GRU" not in layer_types(lstm)
+    assert gru.count_params() < lstm.count_params()  # three gates' weights instead of four
+    with pytest.raises(ConfigError, match="cell must be one of lstm, gru"):
+        build_model(name, cell="rnn", **arguments)

@@ -219,6 +219,7 @@ def test_the_attentional_lstm_baseline_learns_to_reverse(tmp_path):
     ("transformer", {"positions": "learned", "share_embeddings": False}),
     ("transformer", {"positions": "sinusoidal", "share_embeddings": True}),
     ("lstm", {"attention": "luong"}),
+    ("lstm", {"attention": "bahdanau", "cell": "gru"}),
 ])
 def test_cached_decoding_equals_uncached_for_every_seq2seq_variant(family, params):
     import keras
