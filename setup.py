@@ -34,7 +34,7 @@ setup(
         "test": ["pytest>=8", "httpx>=0.27", "ruff>=0.6"],
         # KenLM's Python module (compiled on install): the ARPA interop test and the benchmark.
         "kenlm": ["kenlm>=0.2"],
-        "bench": ["kenlm>=0.2", "nltk>=3.9", "aiohttp>=3.9"],
+        "bench": ["kenlm>=0.2", "nltk>=3.9", "aiohttp>=3.9", "scikit-learn>=1.3"],
         # fuzzing knlp serve through its OpenAPI schema (docs/serving.md)
         "fuzz": ["schemathesis>=4"],
     },

@@ -157,6 +157,9 @@ class ClassificationTask(Task):
                               f"classifiers use word, whitespace or wordpiece")
         if cfg.model.name.endswith("_lm"):
             raise ConfigError(f"model {cfg.model.name} is a language model; set task: lm")
+        if cfg.model.name == "nb_classifier" and (cfg.train.epochs != 1 or cfg.data.multi_label):
+            raise ConfigError("nb_classifier counts in one pass over single-label data: set "
+                              "train.epochs: 1 (and data.multi_label: false)")
 
     def monitorable(self, data_cfg, with_validation):
         names = ["loss", "accuracy"]

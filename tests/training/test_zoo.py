@@ -22,6 +22,7 @@ SMALL_PARAMS = {
     "bilstm_classifier": "{embedding_dim: 8, lstm_units: 8, attention_dim: 8}",
     "cnn_classifier": "{embedding_dim: 8, num_filters: 8}",
     "fasttext_classifier": "{embedding_dim: 8}",
+    "nb_classifier": "{alpha: 0.5}",
     "transformer_classifier": "{hidden_dim: 16, num_layers: 1, num_heads: 2, intermediate_dim: 16}",
     "ensemble_classifier": "{members: [{name: lstm_classifier, params: {embedding_dim: 8, lstm_units: 8}}, "
                            "{name: cnn_classifier, params: {embedding_dim: 8, num_filters: 8}}]}",

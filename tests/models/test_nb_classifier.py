@@ -1,0 +1,61 @@
+"""Naive Bayes: counting gives the hand-computed posterior, complement NB equals scikit-learn's,
+and a run fits in one pass and learns the easy task."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nlp_app.models import build_model
+
+
+def _fit(model, ids, targets):
+    model.compile(loss="binary_crossentropy" if model.num_classes == 2 else "categorical_crossentropy")
+    model.train_step((tf.constant(ids, tf.int32), tf.constant(targets, tf.float32)))
+
+
+def test_counting_gives_the_hand_computed_posterior():
+    model = build_model("nb_classifier", vocab_size=6, alpha=1.0)
+    _fit(model, [[2, 2, 3, 0], [4, 5, 0, 0], [2, 4, 1, 0]], [[1.0], [0.0], [1.0]])
+    # class 1 saw ids 2, 2, 3, 2, 4 (5 tokens), class 0 ids 4, 5; four real ids (2..5); the
+    # unknown id 1 and padding carry no evidence
+    log_1 = np.log(2 / 3) + np.log((3 + 1) / (5 + 4)) + np.log((0 + 1) / (5 + 4))
+    log_0 = np.log(1 / 3) + np.log((0 + 1) / (2 + 4)) + np.log((1 + 1) / (2 + 4))
+    got = float(model(np.array([[2, 5, 1]], np.int32))[0, 0])
+    assert got == pytest.approx(1 / (1 + np.exp(log_0 - log_1)), rel=1e-5)
+
+
+@pytest.mark.parametrize("complement", [False, True])
+def test_multiclass_scores_equal_scikit_learn(complement):
+    from sklearn.naive_bayes import ComplementNB, MultinomialNB
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(2, 12, size=(40, 7))
+    ids[rng.random(ids.shape) < 0.2] = 0
+    labels = rng.integers(0, 3, size=40)
+    model = build_model("nb_classifier", vocab_size=12, num_classes=3, alpha=0.5,
+                        complement=complement)
+    _fit(model, ids, np.eye(3)[labels])
+    counts = np.stack([np.bincount(row[row >= 2] - 2, minlength=10) for row in ids])
+    peer = (ComplementNB if complement else MultinomialNB)(alpha=0.5).fit(counts, labels)
+    test = rng.integers(2, 12, size=(5, 7))
+    test_counts = np.stack([np.bincount(row - 2, minlength=10) for row in test])
+    np.testing.assert_allclose(model(test.astype(np.int32)).numpy(),
+                               peer.predict_proba(test_counts), rtol=1e-4, atol=1e-6)
+
+
+def test_naive_bayes_fits_in_one_pass_and_learns_the_easy_task(easy_files, tmp_path):
+    import json
+
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.errors import ConfigError
+    from keras_nlp_app.training.train import train
+    from tests.conftest import tiny_overrides
+
+    overrides = tiny_overrides(*easy_files, **{"model.name": "nb_classifier", "model.params": "{}",
+                                               "train.epochs": 1})
+    run_dir = train(load_config(["configs/sst2_lstm.yaml"], overrides), run_dir=str(tmp_path / "run"))
+    with open(f"{run_dir}/metrics.json") as f:
+        assert json.load(f)["accuracy"] > 0.9
+    with pytest.raises(ConfigError, match="train.epochs: 1"):
+        bad = load_config(["configs/sst2_lstm.yaml"], overrides + ["train.epochs=3"])
+        train(bad, run_dir=str(tmp_path / "bad"))
