@@ -8,6 +8,7 @@ can be rebuilt from it alone.
 
 import dataclasses
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 
@@ -145,7 +146,7 @@ CHOICES = {
 def _check_type(key, value, annotation):
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin is typing.Union:
+    if origin in (typing.Union, types.UnionType):  # Optional[X] and X | Y
         if value is None and type(None) in args:
             return value
         error = None

@@ -60,3 +60,11 @@ def test_on_and_off_switches_survive_yaml_booleans():
     # YAML 1.1 (PyYAML) reads a bare on/off as true/false
     assert load_config([], ["train.jit_compile=off"]).train.jit_compile == "off"
     assert load_config([], ["train.jit_compile=on"]).train.jit_compile == "on"
+
+
+def test_every_recipe_loads_and_a_list_of_text_fields_is_accepted():
+    import glob
+
+    for recipe in sorted(glob.glob("configs/*.yaml")):
+        load_config([recipe])
+    assert load_config(["configs/ag_news.yaml"]).data.text_field == ["title", "description"]

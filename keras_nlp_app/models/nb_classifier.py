@@ -13,7 +13,8 @@ class NaiveBayesClassifier(keras.Model):
 
     Training steps only count (the loop's one pass over the data is the fit): `counts [V, C]`
     adds each example's token ids to its class (weighted by the example's weight, e.g. balanced
-    class weights), `class_counts [C]` the examples. The scores are Lidstone-smoothed
+    class weights), `class_counts [C]` the examples, and `table`/`prior` are recomputed from
+    them. The scores are Lidstone-smoothed
     log-likelihoods (`alpha`): multinomial NB adds the log prior (McCallum & Nigam 1998);
     complement NB (Rennie et al. 2003) scores each class by the negated log-likelihood of the
     other classes' counts and ignores the prior, as scikit-learn's ComplementNB does.
@@ -32,6 +33,13 @@ class NaiveBayesClassifier(keras.Model):
                                       trainable=False, aggregation="sum", name="counts")
         self.class_counts = self.add_weight(shape=(num_classes,), initializer="zeros",
                                             trainable=False, aggregation="sum", name="class_counts")
+        # the scores, recomputed from the counts after every counting step, so a prediction
+        # only gathers (every replica computes the same values from the synced counts)
+        self.table = self.add_weight(shape=(vocab_size, num_classes), initializer="zeros",
+                                     trainable=False, aggregation="only_first_replica",
+                                     name="table")
+        self.prior = self.add_weight(shape=(num_classes,), initializer="zeros", trainable=False,
+                                     aggregation="only_first_replica", name="prior")
 
     def log_weights(self):
         """(`[V, C]` score of one occurrence of each id, `[C]` score of each class alone)."""
@@ -51,9 +59,8 @@ class NaiveBayesClassifier(keras.Model):
 
     def scores(self, token_ids):
         """Joint log-likelihood `[B, C]` of each class and the text."""
-        table, prior = self.log_weights()
         ids = ops.clip(ops.cast(token_ids, "int32"), 0, self.vocab_size - 1)
-        return ops.sum(ops.take(table, ids, axis=0), axis=1) + prior
+        return ops.sum(ops.take(self.table, ids, axis=0), axis=1) + self.prior
 
     def call(self, token_ids):
         scores = self.scores(token_ids)
@@ -77,6 +84,9 @@ class NaiveBayesClassifier(keras.Model):
         self.counts.assign_add(ops.segment_sum(per_token, ops.reshape(ids, (-1,)),
                                                num_segments=self.vocab_size))
         self.class_counts.assign_add(ops.sum(targets, axis=0))
+        table, prior = self.log_weights()
+        self.table.assign(table)
+        self.prior.assign(prior)
         predictions = self(token_ids)
         loss = self.compute_loss(token_ids, data[1], predictions, weights, training=True)
         self._loss_tracker.update_state(loss, sample_weight=ops.shape(ids)[0])

@@ -1,0 +1,88 @@
+"""Naive Bayes against scikit-learn, side by side from one run; prints one JSON object.
+
+For each recipe (configs/sst2_nb.yaml, imdb_nb.yaml, ag_news_nb.yaml): our `nb_classifier`
+trained by `knlp train` (fit = the counting pass of the training loop; wall = the whole run:
+reading, vocabulary, counting, validation) and scikit-learn's `CountVectorizer` (unigrams +
+bigrams) + `MultinomialNB` / `ComplementNB` with the same smoothing on the same train and
+validation texts (fit = vectorizing + fitting). Accuracy on the validation split with its 95%
+interval, and the exported SavedModel's p50/p99 latency for one sentence.
+
+Usage:
+    KNLP_DATA_DIR=../shared/data .venv/bin/python scripts/bench_nb.py [--recipes sst2 imdb ag_news]
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+
+def interval(accuracy, n):
+    """The 95% normal-approximation interval of an accuracy measured on n examples."""
+    half = 1.96 * math.sqrt(accuracy * (1 - accuracy) / n)
+    return [round(accuracy - half, 4), round(accuracy + half, 4)]
+
+
+def ours(recipe, folder):
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.training.train import train
+    from scripts.bench_classify import bench_saved_model
+
+    cfg = load_config([recipe], ["train.verbose=0"])
+    started = time.perf_counter()
+    run_dir = train(cfg, run_dir=os.path.join(folder, "run"))
+    wall = time.perf_counter() - started
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    exported = export_run(run_dir, os.path.join(folder, "export"))
+    latency = bench_saved_model(exported)
+    return cfg, {"accuracy": round(metrics["accuracy"], 4),
+                 "interval95": interval(metrics["accuracy"], metrics["examples"]),
+                 "fit_seconds": round(metrics["history"][0]["train_seconds"], 2),
+                 "wall_seconds": round(wall, 1), "batch1_p50_ms": latency["batch1_p50_ms"],
+                 "batch1_p99_ms": latency["batch1_p99_ms"]}
+
+
+def scikit_learn(cfg):
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.naive_bayes import ComplementNB, MultinomialNB
+
+    from keras_nlp_app.tasks import get_task
+
+    train, validation = get_task("classification").load_splits(cfg.data, cfg.train.seed)
+    params = cfg.model.params
+    peer = (ComplementNB if params.get("complement") else MultinomialNB)(alpha=params.get("alpha", 1.0))
+    started = time.perf_counter()
+    vectorizer = CountVectorizer(ngram_range=(1, cfg.tokenizer.ngrams))
+    peer.fit(vectorizer.fit_transform(train.texts), train.labels)
+    fit = time.perf_counter() - started
+    predicted = peer.predict(vectorizer.transform(validation.texts))
+    accuracy = sum(p == g for p, g in zip(predicted, validation.labels)) / len(validation.labels)
+    return {"model": type(peer).__name__, "accuracy": round(accuracy, 4),
+            "interval95": interval(accuracy, len(validation.labels)), "fit_seconds": round(fit, 2),
+            "validation_examples": len(validation.labels), "train_examples": len(train.labels)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="*", default=["sst2", "imdb", "ag_news"])
+    args = parser.parse_args()
+    report = {}
+    for name in args.recipes:
+        with tempfile.TemporaryDirectory() as folder:
+            cfg, mine = ours(f"configs/{name}_nb.yaml", folder)
+        peer = scikit_learn(cfg)
+        report[name] = {"knlp": mine, "scikit_learn": peer,
+                        "accuracy_difference": round(mine["accuracy"] - peer["accuracy"], 4),
+                        "fit_time_ratio": round(mine["fit_seconds"] / peer["fit_seconds"], 2)}
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
