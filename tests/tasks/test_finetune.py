@@ -39,7 +39,8 @@ def overrides(train_file, dev_file, preset, **extra):
 
 
 @pytest.mark.parametrize("family", [pytest.param("wordpiece", marks=pytest.mark.slow),
-                                    pytest.param("bpe", marks=pytest.mark.slow), "sentencepiece"])
+                                    pytest.param("bpe", marks=pytest.mark.slow),
+                                    pytest.param("sentencepiece", marks=pytest.mark.slow)])
 def test_a_tiny_preset_fine_tunes_and_its_export_runs_without_the_package(
         family, easy_files, tmp_path):
     from keras_nlp_app.export.saved_model import export_run
@@ -175,7 +176,8 @@ def test_an_offline_handle_is_one_line_and_exit_2(easy_files, tmp_path, capsys, 
     assert "kaggle://keras/bert/keras/bert_tiny_en_uncased" in err and not run_dir.exists()
 
 
-@pytest.mark.parametrize("family", ["wordpiece", pytest.param("bpe", marks=pytest.mark.slow)])
+@pytest.mark.slow  # over 20 s on 2 cores
+@pytest.mark.parametrize("family", ["wordpiece", "bpe"])
 def test_a_tagger_fine_tunes_a_preset_at_each_words_first_piece(family, tmp_path):
     """A backbone tagger learns the easy NER task through the preset's pieces, and its export
     (the preset tokenizer inside) tags like the run."""

@@ -90,6 +90,7 @@ def reverse_run(tmp_path_factory):
     return train(cfg, str(folder / "run")), valid_pair
 
 
+@pytest.mark.slow  # shares the reverse_run fixture: 2 minutes on 2 cores
 def test_a_transformer_learns_to_reverse_sequences(reverse_run):
     run, _ = reverse_run
     with open(os.path.join(run, "metrics.json")) as f:
@@ -128,6 +129,7 @@ print(json.dumps([[t.decode() for t in o["output"].numpy()] for o in (out, cold)
     assert beam == greedy == ["sun cat red", "blue tree moon dog"]
 
 
+@pytest.mark.slow  # shares the reverse_run fixture: 2 minutes on 2 cores
 def test_sampling_is_seeded_and_temperature_moves_it_away_from_greedy(reverse_run):
     from keras_nlp_app.inference import load_generator
 
@@ -163,6 +165,7 @@ def test_chat_keeps_the_history_and_samples_when_asked(reverse_run):
     assert replies == generate([dialogue_source(["red cat"])], strategy="greedy")
 
 
+@pytest.mark.slow  # shares the reverse_run fixture: 2 minutes on 2 cores
 def test_knlp_evaluate_scores_parallel_files(reverse_run, capsys):
     from keras_nlp_app.cli import main
 
@@ -174,6 +177,7 @@ def test_knlp_evaluate_scores_parallel_files(reverse_run, capsys):
     assert 1.0 <= report["perplexity"] < 1.5
 
 
+@pytest.mark.slow  # shares the reverse_run fixture: 2 minutes on 2 cores
 def test_n_best_lists_every_beam_best_first(reverse_run, capsys):
     from keras_nlp_app.cli import main
 
