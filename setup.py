@@ -22,6 +22,7 @@ setup(
         # sequence to sequence: subword vocabularies and the standard metrics
         "sentencepiece>=0.2",
         "sacrebleu>=2.4",
+        "jiwer>=3.0",  # word error rate of rescored n-best lists (knlp rescore)
         "rouge-score>=0.1.2",
         # tagging: entity-level scores as conlleval computes them
         "seqeval>=1.2",
