@@ -234,21 +234,27 @@ def generate(target, prompts, **settings):
     return load_generator(target)(prompts, **settings)
 
 
-def chat(target, lines, *, context_turns=None, write=print, **settings):
+def chat(target, lines, *, context_turns=None, write=print, rules=None, **settings):
     """Talks with a dialogue model: every input line is a turn, answered with the model's reply,
     with the last `context_turns` turns (as in training) in the source each time. `settings`
     choose the decoding (as `load_generator`; default: the model's beam search). `/reset` or
-    `/new` starts a new conversation."""
+    `/new` starts a new conversation.
+
+    With `rules` (a `rulebot.RuleBot`) the rules answer first and the model only when no rule
+    matches (a hybrid bot); with rules and no `target`, the rules' fallback answers instead.
+    """
     from keras_nlp_app.data.readers import dialogue_source
 
-    info = _as_target(target)
-    if not info.task_hooks.converses:
-        raise UserError(f"{info.path} is a {info.task} model; chat needs a dialogue model")
-    settings = {"strategy": "beam", **settings}
-    if settings.get("beam_size") is None:
-        settings["beam_size"] = info.run_config.model.beam_size
-    reply_to = load_generator(info)
-    turns = context_turns or info.run_config.data.context_turns
+    reply_to, turns = None, context_turns or 2
+    if target is not None:
+        info = _as_target(target)
+        if not info.task_hooks.converses:
+            raise UserError(f"{info.path} is a {info.task} model; chat needs a dialogue model")
+        settings = {"strategy": "beam", **settings}
+        if settings.get("beam_size") is None:
+            settings["beam_size"] = info.run_config.model.beam_size
+        reply_to = load_generator(info)
+        turns = context_turns or info.run_config.data.context_turns
     history = []
     for line in lines:
         line = line.strip()
@@ -256,10 +262,16 @@ def chat(target, lines, *, context_turns=None, write=print, **settings):
             continue
         if line in ("/reset", "/new"):
             history = []
+            if rules is not None:
+                rules.reset()
             write("(new conversation)")
             continue
         history.append(line)
-        reply = reply_to([dialogue_source(history[-turns:])], **settings)[0]
+        ruled = rules.answer(line) if rules is not None else None
+        if ruled is not None and (ruled.intent is not None or reply_to is None):
+            reply = ruled.text
+        else:
+            reply = reply_to([dialogue_source(history[-turns:])], **settings)[0]
         history.append(reply)
         write(reply)
         settings["seed"] = settings.get("seed", 0) + 1  # a new draw every turn when sampling

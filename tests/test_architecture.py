@@ -12,7 +12,7 @@ MAX_LINES = 450
 RANKS = {
     "errors": 0, "__init__": 0, "__main__": 9,
     "config": 1, "utils": 1,
-    "text": 2, "data": 2, "models": 2, "metrics": 2, "decoding": 2, "ngram": 2, "callbacks": 2,
+    "text": 2, "data": 2, "models": 2, "metrics": 2, "decoding": 2, "ngram": 2, "callbacks": 2, "rulebot": 2,
     "tasks": 3,
     "runs": 4,
     "training": 5, "export": 5, "inference": 5, "rescoring": 5,

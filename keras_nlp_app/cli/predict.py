@@ -63,11 +63,18 @@ def cmd_generate(args):
 
 def cmd_chat(args):
     from keras_nlp_app.inference import chat, describe
+    from keras_nlp_app.rulebot import load_rules
 
-    target = describe(args.model)  # chat() refuses a model that does not converse, before TF
+    rules_file = args.rules
+    model = args.model
+    if model.endswith((".yaml", ".yml")):  # a rules file alone: a rule-based bot
+        rules_file, model = model, None
+    rules = load_rules(rules_file) if rules_file else None
+    target = describe(model) if model else None  # chat() refuses a model that does not converse
     if sys.stdin.isatty():
         print("Type a message and press Enter; /reset starts over, Ctrl-D ends.", file=sys.stderr)
-    chat(target, sys.stdin, context_turns=args.context_turns, **generation_settings(args))
+    chat(target, sys.stdin, context_turns=args.context_turns, rules=rules,
+         **generation_settings(args))
     return 0
 
 
@@ -107,8 +114,11 @@ def add_parsers(verbs):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_generate)
 
-    p = verbs.add_parser("chat", help="talk with a dialogue model (one turn per input line)")
-    p.add_argument("model", help="dialogue run folder or SavedModel")
+    p = verbs.add_parser("chat", help="talk with a dialogue model or a rule-based bot "
+                                      "(one turn per input line)")
+    p.add_argument("model", help="dialogue run folder or SavedModel, or a rules YAML file")
+    p.add_argument("--rules", help="rules YAML answered first; the model answers what no rule "
+                                   "matches (a hybrid bot)")
     p.add_argument("--context-turns", type=int, help="turns of history per reply (default: as trained)")
     add_decoding_arguments(p, default_strategy="beam", default_beam=None)
     p.set_defaults(func=cmd_chat)
