@@ -66,5 +66,6 @@ def test_every_recipe_loads_and_a_list_of_text_fields_is_accepted():
     import glob
 
     for recipe in sorted(glob.glob("configs/*.yaml")):
-        load_config([recipe])
+        if not recipe.endswith("_rules.yaml"):  # dialogue rules (docs/dialogue.md), not a run
+            load_config([recipe])
     assert load_config(["configs/ag_news.yaml"]).data.text_field == ["title", "description"]
