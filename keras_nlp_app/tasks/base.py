@@ -125,6 +125,15 @@ class Task:
 
         return tokenizers.load_tokenizer(assets_dir)
 
+    @staticmethod
+    def read_json_assets(assets_dir, filename):
+        """A run's `assets/<filename>` as JSON; a run not trained yet is a one-line UserError."""
+        path = os.path.join(assets_dir, filename)
+        if not os.path.exists(path):
+            raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
     def read_assets(self, assets_dir):
         """The label space a run folder's assets hold (None by default), without TensorFlow."""
         if not os.path.exists(os.path.join(assets_dir, "tokenizer.json")):

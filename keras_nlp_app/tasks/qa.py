@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_nlp_app import metrics as metrics_lib
 from keras_nlp_app.data import readers, squad
-from keras_nlp_app.errors import ConfigError, UserError
+from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.tasks.base import Task, register, text_of
 from keras_nlp_app.utils import atomic
 
@@ -37,7 +37,9 @@ class Reader:
         self.null_threshold = null_threshold
 
     def save(self, assets_dir):
-        if self.preset is not None and not os.path.isdir(os.path.join(assets_dir, "preset")):
+        from keras_nlp_app.text.presets import PRESET_FOLDER
+
+        if self.preset is not None and not os.path.isdir(os.path.join(assets_dir, PRESET_FOLDER)):
             self.preset.save(assets_dir)
         atomic.write_json(os.path.join(assets_dir, _ASSETS),
                           {"words": self.words, "chars": self.chars, "abstains": self.abstains,
@@ -125,16 +127,12 @@ class QATask(Task):
         return reader, None
 
     def load_tokenizer(self, assets_dir):
-        path = os.path.join(assets_dir, _ASSETS)
-        if not os.path.exists(path):
-            raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
-        with open(path, encoding="utf-8") as f:
-            found = json.load(f)
+        found = self.read_json_assets(assets_dir, _ASSETS)
         preset = None
-        if os.path.isdir(os.path.join(assets_dir, "preset")):
-            from keras_nlp_app.text.presets import PresetTokenizer
+        from keras_nlp_app.text.presets import PRESET_FOLDER, PresetTokenizer
 
-            preset = PresetTokenizer.load(os.path.join(assets_dir, "preset"))
+        if os.path.isdir(os.path.join(assets_dir, PRESET_FOLDER)):
+            preset = PresetTokenizer.load(os.path.join(assets_dir, PRESET_FOLDER))
         return Reader(found["words"], found["chars"], found.get("abstains", False),
                       found.get("null_threshold", 0.0), preset)
 

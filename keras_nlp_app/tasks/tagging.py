@@ -195,11 +195,7 @@ class TaggingTask(Task):
         return found, TagSpace(found["tags"])
 
     def load_tokenizer(self, assets_dir):
-        path = os.path.join(assets_dir, _ASSETS)
-        if not os.path.exists(path):
-            raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
-        with open(path, encoding="utf-8") as f:
-            found = json.load(f)
+        found = self.read_json_assets(assets_dir, _ASSETS)
         from keras_nlp_app.text import presets
 
         if os.path.isdir(os.path.join(assets_dir, presets.PRESET_FOLDER)):
