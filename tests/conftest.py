@@ -1,7 +1,10 @@
 """Shared fixtures: a tiny, easy sentiment task written into tmp folders."""
 
+import json
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -83,3 +86,26 @@ def squad_like(articles, seed, paragraphs=4):
                  "answers": [{"text": year, "answer_start": birth + 12 + len(city)}]}]})
         data.append({"title": f"Article_{a}", "paragraphs": items})
     return {"version": "1.1", "data": data}
+
+
+_FRESH_PROCESS = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+model = tf.saved_model.load(sys.argv[1])
+inputs = json.loads(sys.argv[2])
+outputs = model.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+assert not any(m.startswith(("keras_nlp_app", "keras_hub")) for m in sys.modules)
+print(json.dumps({k: v.numpy().tolist() for k, v in outputs.items()},
+                 default=lambda b: b.decode("utf-8", "replace")))
+"""
+
+
+def fresh_process_outputs(version, inputs):
+    """`serving_default(**inputs)` of an exported version, run in a new Python process that
+    imports only TensorFlow and TensorFlow Text (it fails if our package or keras-hub loads)."""
+    done = subprocess.run([sys.executable, "-c", _FRESH_PROCESS, version, json.dumps(inputs)],
+                          capture_output=True, text=True, timeout=300, cwd="/",
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -12,15 +12,13 @@ minutes on 2 cores).
 import json
 import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from keras_nlp_app.cli import main
 from keras_nlp_app.tasks import TASKS
-from tests.conftest import easy_sentiment, write_tsv
+from tests.conftest import easy_sentiment, fresh_process_outputs, write_tsv
 
 METRIC_KEYS = {"accuracy", "macro_f1", "loss", "perplexity", "bleu", "chrf", "rouge1", "rouge2",
                "rougeL", "precision", "recall", "f1", "exact_match"}
@@ -129,17 +127,6 @@ def _predict_arguments(inputs):
     return [item for name, column in inputs.items() for value in column
             for item in (f"--{name}", value)]
 
-FRESH_PROCESS = """
-import json, sys
-import tensorflow as tf
-import tensorflow_text  # noqa: F401
-model = tf.saved_model.load(sys.argv[1])
-inputs = json.loads(sys.argv[2])
-outputs = model.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
-assert not any(m.startswith(("keras_nlp_app", "keras_hub")) for m in sys.modules)
-print(json.dumps({k: v.numpy().tolist() for k, v in outputs.items()},
-                 default=lambda b: b.decode("utf-8", "replace")))
-"""
 
 
 def test_every_registered_task_has_a_recipe():
@@ -204,11 +191,7 @@ def test_the_export_runs_in_a_fresh_process_without_the_package_and_equals_the_r
     from keras_nlp_app.inference import load_predictor
 
     _, run_dir, version, inputs, _ = exported
-    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS, version, json.dumps(inputs)],
-                          capture_output=True, text=True, timeout=300, cwd="/",
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    fresh = json.loads(done.stdout.strip().splitlines()[-1])
+    fresh = fresh_process_outputs(version, inputs)
     expected = load_predictor(run_dir).predict(inputs)
     assert set(fresh) == set(expected)
     for key, value in expected.items():

@@ -160,6 +160,10 @@ class ClassificationTask(Task):
         if cfg.model.name == "nb_classifier" and (cfg.train.epochs != 1 or cfg.data.multi_label):
             raise ConfigError("nb_classifier counts in one pass over single-label data: set "
                               "train.epochs: 1 (and data.multi_label: false)")
+        if cfg.model.name == "nbsvm_classifier" and (cfg.train.epochs < 2 or cfg.data.multi_label):
+            raise ConfigError("nbsvm_classifier counts in its first epoch and trains in the later "
+                              "ones, on single-label data: set train.epochs: 2 or more (and "
+                              "data.multi_label: false)")
 
     def monitorable(self, data_cfg, with_validation):
         names = ["loss", "accuracy"]

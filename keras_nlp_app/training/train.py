@@ -128,6 +128,8 @@ def train(cfg, run_dir=None, *, task=None):
                         validation_data=validation_data, validation_examples=validation_examples,
                         space=space),
         callbacks_lib.LearningRateLogger(),
+        # a model with training phases of its own (NBSVM's counting epoch) brings their callbacks
+        *getattr(model, "training_callbacks", list)(),
     ]
     if groups:
         callbacks.insert(0, GroupRatesCallback(optimizer, len(groups), cfg.train.layerwise_lr_decay,

@@ -59,3 +59,41 @@ def test_naive_bayes_fits_in_one_pass_and_learns_the_easy_task(easy_files, tmp_p
     with pytest.raises(ConfigError, match="train.epochs: 1"):
         bad = load_config(["configs/sst2_lstm.yaml"], overrides + ["train.epochs=3"])
         train(bad, run_dir=str(tmp_path / "bad"))
+
+
+def test_nbsvm_ratios_count_each_id_once_per_example():
+    model = build_model("nbsvm_classifier", vocab_size=6, alpha=1.0)
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    ids = tf.constant([[2, 2, 3, 0], [4, 5, 0, 0], [2, 4, 1, 0]], tf.int32)
+    model.train_step((ids, tf.constant([[1.0], [0.0], [1.0]])))
+    # document frequencies: positive {2: 2, 3: 1, 4: 1}, negative {4: 1, 5: 1}
+    p = np.array([2, 1, 1, 0]) + 1.0
+    q = np.array([0, 0, 1, 1]) + 1.0
+    r = np.log(p / p.sum()) - np.log(q / q.sum())
+    got = model.log_count_ratios(tf.constant([[2, 3, 4, 5]], tf.int32)).numpy()[0, :, 0]
+    np.testing.assert_allclose(got, r, rtol=1e-5)
+    # the counting epoch leaves the weights at 1: the logit is the sum of distinct ids' ratios
+    logit = float(model.logits(tf.constant([[2, 2, 5, 1]], tf.int32))[0, 0])
+    assert logit == pytest.approx(r[0] + r[3], rel=1e-5)
+
+
+def test_nbsvm_counts_then_trains_and_exports_for_a_fresh_process(easy_files, tmp_path):
+    import json
+
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.inference import load_predictor
+    from keras_nlp_app.training.train import train
+    from tests.conftest import fresh_process_outputs, tiny_overrides
+
+    overrides = tiny_overrides(*easy_files, **{"model.name": "nbsvm_classifier",
+                                               "model.params": "{alpha: 1.0}", "train.epochs": 3})
+    run_dir = train(load_config(["configs/sst2_lstm.yaml"], overrides), run_dir=str(tmp_path / "run"))
+    with open(f"{run_dir}/metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["accuracy"] > 0.9 and metrics["epochs_run"] == 3
+    version = export_run(run_dir, str(tmp_path / "export"))
+    inputs = {"text": ["a great film", "an awful plot"]}
+    fresh = fresh_process_outputs(version, inputs)
+    expected = load_predictor(run_dir).predict(inputs)
+    np.testing.assert_allclose(fresh["probabilities"], expected["probabilities"], atol=1e-5)
