@@ -1,6 +1,8 @@
 """The rule-based dialogue engine and the example shop assistant: every rule, slots and
 templates, contexts, the fallback, the hybrid with a model, and malformed rules files."""
 
+import json
+
 import pytest
 
 from keras_nlp_app.cli import main
@@ -94,3 +96,28 @@ def test_a_malformed_rules_file_is_one_clear_error(tmp_path, capsys, content, me
     assert main(["chat", str(path)]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and re.search(message, error)
+
+
+def test_knlp_serve_answers_a_conversation_statelessly_over_the_rest_api():
+    from fastapi.testclient import TestClient
+
+    from keras_nlp_app.serving.app import create_app, parse_model_arguments
+
+    models = parse_model_arguments([SHOP])
+    assert models == {"shop_assistant_rules": SHOP}
+    with TestClient(create_app(models)) as client:
+        url = "/v1/models/shop_assistant_rules"
+        assert client.get(url).json()["model_version_status"][0]["state"] == "AVAILABLE"
+        signature = client.get(f"{url}/metadata").json()["metadata"]["signature_def"]
+        assert set(signature["signature_def"]["serving_default"]["outputs"]) == {
+            "reply", "intent", "slots"}
+        body = {"instances": [{"messages": ["hi", "where is my order", "12345"]},
+                              {"messages": ["12345"]}, {"messages": []}]}
+        first, second, empty = client.post(f"{url}:predict", json=body).json()["predictions"]
+        assert first["intent"] == "order_number" and "12345" in first["reply"]
+        assert json.loads(first["slots"]) == {"order": "12345"}
+        # the same last message without the conversation before it: no awaiting context
+        assert second["intent"] != "order_number"
+        assert empty["intent"] == "" and empty["reply"]
+        bad = client.post(f"{url}:predict", json={"instances": [{"messages": "hi"}]})
+        assert bad.status_code == 400 and "list" in bad.json()["error"]

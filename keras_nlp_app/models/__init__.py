@@ -17,6 +17,7 @@ from keras_nlp_app.models.lstm_classifier import build_lstm_classifier
 from keras_nlp_app.models.lstm_lm import build_lstm_lm
 from keras_nlp_app.models.lstm_seq2seq import build_lstm_seq2seq
 from keras_nlp_app.models.nb_classifier import build_nb_classifier, build_nbsvm_classifier
+from keras_nlp_app.models.ngram_classifier import build_ngram_classifier
 from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
 from keras_nlp_app.models.transformer_lm import build_transformer_lm
 from keras_nlp_app.models.transformer_reader import build_transformer_reader
@@ -31,6 +32,7 @@ MODELS = {
     "ensemble_classifier": build_ensemble_classifier,
     "nb_classifier": build_nb_classifier,
     "nbsvm_classifier": build_nbsvm_classifier,
+    "ngram_classifier": build_ngram_classifier,
     "transformer_classifier": build_transformer_classifier,
     "lstm_lm": build_lstm_lm,
     "transformer_lm": build_transformer_lm,

@@ -19,7 +19,7 @@ from keras_nlp_app.ngram.model import (
 
 
 def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, max_vocab=None,
-            tokenizer="whitespace", discount_fallback=None, alpha=0.4):
+            tokenizer="whitespace", discount_fallback=None, alpha=0.4, vocabulary=None):
     """Counts n-grams of `sentences` (lists of tokens) and estimates probabilities.
 
     Args:
@@ -36,6 +36,9 @@ def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, 
         discount_fallback: Kneser-Ney discounts (D1, D2, D3+) for an order whose
             counts-of-counts cannot give valid ones (small or artificial corpora), as KenLM's
             `--discount_fallback`; None makes that an error.
+        vocabulary: a fixed word list instead of the one counted from `sentences`, so that
+            several models (one per class) share ids and their probabilities compare; words
+            outside it become `<unk>`.
     """
     if not 1 <= order <= 6:
         raise UserError(f"n-gram order must be 1 to 6, got {order}")
@@ -43,7 +46,10 @@ def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, 
         raise UserError(f"unknown smoothing {smoothing!r}; choose {', '.join(SMOOTHINGS)}")
     if not sentences:
         raise UserError("no sentences to train on")
-    vocabulary = _build_vocabulary(sentences, min_count, max_vocab)
+    if vocabulary is None:
+        vocabulary = _build_vocabulary(sentences, min_count, max_vocab)
+    else:
+        vocabulary = [UNK, BOS, EOS] + [w for w in vocabulary if w not in (UNK, BOS, EOS)]
     model = NGramModel(vocabulary, [], smoothing=smoothing, k=k, tokenizer=tokenizer, alpha=alpha)
     tokens, remaining = model._encode(sentences)
     counts = _count(tokens, remaining, order, len(vocabulary))

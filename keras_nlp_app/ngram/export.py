@@ -51,9 +51,13 @@ class NGramScorer(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve(self, text):
-        words = self._split(text)
-        ids = tf.ragged.map_flat_values(self.words.lookup, words)
-        batch = tf.shape(text, out_type=tf.int64)[0]
+        ids = tf.ragged.map_flat_values(self.words.lookup, self._split(text))
+        return {"log_prob": self.log_probs(ids),
+                "num_tokens": tf.cast(ids.row_lengths() + 1, tf.int32)}
+
+    def log_probs(self, ids):
+        """Natural log P(`<s>` ids `</s>`) `[B]` float32 of ragged word ids `[B, None]` (int64)."""
+        batch = ids.nrows()
         bos = tf.fill([batch, 1], tf.constant(BOS_ID, tf.int64))
         eos = tf.fill([batch, 1], tf.constant(EOS_ID, tf.int64))
         sentences = tf.concat([bos, ids, eos], axis=1)
@@ -90,8 +94,7 @@ class NGramScorer(tf.Module):
                 backoff = backoff + tf.where(context >= 0, bo, 0.0)
         per_sentence = tf.math.unsorted_segment_sum(
             scores, tf.gather(row_of, predicted), tf.cast(batch, tf.int32))
-        return {"log_prob": tf.cast(per_sentence * math.log(10), tf.float32),
-                "num_tokens": tf.cast(sentences.row_lengths() - 1, tf.int32)}
+        return tf.cast(per_sentence * math.log(10), tf.float32)
 
 
 def export_ngram(model, output, source=""):

@@ -24,10 +24,11 @@ import time
 
 from keras_nlp_app.errors import UserError
 from keras_nlp_app.serving.metrics import Metrics
-from keras_nlp_app.serving.models import ServedModel
+from keras_nlp_app.serving.models import ServedModel, ServedRules
 from keras_nlp_app.serving.requests import Limits, RequestError, format_response, parse_predict
 
 DEFAULT_PORT = 8501
+RULES_SUFFIXES = (".yaml", ".yml")  # a rule-based bot's rules file, served beside SavedModels
 
 
 def parse_model_arguments(arguments):
@@ -38,12 +39,14 @@ def parse_model_arguments(arguments):
         if not sep:
             folder = argument
             name = os.path.basename(os.path.normpath(folder))
+            if name.endswith(RULES_SUFFIXES):  # a rules file: named after its stem
+                name = os.path.splitext(name)[0]
             if name.isdigit():  # a version folder: name the model after its parent
                 name = os.path.basename(os.path.dirname(os.path.normpath(folder)))
         if not name or name in models:
             raise UserError(f"{argument}: model names must be unique and non-empty (use NAME=DIR)")
-        if not os.path.isdir(folder):
-            raise UserError(f"{folder}: no such model folder")
+        if not os.path.isdir(folder) and not (folder.endswith(RULES_SUFFIXES) and os.path.isfile(folder)):
+            raise UserError(f"{folder}: no such model folder (or rules YAML file)")
         models[name] = folder
     if not models:
         raise UserError("name at least one model folder to serve")
@@ -70,7 +73,8 @@ def create_app(models, limits=None):
 
     limits = limits or Limits()
     metrics = Metrics()
-    served = {name: ServedModel(name, folder, limits, metrics) for name, folder in models.items()}
+    served = {name: (ServedRules if folder.endswith(RULES_SUFFIXES) else ServedModel)(
+        name, folder, limits, metrics) for name, folder in models.items()}
     app = FastAPI(title="knlp serve", description="TensorFlow Serving REST API", version="1")
     app.state.served, app.state.metrics, app.state.limits = served, metrics, limits
 

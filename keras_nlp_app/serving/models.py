@@ -74,3 +74,57 @@ class ServedModel:
                 lambda columns: self.call(signature_name, columns), self.limits.max_batch_size,
                 self.limits.batch_timeout_s, self.metrics)
         return self.batchers[signature_name]
+
+
+class ServedRules(ServedModel):
+    """A rule-based bot (a rules YAML file, keras_nlp_app/rulebot.py) behind the same REST API.
+
+    The server stays stateless, as TF Serving is: each instance is the user's messages so far
+    (`messages`, a list of strings), replayed from a fresh state, and the bot answers the last
+    (an empty list gets the fallback). Outputs: `reply`, `intent` ("" when the fallback answered) and `slots` (a JSON object).
+    """
+
+    _OUTPUTS = ("intent", "reply", "slots")
+
+    def __init__(self, name, path, limits, metrics):
+        import threading
+
+        import tensorflow as tf
+
+        from keras_nlp_app.rulebot import load_rules
+
+        self.name, self.folder, self.limits, self.metrics = name, path, limits, metrics
+        self.path, self.version, self.available = path, 1, [1]
+        self.bot = load_rules(path)
+        self.lock = threading.Lock()  # the bot's conversation state is replayed per instance
+        self.signatures = {"serving_default": self}
+        self.inputs = {"serving_default": {
+            "messages": InputSpec("messages", tf.string, [None, None])}}
+        self.batchers = {}
+
+    def metadata(self, version=None):
+        self.check_version(version)
+
+        def tensor(spec_name, shape):
+            return {"dtype": "DT_STRING", "tensor_shape": {
+                "dim": [{"size": "-1"} for _ in shape], "unknown_rank": False}, "name": spec_name}
+
+        signature_def = {"serving_default": {
+            "inputs": {"messages": tensor("messages", [None, None])},
+            "outputs": {k: tensor(k, [None]) for k in self._OUTPUTS}, "method_name": _PREDICT}}
+        return {"model_spec": {"name": self.name, "signature_name": "", "version": "1"},
+                "metadata": {"signature_def": {"signature_def": signature_def}}}
+
+    def call(self, signature_name, columns):
+        import json
+
+        import numpy as np
+
+        outputs = {k: [] for k in self._OUTPUTS}
+        with self.lock:
+            for messages in columns["messages"]:
+                turn = self.bot.reply(messages)  # None for an empty conversation
+                outputs["reply"].append(turn.text if turn else self.bot.fallback[0])
+                outputs["intent"].append(turn.intent or "" if turn else "")
+                outputs["slots"].append(json.dumps(turn.slots if turn else {}, ensure_ascii=False))
+        return {k: np.array(v, dtype=object) for k, v in outputs.items()}

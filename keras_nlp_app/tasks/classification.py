@@ -114,6 +114,25 @@ def predict(preprocessor, model, texts, batch_size=256):
 
 
 
+CLASS_MODELS = "class_lms"  # the ngram_classifier's per-class language models, in the assets
+
+
+def _fit_class_models(cfg, tokenizer, train, space, assets_dir):
+    """Fits and saves the n-gram LM of each class over the training texts' token ids."""
+    import tensorflow as tf
+
+    from keras_nlp_app.models.ngram_classifier import fit_class_models, save_class_models
+
+    rows = []
+    for start in range(0, len(train.texts), 4096):
+        rows += tokenizer(tf.constant(train.texts[start:start + 4096])).to_list()
+    fitted = fit_class_models(rows, encode(train, space), num_classes=space.num_classes,
+                              vocab_size=tokenizer.vocabulary_size,
+                              order=cfg.model.params.get("order", 3))
+    save_class_models(fitted, os.path.join(assets_dir, CLASS_MODELS))
+    return fitted
+
+
 def split_multi_labels(examples, separator):
     """Multi-label data: each label becomes a list (JSON lists stay, strings split on separator)."""
     examples.labels = [
@@ -160,6 +179,12 @@ class ClassificationTask(Task):
         if cfg.model.name == "nb_classifier" and (cfg.train.epochs != 1 or cfg.data.multi_label):
             raise ConfigError("nb_classifier counts in one pass over single-label data: set "
                               "train.epochs: 1 (and data.multi_label: false)")
+        if cfg.model.name == "ngram_classifier" and (
+                cfg.train.epochs != 1 or cfg.data.multi_label or cfg.tokenizer.ngrams > 1
+                or "class_models" in cfg.model.params):
+            raise ConfigError("ngram_classifier fits one n-gram LM per class from single-label "
+                              "data before training: set train.epochs: 1, tokenizer.ngrams: 1 "
+                              "(model.params.order sets the n-gram order)")
         if cfg.model.name == "nbsvm_classifier" and (cfg.train.epochs < 2 or cfg.data.multi_label):
             raise ConfigError("nbsvm_classifier counts in its first epoch and trains in the later "
                               "ones, on single-label data: set train.epochs: 2 or more (and "
@@ -181,7 +206,7 @@ class ClassificationTask(Task):
         marker = os.path.join(assets_dir, presets.PRESET_FOLDER if cfg.model.backbone else "",
                               "tokenizer.json")
         if LabelSpace.exists(assets_dir) and os.path.exists(marker):
-            return self.load_tokenizer(assets_dir), LabelSpace.load(assets_dir)
+            return self.load_tokenizer(assets_dir), self.read_assets(assets_dir)
         if cfg.model.backbone:
             tokenizer = presets.PresetTokenizer.from_preset(cfg.model.backbone)
         else:
@@ -192,6 +217,8 @@ class ClassificationTask(Task):
         else:
             tokenizers.save_tokenizer(tokenizer, assets_dir)
         space.save(assets_dir)
+        if cfg.model.name == "ngram_classifier":
+            space.class_models = _fit_class_models(cfg, tokenizer, train, space, assets_dir)
         return tokenizer, space
 
     def load_tokenizer(self, assets_dir):
@@ -205,7 +232,11 @@ class ClassificationTask(Task):
     def read_assets(self, assets_dir):
         if not LabelSpace.exists(assets_dir):
             raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
-        return LabelSpace.load(assets_dir)
+        from keras_nlp_app.models.ngram_classifier import load_class_models
+
+        space = LabelSpace.load(assets_dir)
+        space.class_models = load_class_models(os.path.join(assets_dir, CLASS_MODELS))
+        return space
 
     def label_space_from_metadata(self, metadata):
         return LabelSpace(metadata["labels"], metadata.get("multi_label", False),
@@ -242,9 +273,10 @@ class ClassificationTask(Task):
             return build(cfg.model.name, backbone=backbone, pad_token_id=preprocessor.pad_id,
                          finetune=cfg.model.finetune, lora_rank=cfg.model.lora_rank,
                          **classifier_kwargs(space), **cfg.model.params)
+        fitted = {"class_models": space.class_models} if space.class_models else {}
         return build(cfg.model.name, vocab_size=preprocessor.input_vocabulary_size,
                      sequence_length=preprocessor.sequence_length * max(preprocessor.ngrams, 1),
-                     **classifier_kwargs(space), **cfg.model.params)
+                     **classifier_kwargs(space), **fitted, **cfg.model.params)
 
     def datasets_for(self, cfg, preprocessor, space, train, validation, global_batch):
         from keras_nlp_app.data.pipelines import make_dataset

@@ -18,6 +18,9 @@ class LabelSpace:
     labels: list
     multi_label: bool = False
     thresholds: list = None  # multi-label only: one probability threshold per label
+    # fitted per-class statistics a model is built from (the ngram_classifier's class LMs);
+    # kept in their own asset files, not in label_space.json
+    class_models: dict = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def num_classes(self):
