@@ -40,6 +40,8 @@ class DataConfig:
     subset_seed: int = 0  # seed that picks data.train_subset's examples
     tag_scheme: str = "bioes"  # tagging: the scheme the model learns and outputs (iob1 | bio | bioes); files in any scheme are read
     tag_column: int = -1  # tagging, CoNLL files: the column holding the tag (-1: the last)
+    condition_field: str | None = None  # lm: a column or JSON field (e.g. label) whose value conditions each text: a control token __VALUE__ starts it (controlled generation: knlp generate --condition VALUE)
+    condition_names: dict[str, typing.Any] = field(default_factory=dict)  # lm with condition_field: names for the field's values, e.g. {"0": negative, "1": positive}
     answer_occurrences: str = "given"  # qa training: given (the answer at its answer_start) | all (every occurrence of the answer text in the context is a valid span)
 
 

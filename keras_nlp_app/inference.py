@@ -229,8 +229,13 @@ def load_generator(target):
     return generate
 
 
-def generate(target, prompts, **settings):
-    """Generated texts for `prompts` (run folder or SavedModel); settings as in `load_generator`."""
+def generate(target, prompts, condition=None, **settings):
+    """Generated texts for `prompts` (run folder or SavedModel); settings as in `load_generator`.
+    `condition`: a conditioned LM's condition (e.g. a sentiment) that every text starts under."""
+    target = _as_target(target)
+    if condition is not None:  # one text per line in training: it ends at the line break
+        prompts = target.task_hooks.condition_prompts(target, prompts, condition)
+        settings["stop"] = (*settings.get("stop", ()), "\n")
     return load_generator(target)(prompts, **settings)
 
 

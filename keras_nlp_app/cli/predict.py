@@ -50,7 +50,7 @@ def cmd_generate(args):
     target = describe(args.model)  # generate() refuses a task that does not generate, before TF
     prompts = args.prompt or [""]
     prompts = [p.encode("utf-8").decode("unicode_escape") if args.escapes else p for p in prompts]
-    texts = generate(target, prompts, max_new_tokens=args.max_new_tokens,
+    texts = generate(target, prompts, condition=args.condition, max_new_tokens=args.max_new_tokens,
                      **generation_settings(args))
     if args.json:
         print(json.dumps({"generations": [{"prompt": p, "continuation": t}
@@ -110,6 +110,8 @@ def add_parsers(verbs):
     p.add_argument("--max-new-tokens", type=int, default=64,
                    help="language models; seq2seq outputs end at the trained target length")
     add_decoding_arguments(p, default_strategy="sample", default_beam=4)
+    p.add_argument("--condition", help="a conditioned LM's condition (e.g. positive): every text "
+                                       "starts under it (data.condition_field)")
     p.add_argument("--escapes", action="store_true", help="read \\n and \\t in prompts as escapes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_generate)

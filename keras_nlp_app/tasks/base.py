@@ -269,6 +269,12 @@ class Task:
 
     # -- generate ----------------------------------------------------------------------------
 
+    def condition_prompts(self, target, prompts, condition):
+        """`prompts` conditioned on `condition` (a conditioned LM's control token); other tasks
+        take no condition."""
+        raise UserError(f"{target.path} is a {self.name} model; --condition is for language "
+                        f"models trained with data.condition_field")
+
     def decode(self, run, prompts, **settings):
         """Generated texts for prompts with a restored run (`knlp generate`, `knlp chat`)."""
         raise UserError(f"a {self.name} model does not generate text")

@@ -10,13 +10,16 @@ for Transformers (the context restarts at each), one state carried from start to
 The graph code (scoring, generation) is in language_model_graphs.py.
 """
 
+import json
 import math
 import os
+import re
 
 import numpy as np
 
 from keras_nlp_app.data import datasets, readers, splits
 from keras_nlp_app.data.corpus import Corpus, line_chunks, read_corpus, stdlib_split
+from keras_nlp_app.data.splits import read_options
 from keras_nlp_app.errors import ConfigError, DataError, UserError
 from keras_nlp_app.tasks.base import Task, register
 from keras_nlp_app.tasks.language_model_graphs import (
@@ -31,6 +34,38 @@ NAME = "lm"
 WORD_KINDS = ("word", "whitespace", "wordpiece")
 # TensorBoard samples start from these each epoch: the line-start token alone, then a few words
 SAMPLE_PROMPTS = {"char": ("", "ROMEO:", "def "), "word": ("", "the company said", "in the")}
+CONDITIONS = "conditions.json"  # assets of a conditioned LM: the condition names it knows
+_CONDITION = re.compile(r"[a-z0-9_]+")
+
+
+def control_token(condition):
+    """The token that starts every text of a condition: one word for every tokenizer kind."""
+    return f"__{condition}__"
+
+
+def conditioned_corpus(path, data_cfg, fmt=None):
+    """Labelled examples as one line each, `__CONDITION__ text` (the condition: the value of
+    `data.condition_field`, renamed by `data.condition_names`)."""
+    options = read_options(data_cfg, path if fmt is None else None)
+    if fmt is not None and data_cfg.format == "auto":
+        options["fmt"] = fmt
+    options["label_field"] = data_cfg.condition_field
+    examples = readers.read_examples(path, **options)
+    names = {str(k): str(v) for k, v in data_cfg.condition_names.items()}
+    lines = []
+    for position, (text, value) in enumerate(zip(examples.texts, examples.labels)):
+        name = names.get(str(value), str(value))
+        if not _CONDITION.fullmatch(name):
+            raise DataError(f"condition {name!r} (field {data_cfg.condition_field!r}) must be "
+                            f"lower-case letters, digits and underscores; rename it with "
+                            f"data.condition_names", path=path, line=examples.lines[position])
+        lines.append(f"{control_token(name)} {' '.join(text.split())}")
+    return Corpus(path, ["\n".join(lines) + "\n"])
+
+
+def corpus_conditions(corpus):
+    """The condition names whose control tokens start the lines of a conditioned corpus."""
+    return sorted({m for d in corpus.documents for m in re.findall(r"(?m)^__([a-z0-9_]+)__ ", d)})
 
 
 def token_stream(preprocessor, corpus, chunk_lines=20000):
@@ -82,9 +117,13 @@ class LanguageModelTask(Task):
     # -- data --------------------------------------------------------------------------------
 
     def read_file(self, path, data_cfg, fmt=None):
+        if data_cfg.condition_field:
+            return conditioned_corpus(path, data_cfg, fmt)
         return read_corpus(path)
 
     def read_registry(self, data_cfg, split_name):
+        if data_cfg.condition_field:
+            return super().read_registry(data_cfg, split_name)
         if data_cfg.dataset == "python_stdlib":
             root, files = stdlib_split(split_name)
             return Corpus(root, [readers.read_text(f) for f in files])
@@ -103,6 +142,8 @@ class LanguageModelTask(Task):
                                 f"{data_cfg.holdout_fraction}")
             text = "".join(train.documents)
             cut = int(len(text) * (1 - data_cfg.holdout_fraction))
+            if data_cfg.condition_field:  # whole lines: each starts with its control token
+                cut = text.find("\n", cut) + 1 or cut
             train, validation = Corpus(train.path, [text[:cut]]), Corpus(train.path, [text[cut:]])
         if data_cfg.max_train_examples:
             text = "".join(train.documents)[:data_cfg.max_train_examples]
@@ -131,7 +172,13 @@ class LanguageModelTask(Task):
         from keras_nlp_app.text import tokenizers
 
         if os.path.exists(os.path.join(assets_dir, "tokenizer.json")):
-            return tokenizers.load_tokenizer(assets_dir), None
+            return tokenizers.load_tokenizer(assets_dir), self.read_assets(assets_dir)
+        conditions = None
+        if cfg.data.condition_field:
+            conditions = corpus_conditions(train)
+            from keras_nlp_app.utils import atomic
+
+            atomic.write_json(os.path.join(assets_dir, CONDITIONS), conditions)
         tok = cfg.tokenizer
         if tok.kind in WORD_KINDS:
             texts = [line for d in train.documents for line in d.splitlines()]
@@ -140,7 +187,28 @@ class LanguageModelTask(Task):
         tokenizer = self.learned_tokenizer(
             cfg, texts, reserved=(tokenizers.EOS,) if tok.kind in WORD_KINDS else ())
         tokenizers.save_tokenizer(tokenizer, assets_dir)
-        return tokenizer, None
+        return tokenizer, conditions
+
+    def read_assets(self, assets_dir):
+        """A conditioned LM's condition names (its "label space"), or None."""
+        super().read_assets(assets_dir)
+        path = os.path.join(assets_dir, CONDITIONS)
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def label_space_from_metadata(self, metadata):
+        return metadata.get("conditions")
+
+    def condition_prompts(self, target, prompts, condition):
+        """`prompts` each started by the control token of `condition`."""
+        if not target.space:
+            raise UserError(f"{target.path} was trained without conditions (data.condition_field)")
+        if condition not in target.space:
+            raise UserError(f"{target.path} knows the conditions {', '.join(target.space)}, "
+                            f"not {condition!r}")
+        return [f"{control_token(condition)} {prompt}".rstrip() + " " for prompt in prompts]
 
     def build_preprocessor(self, cfg, tokenizer):
         from keras_nlp_app.text.preprocessors import LMPreprocessor
@@ -249,13 +317,33 @@ class LanguageModelTask(Task):
             return beam(prompt, max_new_tokens, tf.constant(0.0), tf.constant(0),
                         tf.constant(1.0), tf.constant(0))
 
-        return {**super().export_signatures(run),
-                "generate": (sampling, generate_inputs),
-                "beam_search": (beam_search, generate_inputs[:2])}
+        signatures = {**super().export_signatures(run),
+                      "generate": (sampling, generate_inputs),
+                      "beam_search": (beam_search, generate_inputs[:2])}
+        if run.space:
+            known = tf.constant(run.space)
+
+            def generate_with_condition(condition, prompt, *settings):
+                tf.debugging.assert_equal(
+                    tf.reduce_all(tf.reduce_any(condition[:, None] == known[None, :], axis=1)),
+                    True, message=f"unknown condition; the model knows {', '.join(run.space)}")
+                outputs = sampling(tf.strings.join(["__", condition, "__ ", prompt]), *settings)
+                # one text per line in training: the text ends at the first line break
+                continuation = tf.strings.split(outputs["continuation"], "\n",
+                                                maxsplit=1).to_tensor("")[:, 0]
+                text = tf.strings.regex_replace(
+                    tf.strings.join([prompt, continuation], " "), "^ ", "")
+                return {**outputs, "text": text, "continuation": continuation}
+
+            signatures["generate_with_condition"] = (
+                generate_with_condition,
+                [tf.TensorSpec([None], tf.string, name="condition"), *generate_inputs])
+        return signatures
 
     def export_metadata(self, run):
         preprocessor = run.preprocessor
-        return {"labels": None, "bos_id": preprocessor.bos_id, "eos_id": preprocessor.eos_id,
+        return {"labels": None, "conditions": run.space, "bos_id": preprocessor.bos_id,
+                "eos_id": preprocessor.eos_id,
                 "context_length": run.model.context_length, "beam_size": 4,
                 "max_new_tokens_limit": MAX_NEW_TOKENS,
                 "tokenizer": {"kind": preprocessor.tokenizer.kind,

@@ -248,3 +248,63 @@ def test_a_word_level_lstm_learns_with_state_carried_across_batches(tmp_path):
     exported = export_run(run, str(tmp_path / "saved"))  # checks scores and greedy text match
     again = evaluate(exported, data=str(tmp_path / "valid.txt"))
     assert again["perplexity"] < 1.5 and again["source"] == "saved_model"
+
+
+def test_conditioned_corpus_starts_each_text_with_its_control_token(tmp_path):
+    from keras_nlp_app.config import DataConfig
+    from keras_nlp_app.errors import DataError
+    from keras_nlp_app.tasks.language_model import conditioned_corpus, corpus_conditions
+
+    path = tmp_path / "reviews.tsv"
+    path.write_text("sentence\tlabel\na  fine film\t1\nawful\t0\n")
+    data = DataConfig(dataset=None, condition_field="label",
+                      condition_names={"0": "negative", "1": "positive"})
+    corpus = conditioned_corpus(str(path), data)
+    assert corpus.documents == ["__positive__ a fine film\n__negative__ awful\n"]
+    assert corpus_conditions(corpus) == ["negative", "positive"]
+    data.condition_names = {"0": "Not good"}
+    with pytest.raises(DataError, match=r"reviews.tsv:3.*lower-case letters"):
+        conditioned_corpus(str(path), data)
+
+
+@pytest.mark.slow  # about 35 s alone: a small LM trained for 6 epochs, then exported
+def test_a_conditioned_lm_generates_under_the_asked_condition(easy_files, tmp_path):
+    """Sentiment-controlled generation: each labelled text starts with its control token; the
+    run, the CLI's --condition and the export's generate_with_condition all steer by it."""
+    import tensorflow as tf
+
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.errors import UserError
+    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.inference import describe, generate
+    from keras_nlp_app.training.train import train
+    from tests.conftest import NEGATIVE, POSITIVE
+
+    overrides = ["data.dataset=null", f"data.train_file={easy_files[0]}",
+                 f"data.validation_file={easy_files[1]}", "data.condition_field=label",
+                 "data.condition_names={'0': negative, '1': positive}", "tokenizer.kind=word",
+                 "tokenizer.sequence_length=16",
+                 "model.params={num_layers: 1, num_heads: 2, hidden_dim: 32}", "train.epochs=6",
+                 "train.batch_size=16", "train.warmup_steps=10", "train.learning_rate=0.003",
+                 "train.jit_compile=off", "train.verbose=0"]
+    run_dir = train(load_config(["configs/shakespeare_char.yaml"], overrides),
+                    run_dir=str(tmp_path / "run"))
+    target = describe(run_dir)
+    assert target.space == ["negative", "positive"]
+    for condition, wanted, unwanted in (("positive", POSITIVE, NEGATIVE),
+                                        ("negative", NEGATIVE, POSITIVE)):
+        texts = generate(target, [""] * 20, condition=condition, max_new_tokens=10,
+                         strategy="sample", temperature=0.7, seed=3)
+        hits = sum(any(w in t.split() for w in wanted) for t in texts)
+        misses = sum(any(w in t.split() for w in unwanted) for t in texts)
+        assert hits >= 15 and misses <= 3, (condition, texts)
+    with pytest.raises(UserError, match="knows the conditions negative, positive"):
+        generate(target, [""], condition="neutral")
+    version = export_run(run_dir, str(tmp_path / "export"))
+    outputs = tf.saved_model.load(version).signatures["generate_with_condition"](
+        condition=tf.constant(["positive"] * 8), prompt=tf.constant([""] * 8),
+        max_new_tokens=tf.constant(10), temperature=tf.constant(0.7), top_k=tf.constant(0),
+        top_p=tf.constant(1.0), seed=tf.constant(5))
+    texts = [t.decode() for t in outputs["text"].numpy()]
+    assert sum(any(w in t.split() for w in POSITIVE) for t in texts) >= 6, texts
+    assert not any("__" in t for t in texts)
