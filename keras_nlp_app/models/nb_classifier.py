@@ -97,9 +97,11 @@ class NaiveBayesClassifier(_CountingClassifier):
     others a softmax.
     """
 
-    def __init__(self, *, complement=False, **kwargs):
+    def __init__(self, *, complement=False, prior="empirical", **kwargs):
         super().__init__(**kwargs)
-        self.complement = complement
+        if prior not in ("empirical", "uniform"):
+            raise ValueError(f"prior must be empirical or uniform, got {prior!r}")
+        self.complement, self.prior = complement, prior
 
     def scores(self, token_ids):
         """Joint log-likelihood `[B, C]` of each class and the text."""
@@ -114,6 +116,8 @@ class NaiveBayesClassifier(_CountingClassifier):
         total = ops.sum(log_likelihood * real, axis=1)
         if self.complement:
             return -total
+        if self.prior == "uniform":
+            return total
         prior = ops.log(ops.maximum(self.class_counts, 1e-12) /
                         ops.maximum(ops.sum(self.class_counts), 1.0))
         return total + prior
@@ -129,7 +133,7 @@ class NaiveBayesClassifier(_CountingClassifier):
         return self.finish_step(data, token_ids, weights)
 
     def get_config(self):
-        return {**super().get_config(), "complement": self.complement}
+        return {**super().get_config(), "complement": self.complement, "prior": self.prior}
 
 
 class EndCounting(keras.callbacks.Callback):
@@ -211,7 +215,7 @@ class NBSVMClassifier(_CountingClassifier):
 
 
 def build_nb_classifier(*, vocab_size, num_classes=2, multi_label=False, sequence_length=None,
-                        alpha=1.0, complement=False):
+                        alpha=1.0, complement=False, prior="empirical"):
     """Multinomial (or, `complement: true`, complement) Naive Bayes over token ids.
 
     Args:
@@ -221,12 +225,14 @@ def build_nb_classifier(*, vocab_size, num_classes=2, multi_label=False, sequenc
         sequence_length: unused (accepted so every classifier factory takes it).
         alpha: Lidstone smoothing added to every count (1: Laplace).
         complement: complement NB, better on skewed classes.
+        prior: empirical (the training label frequencies) or uniform (drop them: for test data
+            whose classes are balanced where the training data's are not).
     """
     del sequence_length
     if multi_label:
         raise ValueError("Naive Bayes takes one label per example, not multi_label")
     model = NaiveBayesClassifier(vocab_size=vocab_size, num_classes=num_classes, alpha=alpha,
-                                 complement=complement, name="nb_classifier")
+                                 complement=complement, prior=prior, name="nb_classifier")
     model.build((None, None))
     return model
 

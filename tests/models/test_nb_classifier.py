@@ -22,6 +22,11 @@ def test_counting_gives_the_hand_computed_posterior():
     log_0 = np.log(1 / 3) + np.log((0 + 1) / (2 + 4)) + np.log((1 + 1) / (2 + 4))
     got = float(model(np.array([[2, 5, 1]], np.int32))[0, 0])
     assert got == pytest.approx(1 / (1 + np.exp(log_0 - log_1)), rel=1e-5)
+    uniform = build_model("nb_classifier", vocab_size=6, alpha=1.0, prior="uniform")
+    uniform.set_weights(model.get_weights())
+    got = float(uniform(np.array([[2, 5, 1]], np.int32))[0, 0])
+    prior_free = (log_1 - np.log(2 / 3)) - (log_0 - np.log(1 / 3))
+    assert got == pytest.approx(1 / (1 + np.exp(-prior_free)), rel=1e-5)
 
 
 @pytest.mark.parametrize("complement", [False, True])
