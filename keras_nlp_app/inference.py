@@ -115,11 +115,11 @@ def _run_predictor(info):
 
     run = info.restore()
     names = run.task.signature_inputs
-    serve = tf.function(run.serve, input_signature=[
-        {name: tf.TensorSpec([None], tf.string) for name in names}])
+    specs = run.task.serving_specs()
+    serve = tf.function(run.serve, input_signature=[specs])
 
     def predict_batch(columns):
-        outputs = serve({name: tf.constant(columns[name], dtype=tf.string) for name in names})
+        outputs = serve({name: tf.constant(columns[name], dtype=specs[name].dtype) for name in names})
         return {key: value.numpy() for key, value in outputs.items()}
 
     return Predictor(run.cfg.task, run.space, info.path, tuple(names), predict_batch,
@@ -130,13 +130,15 @@ def _saved_model_predictor(info):
     import tensorflow as tf
 
     signature = info.saved_model().signatures["serving_default"]
-    names = tuple(sorted(signature.structured_input_signature[1]))
+    specs = signature.structured_input_signature[1]
+    names = tuple(sorted(specs))
     declared = info.task_hooks.signature_inputs
     if set(names) == set(declared):
         names = tuple(declared)
 
     def predict_batch(columns):
-        outputs = signature(**{name: tf.constant(columns[name], dtype=tf.string) for name in names})
+        outputs = signature(**{name: tf.constant(columns[name], dtype=specs[name].dtype)
+                               for name in names})
         return {key: value.numpy() for key, value in outputs.items()}
 
     return Predictor(info.task, info.space, info.path, names, predict_batch,

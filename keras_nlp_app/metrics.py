@@ -173,3 +173,39 @@ def squad_report(predictions, references):
                 report[f"{key}_f1"] = 100.0 * sum(s[1] for s in part) / len(part)
                 report[f"{key}_total"] = len(part)
     return report
+
+
+def relation_type(label):
+    """`Cause-Effect(e2,e1)` → `Cause-Effect` (the relation without its direction)."""
+    return label.split("(", 1)[0]
+
+
+def semeval_report(true_ids, pred_ids, labels, other="Other"):
+    """The official SemEval-2010 Task 8 score and the 19-way classification report.
+
+    `macro_f1` is the task's official score, "(9+1)-way, direction taken into account": for
+    each relation type (directions merged, `other` excluded), precision = exact predictions
+    (type and direction right) / predictions of the type, recall = exact predictions / gold
+    examples of the type; macro_f1 averages their F1 over the relation types of `labels`. A
+    right type with the wrong direction thus costs precision and recall. `accuracy`,
+    `per_class` and `confusion_matrix` are those of the directed labels.
+    """
+    report = classification_report(true_ids, pred_ids, labels)
+    gold = [labels[i] for i in np.asarray(true_ids)]
+    guess = [labels[i] for i in np.asarray(pred_ids)]
+    types = sorted({relation_type(label) for label in labels} - {other})
+    per_relation = {}
+    for relation in types:
+        exact = sum(g == p and relation_type(g) == relation for g, p in zip(gold, guess))
+        predicted = sum(relation_type(p) == relation for p in guess)
+        support = sum(relation_type(g) == relation for g in gold)
+        precision = exact / predicted if predicted else 0.0
+        recall = exact / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        wrong_direction = sum(relation_type(g) == relation == relation_type(p) and g != p
+                              for g, p in zip(gold, guess))
+        per_relation[relation] = {"precision": precision, "recall": recall, "f1": f1,
+                                  "support": support, "wrong_direction": wrong_direction}
+    return {**report, "classification_macro_f1": report["macro_f1"],
+            "macro_f1": float(np.mean([r["f1"] for r in per_relation.values()])) if types else 0.0,
+            "per_relation": per_relation}

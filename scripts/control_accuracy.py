@@ -21,12 +21,6 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
-def distinct(texts, n):
-    grams = [tuple(words[i:i + n]) for words in (t.split() for t in texts)
-             for i in range(len(words) - n + 1)]
-    return len(set(grams)) / max(len(grams), 1)
-
-
 def interval(share, n):
     half = 1.96 * math.sqrt(share * (1 - share) / n)
     return [round(share - half, 4), round(share + half, 4)]
@@ -46,6 +40,7 @@ def main():
     args = parser.parse_args()
 
     from keras_nlp_app.inference import describe, generate, load_predictor
+    from keras_nlp_app.metrics import distinct_n
 
     lm = describe(args.lm)
     names = {str(v): str(k) for k, v in lm.run_config.data.condition_names.items()}
@@ -75,7 +70,7 @@ def main():
         share = correct / len(texts)
         report["conditions"][condition] = {
             "control_accuracy": round(share, 4), "interval95": interval(share, len(texts)),
-            "distinct_1": round(distinct(texts, 1), 4), "distinct_2": round(distinct(texts, 2), 4),
+            "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
             "mean_words": round(sum(len(t.split()) for t in texts) / len(texts), 1),
             "generation_seconds": round(seconds, 1), "samples": texts[:args.samples]}
     share = correct_all / total_all

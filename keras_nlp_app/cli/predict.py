@@ -13,12 +13,10 @@ def cmd_predict(args):
     target = describe(args.model)  # no TensorFlow yet: bad input is refused quickly
     task = target.task_hooks
     names = task.signature_inputs
-    if args.texts and len(names) != 1:
-        raise UserError(f"{args.model} takes {', '.join(names)}; give them as "
-                        f"{' '.join('--' + n + ' ...' for n in names)} or with --input FILE.jsonl")
     inputs = {name: [] for name in names}
     if args.texts:
-        inputs[names[0]] += list(args.texts)
+        for name, column in task.inputs_from_texts(args.model, list(args.texts)).items():
+            inputs[name] += column
     named = {name: getattr(args, name, None) or [] for name in _named_inputs()}
     for name, values in named.items():
         if values and name not in names:

@@ -163,6 +163,19 @@ DATASETS = {
             },
         ),
         Dataset(
+            name="semeval2010_task8",
+            task="relation",
+            format="semeval",
+            description="SemEval-2010 Task 8 relation classification: 8,000 train sentences, 19 "
+                        "directed labels (hold validation out of train); the test file is held back",
+            splits={
+                "train": _files(DataFile(
+                    "TRAIN_FILE.TXT",
+                    "https://github.com/sahitya0000/Relation-Classification#SemEval2010_task8_all_data",
+                    md5="00313246d2c0987371ec18478a69ebdc")),
+            },
+        ),
+        Dataset(
             name="conll2003",
             task="tagging",
             format="conll",

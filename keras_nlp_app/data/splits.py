@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from keras_nlp_app.config import DataConfig
-from keras_nlp_app.data import datasets, readers
+from keras_nlp_app.data import datasets
 from keras_nlp_app.errors import UserError
 
 DEFAULT_DATA = DataConfig()
@@ -50,12 +50,13 @@ def read_split(task, data_cfg, split):
 
 
 def subset(examples, indices):
-    """The examples at `indices` (in that order), with the report's count updated."""
-    return readers.Examples(
-        [examples.texts[i] for i in indices], [examples.labels[i] for i in indices],
-        [examples.lines[i] for i in indices],
-        dataclasses.replace(examples.report, examples=len(indices)),
-        None if examples.groups is None else [examples.groups[i] for i in indices])
+    """The examples at `indices` (in that order), with the report's count updated; every
+    per-example list (texts, labels, lines, groups, a subclass's own) is cut alike."""
+    indices = list(indices)
+    picked = {f.name: [getattr(examples, f.name)[i] for i in indices]
+              for f in dataclasses.fields(examples) if isinstance(getattr(examples, f.name), list)}
+    return dataclasses.replace(examples, **picked,
+                               report=dataclasses.replace(examples.report, examples=len(indices)))
 
 
 def holdout(examples, fraction, seed):

@@ -18,6 +18,7 @@ from keras_nlp_app.models.lstm_lm import build_lstm_lm
 from keras_nlp_app.models.lstm_seq2seq import build_lstm_seq2seq
 from keras_nlp_app.models.nb_classifier import build_nb_classifier, build_nbsvm_classifier
 from keras_nlp_app.models.ngram_classifier import build_ngram_classifier
+from keras_nlp_app.models.relation_models import build_relation_bilstm, build_relation_transformer
 from keras_nlp_app.models.transformer_classifier import build_transformer_classifier
 from keras_nlp_app.models.transformer_lm import build_transformer_lm
 from keras_nlp_app.models.transformer_reader import build_transformer_reader
@@ -46,6 +47,8 @@ MODELS = {
     "bidaf_reader": build_bidaf_reader,
     "transformer_reader": build_transformer_reader,
     "backbone_reader": build_backbone_reader,
+    "relation_bilstm": build_relation_bilstm,
+    "relation_transformer": build_relation_transformer,
 }
 
 

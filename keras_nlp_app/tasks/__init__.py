@@ -9,6 +9,7 @@ from keras_nlp_app.tasks import (  # noqa: F401
     language_model,
     pretrain,
     qa,
+    relation,
     seq2seq,
     tagging,
 )

@@ -228,6 +228,15 @@ class Task:
 
     # -- predict -----------------------------------------------------------------------------
 
+    def inputs_from_texts(self, source, texts):
+        """`knlp predict MODEL TEXT...`: the signature's columns from plain arguments (one-input
+        signatures only, unless the task knows how to read its inputs from a text)."""
+        names = self.signature_inputs
+        if len(names) != 1:
+            raise UserError(f"{source} takes {', '.join(names)}; give them as "
+                            f"{' '.join('--' + n + ' ...' for n in names)} or with --input FILE.jsonl")
+        return {names[0]: texts}
+
     def read_inputs(self, path, run_config):
         """`knlp predict --input FILE`: `{input name: [str, ...]}`. Plain text is one input per
         line; tsv/csv/jsonl give the `data.text_field` column. Tasks with several signature

@@ -1,0 +1,109 @@
+"""Relation classifiers over marked text (`__e1s__ head __e1e__ … __e2s__ tail __e2e__`): the
+states at the two entity-start markers, which know the whole sentence, decide the relation
+(Baldini Soares et al. 2019's entity-marker start pooling)."""
+
+import keras
+from keras import ops
+
+from keras_nlp_app.models.lstm_classifier import classifier_head
+from keras_nlp_app.models.pooling import AttentionPooling
+from keras_nlp_app.models.recurrent import recurrent_layer
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class MarkerStates(keras.layers.Layer):
+    """`(sequence [B, T, D], token_ids [B, T])` → `[B, 2D]`: the states at the first head-start
+    and tail-start markers (position 0 when a marker was cut off by truncation)."""
+
+    def __init__(self, head_marker_id, tail_marker_id, **kwargs):
+        super().__init__(**kwargs)
+        self.head_marker_id, self.tail_marker_id = int(head_marker_id), int(tail_marker_id)
+
+    def call(self, sequence, token_ids):
+        states = []
+        for marker in (self.head_marker_id, self.tail_marker_id):
+            position = ops.argmax(ops.cast(ops.equal(token_ids, marker), "int32"), axis=1)
+            index = ops.reshape(ops.cast(position, "int32"), (-1, 1, 1))
+            states.append(ops.squeeze(ops.take_along_axis(sequence, index, axis=1), axis=1))
+        return ops.concatenate(states, axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, sequence_shape, token_ids_shape=None):
+        return (sequence_shape[0], 2 * sequence_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "head_marker_id": self.head_marker_id,
+                "tail_marker_id": self.tail_marker_id}
+
+
+def _check(multi_label):
+    if multi_label:
+        raise ValueError("a relation has one label per entity pair, not multi_label")
+
+
+def build_relation_bilstm(*, vocab_size, head_marker_id, tail_marker_id, num_classes=19,
+                          multi_label=False, sequence_length=None, embedding_dim=100,
+                          lstm_units=128, num_layers=1, attention_dim=64, dropout=0.5,
+                          embedding_dropout=0.3, cell="lstm"):
+    """Entity-marker BiLSTM with attention (Zhou et al. 2016's Att-BiLSTM, with markers).
+
+    Embedding → stacked BiLSTM → [attention pooling over the sentence; the states at the two
+    entity-start markers] → dropout → softmax over the directed labels.
+
+    Args:
+        vocab_size: token ids are in [0, vocab_size); 0 pads.
+        head_marker_id, tail_marker_id: ids of `__e1s__` and `__e2s__` (set by the task).
+        num_classes: the directed labels (SemEval-2010 Task 8: 19).
+        multi_label: not supported.
+        sequence_length: unused.
+        embedding_dim, lstm_units, num_layers, attention_dim: widths and depth.
+        dropout: on the pooled features; embedding_dropout: on the embeddings.
+        cell: lstm or gru.
+    """
+    del sequence_length
+    _check(multi_label)
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    x = keras.layers.Dropout(embedding_dropout)(x)
+    for i in range(num_layers):
+        x = keras.layers.Bidirectional(
+            recurrent_layer(cell, lstm_units, return_sequences=True), name=f"bilstm_{i}")(x)
+    pooled = AttentionPooling(attention_dim, name="attention_pooling")(x, token_ids)
+    entities = MarkerStates(head_marker_id, tail_marker_id, name="marker_states")(x, token_ids)
+    features = keras.layers.Dropout(dropout)(keras.layers.Concatenate()([pooled, entities]))
+    return keras.Model(token_ids, classifier_head(num_classes)(features), name="relation_bilstm")
+
+
+def build_relation_transformer(*, vocab_size, head_marker_id, tail_marker_id, num_classes=19,
+                               multi_label=False, sequence_length=128, hidden_dim=256,
+                               num_layers=3, num_heads=4, intermediate_dim=512, dropout=0.1):
+    """Transformer encoder (keras-hub blocks) that pools the two entity-start markers.
+
+    Args:
+        vocab_size: token ids are in [0, vocab_size); 0 pads (masked in attention).
+        head_marker_id, tail_marker_id: ids of `__e1s__` and `__e2s__` (set by the task).
+        num_classes: the directed labels.
+        multi_label: not supported.
+        sequence_length: longest input; sizes the learned position table.
+        hidden_dim, num_layers, num_heads, intermediate_dim: encoder shape.
+        dropout: inside every block and on the pooled features.
+    """
+    import keras_hub
+
+    _check(multi_label)
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    padding_mask = ops.not_equal(token_ids, 0)
+    x = keras_hub.layers.TokenAndPositionEmbedding(
+        vocabulary_size=vocab_size, sequence_length=sequence_length, embedding_dim=hidden_dim,
+        name="embedding")(token_ids)
+    for i in range(num_layers):
+        x = keras_hub.layers.TransformerEncoder(
+            intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
+            normalize_first=True, name=f"encoder_{i}")(x, padding_mask=padding_mask)
+    x = keras.layers.LayerNormalization(name="final_norm")(x)
+    entities = MarkerStates(head_marker_id, tail_marker_id, name="marker_states")(x, token_ids)
+    features = keras.layers.Dropout(dropout)(entities)
+    return keras.Model(token_ids, classifier_head(num_classes)(features),
+                       name="relation_transformer")
