@@ -109,3 +109,34 @@ def fresh_process_outputs(version, inputs):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+RELATION_TEMPLATES = {  # label: sentence templates with the head (h) and the tail (t)
+    "Cause-Effect(e1,e2)": ["the {h} caused the {t}", "a {h} produced this {t}"],
+    "Cause-Effect(e2,e1)": ["the {h} was caused by the {t}", "a {h} came from a {t}"],
+    "Content-Container(e1,e2)": ["the {h} is inside the {t}", "a {h} was in the {t}"],
+    "Other": ["the {h} and the {t} are here", "a {h} near a {t}"],
+}
+RELATION_NOUNS = ["fire", "smoke", "cup", "box", "storm", "damage", "key", "drawer", "virus"]
+
+
+def relation_examples(n, seed):
+    """JSONL-ready relation records whose label is decided by the template's verb phrase."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        label = rng.choice(sorted(RELATION_TEMPLATES))
+        head, tail = rng.sample(RELATION_NOUNS, 2)
+        template = rng.choice(RELATION_TEMPLATES[label])
+        text = template.format(h=head, t=tail)
+        start_h = template.index("{h}")
+        start_t = template.format(h=head, t="{t}").index("{t}")
+        records.append({"text": text, "head": [start_h, start_h + len(head)],
+                        "tail": [start_t, start_t + len(tail)], "label": label})
+    return records
+
+
+def write_jsonl(path, records):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)

@@ -116,14 +116,36 @@ def _qa(folder):
     return None, overrides, inputs, str(folder / "valid.json")
 
 
+def _relation(folder):
+    from tests.conftest import relation_examples, write_jsonl
+
+    train = write_jsonl(folder / "train.jsonl", relation_examples(200, 1))
+    dev = write_jsonl(folder / "dev.jsonl", relation_examples(30, 2))
+    overrides = ["data.dataset=null", f"data.train_file={train}", f"data.validation_file={dev}",
+                 "tokenizer.vocab_size=60", "tokenizer.sequence_length=20",
+                 "model.params={embedding_dim: 8, lstm_units: 8, attention_dim: 8}",
+                 "train.epochs=1", "train.batch_size=32"]
+    inputs = {"text": ["the fire caused the smoke", "a cup was in the box"],
+              "head_start": [4, 2], "head_end": [8, 5], "tail_start": [20, 17], "tail_end": [25, 20]}
+    return "configs/semeval2010.yaml", overrides, inputs, dev
+
+
 RECIPES = {"classification": _classification, "lm": _language_model, "seq2seq": _seq2seq,
-           "tagging": _tagging, "pretrain": _pretrain, "qa": _qa}
+           "tagging": _tagging, "pretrain": _pretrain, "qa": _qa, "relation": _relation}
 
 
 def _predict_arguments(inputs):
     """`knlp predict` arguments: texts, or `--NAME VALUE` for models with several inputs."""
     if list(inputs) == ["text"]:
         return list(inputs["text"])
+    if "head_start" in inputs:  # relations: the spans marked in the text, as SemEval writes them
+        marked = []
+        for text, *spans in zip(*inputs.values()):
+            tags = sorted(zip(spans, ["<e1>", "</e1>", "<e2>", "</e2>"]), reverse=True)
+            for position, tag in tags:
+                text = text[:position] + tag + text[position:]
+            marked.append(text)
+        return marked
     return [item for name, column in inputs.items() for value in column
             for item in (f"--{name}", value)]
 

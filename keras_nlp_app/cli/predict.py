@@ -81,7 +81,7 @@ def _named_inputs():
     context): `knlp predict` takes each as a repeatable `--NAME VALUE` option."""
     from keras_nlp_app.tasks import TASKS
 
-    names = {name for task in TASKS.values() for name in task.signature_inputs}
+    names = {name for task in TASKS.values() for name in task.option_inputs}
     return sorted(names - {"text"})
 
 

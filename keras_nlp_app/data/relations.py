@@ -27,7 +27,7 @@ class RelationExamples(Examples):
 def mark(text, head, tail):
     """The text with markers around the head and tail spans (character offsets, end exclusive):
     `... __e1s__ head __e1e__ ... __e2s__ tail __e2e__ ...`; the graph version is
-    `keras_nlp_app.text.relations.mark_graph`, which must give the same string."""
+    `keras_nlp_app.tasks.relation_graphs.mark_graph`, which must give the same string."""
     (hs, he), (ts, te) = head, tail
     if hs < ts:
         return (f"{text[:hs]} {HEAD_START} {text[hs:he]} {HEAD_END} {text[he:ts]} {TAIL_START} "

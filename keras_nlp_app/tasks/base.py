@@ -53,6 +53,11 @@ class Task:
     # columns under these names
     signature_inputs = ("text",)
     generates = False  # `knlp generate` decodes with it (decode / decode_saved_model)
+
+    @property
+    def option_inputs(self):
+        """Signature inputs `knlp predict` takes as `--NAME VALUE` options (text is positional)."""
+        return tuple(name for name in self.signature_inputs if name != "text")
     converses = False  # `knlp chat` talks with it
 
     # -- data --------------------------------------------------------------------------------

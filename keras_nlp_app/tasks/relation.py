@@ -5,7 +5,7 @@ The relation task is classification over marked text: the readers (data/relation
 entity markers (`__e1s__ head __e1e__ … __e2s__ tail __e2e__`) into each training text, the
 markers are reserved tokens (ids 2-5) of the word vocabulary, and the models pool the states at
 the two start markers. The exported `serving_default(text, head_start, head_end, tail_start,
-tail_end)` inserts the same markers in the graph (text/relations.py), so it takes raw text and
+tail_end)` inserts the same markers in the graph (tasks/relation_graphs.py), so it takes raw text and
 character spans. Evaluation reports the official SemEval score (metrics.semeval_report).
 """
 
@@ -64,6 +64,7 @@ class RelationTask(ClassificationTask):
 
     name = NAME
     signature_inputs = ("text", *SPANS)
+    option_inputs = ()  # `knlp predict` reads the spans from <e1>…</e1> <e2>…</e2> in the text
 
     def read_file(self, path, data_cfg, fmt=None):
         return read_relations(path, on_bad_line=data_cfg.on_bad_line)
@@ -143,7 +144,7 @@ class RelationTask(ClassificationTask):
         """label, class_id, probabilities and top-k of raw texts with character spans."""
         import tensorflow as tf
 
-        from keras_nlp_app.text.relations import check_spans_graph, mark_graph
+        from keras_nlp_app.tasks.relation_graphs import check_spans_graph, mark_graph
 
         spans = [tf.cast(inputs[name], tf.int32) for name in SPANS]
         with tf.control_dependencies([check_spans_graph(inputs["text"], *spans)]):

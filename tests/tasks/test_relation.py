@@ -1,0 +1,111 @@
+"""Relation extraction: readers and markers, the graph's markers equal Python's, the official
+SemEval macro-F1 against a hand count, and a tiny model that learns an easy relation task."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_nlp_app.data.relations import mark, parse_marked, read_relations
+from keras_nlp_app.errors import DataError
+from keras_nlp_app.metrics import semeval_report
+
+SEMEVAL = ('1\t"The <e1>fire</e1> was caused by <e2>smoke</e2>."\r\nCause-Effect(e2,e1)\r\n'
+           'Comment:\r\n\r\n2\t"A <e1>cup</e1> in a <e2>box</e2>."\r\nContent-Container(e1,e2)\r\n'
+           'Comment: fine\r\n\r\n')
+
+
+def test_semeval_file_gives_texts_spans_and_marked_texts(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(SEMEVAL.encode())
+    examples = read_relations(str(path))
+    assert examples.labels == ["Cause-Effect(e2,e1)", "Content-Container(e1,e2)"]
+    text, hs, he, ts, te = examples.sources[0]
+    assert (text[hs:he], text[ts:te]) == ("fire", "smoke") and examples.lines == [1, 5]
+    assert examples.texts[0].split() == ["The", "__e1s__", "fire", "__e1e__", "was", "caused",
+                                         "by", "__e2s__", "smoke", "__e2e__", "."]
+
+
+@pytest.mark.parametrize("sentence, message", [
+    ("The fire was caused by <e2>smoke</e2>.", "exactly one <e1>"),
+    ("<e1>A <e2>b</e2> c</e1>", "nested"),
+    ("</e1>A<e1> <e2>b</e2>", "closes before"),
+    ("<e1></e1> and <e2>b</e2>", "non-empty span"),
+])
+def test_malformed_markers_name_the_file_and_line(tmp_path, sentence, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(f'7\t"{sentence}"\nOther\nComment:\n\n')
+    with pytest.raises(DataError, match=rf"bad.txt:1: .*{message}"):
+        read_relations(str(path))
+
+
+def test_jsonl_spans_are_checked(tmp_path):
+    path = tmp_path / "rel.jsonl"
+    good = {"text": "smoke from fire", "head": [0, 5], "tail": {"start": 11, "end": 15},
+            "label": "Cause-Effect(e2,e1)"}
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "tail": [3, 8]}) + "\n")
+    with pytest.raises(DataError, match=r"rel.jsonl:2: .*overlap"):
+        read_relations(str(path))
+    path.write_text(json.dumps({**good, "tail": [11, 99]}) + "\n")
+    with pytest.raises(DataError, match=r"rel.jsonl:1: .*tail span"):
+        read_relations(str(path))
+    path.write_text(json.dumps(good) + "\n")
+    assert read_relations(str(path)).sources == [("smoke from fire", 0, 5, 11, 15)]
+
+
+def test_graph_markers_equal_python_markers_for_any_order_and_unicode():
+    import tensorflow as tf
+
+    from keras_nlp_app.tasks.relation_graphs import mark_graph
+
+    sources = [("Ünï  cödé ✓ 映画 x", 6, 10, 0, 3), ("ab cd ef", 0, 2, 6, 8), ("x y", 2, 3, 0, 1)]
+    columns = [tf.constant([s[i] for s in sources]) for i in range(5)]
+    got = [t.decode() for t in mark_graph(*columns).numpy()]
+    assert got == [mark(t, (hs, he), (ts, te)) for t, hs, he, ts, te in sources]
+    text, head, tail = parse_marked("<e2>Ünï</e2>  c<e1>ödé </e1>✓ 映画 x")
+    assert (text, head, tail) == ("Ünï  cödé ✓ 映画 x", (6, 10), (0, 3))
+
+
+def test_official_score_counts_wrong_directions_against_the_relation():
+    labels = ["Cause-Effect(e1,e2)", "Cause-Effect(e2,e1)", "Other", "Message-Topic(e1,e2)"]
+    gold = [0, 0, 1, 2, 3, 3]
+    pred = [0, 1, 1, 0, 3, 2]
+    result = semeval_report(gold, pred, labels)
+    # Cause-Effect: exact 2 (examples 0, 2), predicted as the type 4, gold 3 -> P 1/2, R 2/3
+    ce = 2 * (2 / 4) * (2 / 3) / (2 / 4 + 2 / 3)
+    # Message-Topic: exact 1, predicted 1, gold 2 -> P 1, R 1/2
+    mt = 2 * 1 * 0.5 / 1.5
+    assert result["macro_f1"] == pytest.approx((ce + mt) / 2)
+    assert result["per_relation"]["Cause-Effect"]["wrong_direction"] == 1
+    assert "Other" not in result["per_relation"] and result["accuracy"] == pytest.approx(3 / 6)
+
+
+def test_a_tiny_relation_model_learns_the_easy_task_and_serves_spans(tmp_path):
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.inference import describe, evaluate, load_predictor
+    from keras_nlp_app.tasks.relation import both_directions
+    from keras_nlp_app.training.train import train
+    from tests.conftest import relation_examples, write_jsonl
+
+    train_file = write_jsonl(tmp_path / "train.jsonl", relation_examples(400, 1))
+    dev_file = write_jsonl(tmp_path / "dev.jsonl", relation_examples(80, 2))
+    overrides = ["data.dataset=null", f"data.train_file={train_file}",
+                 f"data.validation_file={dev_file}", "tokenizer.vocab_size=100",
+                 "tokenizer.sequence_length=24",
+                 "model.params={embedding_dim: 16, lstm_units: 16, attention_dim: 8, dropout: 0.1,"
+                 " embedding_dropout: 0.0}", "train.epochs=8", "train.batch_size=16",
+                 "train.learning_rate=0.01", "train.verbose=0", "train.early_stopping_patience=0"]
+    run_dir = train(load_config(["configs/semeval2010.yaml"], overrides), run_dir=str(tmp_path / "run"))
+    target = describe(run_dir)
+    assert "Content-Container(e2,e1)" in target.space.labels  # mirrored, never seen in training
+    assert both_directions(target.space).labels == target.space.labels
+    assert evaluate(run_dir, data=dev_file)["macro_f1"] > 0.9
+    records = relation_examples(40, 3)
+    outputs = load_predictor(run_dir).predict({
+        "text": [r["text"] for r in records],
+        **{name: [r[side][i] for r in records] for name, side, i in (
+            ("head_start", "head", 0), ("head_end", "head", 1), ("tail_start", "tail", 0),
+            ("tail_end", "tail", 1))}})
+    predicted = [label.decode() for label in outputs["label"]]
+    assert np.mean([p == r["label"] for p, r in zip(predicted, records)]) > 0.9
+    assert np.allclose(outputs["probabilities"].sum(axis=1), 1.0, atol=1e-5)
