@@ -76,6 +76,8 @@ class RestoredRun:
     preprocessor: object
     model: object
     space: object  # the task's label space; None for tasks without labels
+    # other restored runs an export chains with this one, by role (a relation run's "tagger")
+    companions: dict = dataclasses.field(default_factory=dict)
 
     @property
     def task(self):

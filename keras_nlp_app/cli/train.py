@@ -69,7 +69,8 @@ def cmd_export(args):
     from keras_nlp_app.utils.saved_models import read_metadata
 
     output = args.output or os.path.join("saved_models", name)
-    exported = export_run(args.run_dir, output)
+    companions = {"tagger": args.tagger} if args.tagger else None
+    exported = export_run(args.run_dir, output, companions=companions)
     print(f"exported: {exported}")
     extra = read_metadata(exported)["non_core_ops"]
     print("ops outside core TensorFlow (a TF Serving build must include TensorFlow Text): "
@@ -133,4 +134,7 @@ def add_parsers(verbs):
     p = verbs.add_parser("export", help="export a run or an n-gram model as a versioned SavedModel")
     p.add_argument("run_dir", metavar="RUN_DIR_OR_NGRAM", help="run folder, or n-gram PATH(.npz|.arpa)")
     p.add_argument("--output", help="model folder; the export goes to <output>/<N>/")
+    p.add_argument("--tagger", metavar="TAGGER_RUN",
+                   help="relation runs: chain this tagging run in front, adding an `extract` "
+                        "signature (raw text in, (head, relation, tail) triples out)")
     p.set_defaults(func=cmd_export)

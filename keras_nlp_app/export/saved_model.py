@@ -69,10 +69,11 @@ def _build_archive(run, endpoints):
     import keras
     import tensorflow as tf
 
-    run.preprocessor(tf.constant(["build"]))  # Keras tracks only built layers
     archive = keras.export.ExportArchive()
-    archive.track(run.model)
-    archive.track(run.preprocessor)
+    for part in (run, *run.companions.values()):
+        part.preprocessor(tf.constant(["build"]))  # Keras tracks only built layers
+        archive.track(part.model)
+        archive.track(part.preprocessor)
     for name, (function, signature) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=signature)
     return archive
@@ -82,7 +83,7 @@ def _describe(spec):
     return f"{spec.dtype.name}{spec.shape.as_list()}".replace("None", "B")
 
 
-def export_run(run_dir, output, check_texts=None):
+def export_run(run_dir, output, check_texts=None, companions=None):
     """Exports a run folder's best model into the next version folder under `output`.
 
     The task says which signatures to write (`export_signatures`), what to add to the metadata
@@ -94,11 +95,14 @@ def export_run(run_dir, output, check_texts=None):
         output: the model's folder, e.g. `saved_models/sentiment`; gets `<N>/`.
         check_texts: texts whose outputs must match between the trained model and the reloaded
             export (the task's defaults when None).
+        companions: `{role: run folder}` of runs the task chains into extra signatures (a
+            relation run's `tagger` gives it `extract`); their models go into the export too.
 
     Returns:
         The new version folder.
     """
     run = runs.restore_run(run_dir)
+    run.companions = {role: runs.restore_run(path) for role, path in (companions or {}).items()}
     task = run.task
     endpoints = task.export_signatures(run)
     with NewVersion(output) as target:
@@ -116,6 +120,7 @@ def export_run(run_dir, output, check_texts=None):
             "task": run.cfg.task, "version": target.version,
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "run_dir": os.path.abspath(run_dir),
+            "companions": {role: os.path.abspath(path) for role, path in (companions or {}).items()},
             "signature": signatures,
             **task.export_metadata(run),
             "config": config_to_dict(run.cfg),

@@ -152,6 +152,22 @@ class RelationTask(ClassificationTask):
         return serving_outputs(probabilities(run.model(run.preprocessor(marked), training=False)),
                                run.space, run.cfg.model.top_k)
 
+    def export_signatures(self, run):
+        """serving_default, and with a `tagger` companion run, `extract(text[B])` → `triples`
+        (JSON) and `num_triples`: entities tagged, paired within sentences, related."""
+        signatures = super().export_signatures(run)
+        tagger = run.companions.get("tagger")
+        if tagger is not None:
+            import tensorflow as tf
+
+            from keras_nlp_app.tasks.relation_graphs import extraction_endpoint
+
+            if tagger.cfg.task != "tagging":
+                raise UserError(f"--tagger needs a tagging run, not a {tagger.cfg.task} run")
+            signatures["extract"] = (extraction_endpoint(run, tagger),
+                                     [tf.TensorSpec([None], tf.string, name="text")])
+        return signatures
+
     def check_export(self, run, reloaded, texts=None):
         import tensorflow as tf
 
@@ -167,6 +183,13 @@ class RelationTask(ClassificationTask):
                            [mark(t, (hs, he), (ts, te)) for t, hs, he, ts, te in sources])
         if not np.allclose(expected, got, atol=1e-5):
             raise RuntimeError("the exported model's predictions differ from the trained model's")
+        if "extract" in reloaded.signatures:
+            import json
+
+            found = reloaded.signatures["extract"](text=tf.constant(
+                ["", "Smoke from the fire reached Paris .", "ünïcödé ✓ 映画 ."]))
+            for triples in found["triples"].numpy():
+                json.loads(triples.decode("utf-8"))
 
     # -- evaluate and predict ----------------------------------------------------------------
 

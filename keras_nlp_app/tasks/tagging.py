@@ -116,7 +116,8 @@ def score(predicted, gold):
     return {"examples": len(gold), **metrics_lib.entity_report(gold, predicted)}
 
 
-def _tag_strings(run, tokens):
+def tag_strings(run, tokens):
+    """Ragged tag strings of ragged tokens, by a restored tagging run (graph code)."""
     import tensorflow as tf
 
     ids = run.model.predict_tags(run.preprocessor.features(tokens))
@@ -288,7 +289,7 @@ class TaggingTask(Task):
 
         text = tf.convert_to_tensor(inputs["text"])
         tokens, char_starts, char_ends, byte_starts, byte_ends = run.preprocessor.split(text)
-        tags = _tag_strings(run, tokens)
+        tags = tag_strings(run, tokens)
         return {"tokens": tokens.to_tensor(""), "tags": tags.to_tensor(""),
                 "start_offsets": char_starts.to_tensor(-1), "end_offsets": char_ends.to_tensor(-1),
                 "entities": entity_outputs(text, tokens, tags, char_starts, char_ends, byte_starts,
@@ -301,7 +302,7 @@ class TaggingTask(Task):
 
         def tag_tokens(tokens):
             ragged = tf.RaggedTensor.from_tensor(tokens, padding="")
-            return {"tags": _tag_strings(run, ragged).to_tensor("")}
+            return {"tags": tag_strings(run, ragged).to_tensor("")}
 
         return {**super().export_signatures(run),
                 "tag_tokens": (tag_tokens, [tf.TensorSpec([None, None], tf.string, name="tokens")])}

@@ -109,3 +109,66 @@ def test_a_tiny_relation_model_learns_the_easy_task_and_serves_spans(tmp_path):
     predicted = [label.decode() for label in outputs["label"]]
     assert np.mean([p == r["label"] for p, r in zip(predicted, records)]) > 0.9
     assert np.allclose(outputs["probabilities"].sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow  # about 60 s alone: a tagger and a relation model trained, then exported together
+def test_the_extraction_export_equals_the_tagger_then_the_relation_model(tmp_path):
+    import tensorflow as tf
+
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.inference import load_predictor
+    from keras_nlp_app.training.train import train
+    from tests.conftest import RELATION_NOUNS, relation_examples, write_jsonl
+
+    def conll(records, path):
+        lines = ["-DOCSTART- -X- O O", ""]
+        for record in records:
+            lines += [f"{w} X X {'I-THING' if w in RELATION_NOUNS else 'O'}"
+                      for w in record["text"].split() + ["."]] + [""]
+        path.write_text("\n".join(lines) + "\n")
+        return str(path)
+
+    (tmp_path / "empty.yaml").write_text("{}\n")
+    tagger_run = train(load_config([str(tmp_path / "empty.yaml")], [
+        "task=tagging", "data.dataset=null",
+        f"data.train_file={conll(relation_examples(300, 1), tmp_path / 'train.conll')}",
+        f"data.validation_file={conll(relation_examples(40, 2), tmp_path / 'dev.conll')}",
+        "model.name=bilstm_crf_tagger", "model.params={word_dim: 16, lstm_units: 16, char_filters: 8}",
+        "tokenizer.sequence_length=16", "train.epochs=6", "train.batch_size=16",
+        "train.learning_rate=0.01", "train.monitor=val_f1", "train.verbose=0"]),
+        run_dir=str(tmp_path / "tagger"))
+    relation_run = train(load_config(["configs/semeval2010.yaml"], [
+        "data.dataset=null",
+        f"data.train_file={write_jsonl(tmp_path / 'r.jsonl', relation_examples(400, 1))}",
+        f"data.validation_file={write_jsonl(tmp_path / 'rd.jsonl', relation_examples(60, 2))}",
+        "tokenizer.vocab_size=100", "tokenizer.sequence_length=24",
+        "model.params={embedding_dim: 16, lstm_units: 16, attention_dim: 8, dropout: 0.1}",
+        "train.epochs=6", "train.batch_size=16", "train.learning_rate=0.01", "train.verbose=0",
+        "train.early_stopping_patience=0"]), run_dir=str(tmp_path / "relation"))
+    version = export_run(relation_run, str(tmp_path / "export"), companions={"tagger": tagger_run})
+    texts = ["the storm caused the damage . a key was in the drawer .", "", "the virus and smoke"]
+    got = tf.saved_model.load(version).signatures["extract"](text=tf.constant(texts))
+    got = [json.loads(t.decode()) for t in got["triples"].numpy()]
+
+    # the same, one model after the other, through each run's own predictor
+    entities = [json.loads(e) for e in load_predictor(tagger_run).predict({"text": texts})["entities"]]
+    expected = [[] for _ in texts]
+    relations = load_predictor(relation_run)
+    for row, (text, found) in enumerate(zip(texts, entities)):
+        ends = [i for i, ch in enumerate(text) if ch in ".!?"]
+        for i, first in enumerate(found):
+            for second in found[i + 1:]:
+                if sum(e < first["start"] for e in ends) != sum(e < second["start"] for e in ends):
+                    continue
+                out = relations.predict({"text": [text], "head_start": [first["start"]],
+                                         "head_end": [first["end"]], "tail_start": [second["start"]],
+                                         "tail_end": [second["end"]]})
+                label = out["label"][0].decode()
+                if label == "Other":
+                    continue
+                head, tail = (second, first) if label.endswith("(e2,e1)") else (first, second)
+                expected[row].append({"head": head, "relation": label.split("(")[0], "tail": tail,
+                                      "score": round(float(out["probabilities"][0].max()), 4)})
+    assert [[{**t, "score": round(t["score"], 4)} for t in row] for row in got] == expected
+    assert any(row for row in got)  # the easy sentences do yield triples
