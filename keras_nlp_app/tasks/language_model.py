@@ -241,11 +241,17 @@ class LanguageModelTask(Task):
                 found.append((None, 0))
                 continue
             stream = token_stream(preprocessor, corpus)
+            starts = None
+            if space:  # a conditioned LM: every window starts at a text, with its control token
+                vocabulary = preprocessor.tokenizer.vocabulary
+                controls = [vocabulary.index(control_token(c)) for c in space
+                            if control_token(c) in vocabulary]
+                starts = np.flatnonzero(np.isin(stream, controls)) if controls else None
             if is_recurrent(cfg):
                 data, steps = lm_stream_batches(stream, global_batch, length)
             else:
                 data, steps = lm_windows(stream, global_batch, length, training=training,
-                                         seed=cfg.train.seed)
+                                         seed=cfg.train.seed, starts=starts)
             if steps == 0:
                 raise DataError(f"is too short: {len(stream)} tokens make no batch of "
                                 f"{global_batch} rows x {length} tokens (lower train.batch_size "
