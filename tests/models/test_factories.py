@@ -10,7 +10,14 @@ from keras_nlp_app.models import MODELS, build_model
                                         if n.endswith("_classifier") and not n.startswith("backbone")))
 @pytest.mark.parametrize("num_classes,width", [(2, 1), (4, 4)])
 def test_factories_give_probabilities_of_the_right_shape(name, num_classes, width):
-    model = build_model(name, vocab_size=50, num_classes=num_classes, sequence_length=12)
+    fitted = {}
+    if name == "ngram_classifier":  # its class LMs are fitted from data, not configured
+        from keras_nlp_app.models.ngram_classifier import fit_class_models
+
+        rows = [[2 + (i * 7 + j) % 48 for j in range(6)] for i in range(4 * num_classes)]
+        fitted["class_models"] = fit_class_models(rows, [i % num_classes for i in range(len(rows))],
+                                                  num_classes=num_classes, vocab_size=50, order=2)
+    model = build_model(name, vocab_size=50, num_classes=num_classes, sequence_length=12, **fitted)
     ids = np.array([[5, 9, 2, 0, 0], [3, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype="int32")
     out = np.asarray(model(ids))
     assert out.shape == (3, width)
