@@ -80,6 +80,7 @@ def test_official_score_counts_wrong_directions_against_the_relation():
     assert "Other" not in result["per_relation"] and result["accuracy"] == pytest.approx(3 / 6)
 
 
+@pytest.mark.slow  # about 25 s alone (the task contract's relation recipe covers export and serve)
 def test_a_tiny_relation_model_learns_the_easy_task_and_serves_spans(tmp_path):
     from keras_nlp_app.config import load_config
     from keras_nlp_app.inference import describe, evaluate, load_predictor

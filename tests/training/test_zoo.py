@@ -31,11 +31,15 @@ SMALL_PARAMS = {
 
 # from-scratch classifiers (backbone_classifier fine-tunes a preset: tests/tasks/test_finetune.py)
 SLOW_FACTORIES = ("ensemble_classifier", "transformer_classifier", "bilstm_classifier")  # > 20 s
+# fitted in phases of their own (a counting epoch; class LMs before training), each trained,
+# exported and reloaded in its own test under tests/models/
+OWN_TESTS = ("nbsvm_classifier", "ngram_classifier")
 
 
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=pytest.mark.slow) if n in SLOW_FACTORIES else n
-    for n in sorted(n for n in MODELS if n.endswith("_classifier") and not n.startswith("backbone"))])
+    for n in sorted(n for n in MODELS if n.endswith("_classifier")
+                    and not n.startswith("backbone") and n not in OWN_TESTS)])
 def test_each_factory_trains_a_few_steps_and_exports(name, easy_files, tmp_path):
     extra = {"model.name": name, "model.params": SMALL_PARAMS[name], "train.epochs": 1,
              "train.steps_per_epoch": 3}
