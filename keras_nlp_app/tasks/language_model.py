@@ -246,7 +246,9 @@ class LanguageModelTask(Task):
                 vocabulary = preprocessor.tokenizer.vocabulary
                 controls = [vocabulary.index(control_token(c)) for c in space
                             if control_token(c) in vocabulary]
-                starts = np.flatnonzero(np.isin(stream, controls)) if controls else None
+                # from the line break before it, as a prompt starts (`<eos>` __CONDITION__ ...)
+                starts = (np.maximum(np.flatnonzero(np.isin(stream, controls)) - 1, 0)
+                          if controls else None)
             if is_recurrent(cfg):
                 data, steps = lm_stream_batches(stream, global_batch, length)
             else:

@@ -284,7 +284,7 @@ def test_a_conditioned_lm_generates_under_the_asked_condition(easy_files, tmp_pa
                  f"data.validation_file={easy_files[1]}", "data.condition_field=label",
                  "data.condition_names={'0': negative, '1': positive}", "tokenizer.kind=word",
                  "tokenizer.sequence_length=16",
-                 "model.params={num_layers: 1, num_heads: 2, hidden_dim: 32}", "train.epochs=6",
+                 "model.params={num_layers: 1, num_heads: 2, hidden_dim: 32}", "train.epochs=12",
                  "train.batch_size=16", "train.warmup_steps=10", "train.learning_rate=0.003",
                  "train.jit_compile=off", "train.verbose=0"]
     run_dir = train(load_config(["configs/shakespeare_char.yaml"], overrides),
