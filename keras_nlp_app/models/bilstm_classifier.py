@@ -9,6 +9,18 @@ from keras_nlp_app.models.recurrent import recurrent_layer
 POOLINGS = ("attention", "max_mean")
 
 
+def bilstm_encoder(token_ids, vocab_size, embedding_dim, embedding_dropout, num_layers, cell,
+                   units):
+    """Masked embedding → dropout → stacked bidirectional recurrent layers: `[B, T, 2 units]`
+    states of the functional input `token_ids`."""
+    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    x = keras.layers.Dropout(embedding_dropout)(x)
+    for i in range(num_layers):
+        x = keras.layers.Bidirectional(
+            recurrent_layer(cell, units, return_sequences=True), name=f"bilstm_{i}")(x)
+    return x
+
+
 def build_bilstm_classifier(*, vocab_size, num_classes=2, multi_label=False, sequence_length=None,
                             embedding_dim=128, lstm_units=64, num_layers=1, pooling="attention",
                             attention_dim=64, dropout=0.3, embedding_dropout=0.2, cell="lstm"):
@@ -31,11 +43,8 @@ def build_bilstm_classifier(*, vocab_size, num_classes=2, multi_label=False, seq
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
-    x = keras.layers.Dropout(embedding_dropout)(x)
-    for i in range(num_layers):
-        x = keras.layers.Bidirectional(
-            recurrent_layer(cell, lstm_units, return_sequences=True), name=f"bilstm_{i}")(x)
+    x = bilstm_encoder(token_ids, vocab_size, embedding_dim, embedding_dropout, num_layers, cell,
+                       lstm_units)
     if pooling == "attention":
         pooled = AttentionPooling(attention_dim, name="attention_pooling")(x, token_ids)
     else:

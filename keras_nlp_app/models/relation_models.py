@@ -5,9 +5,10 @@ states at the two entity-start markers, which know the whole sentence, decide th
 import keras
 from keras import ops
 
+from keras_nlp_app.models.bilstm_classifier import bilstm_encoder
 from keras_nlp_app.models.lstm_classifier import classifier_head
 from keras_nlp_app.models.pooling import AttentionPooling
-from keras_nlp_app.models.recurrent import recurrent_layer
+from keras_nlp_app.models.transformer_classifier import transformer_encoder
 
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
@@ -65,11 +66,8 @@ def build_relation_bilstm(*, vocab_size, head_marker_id, tail_marker_id, num_cla
     del sequence_length
     _check(multi_label)
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
-    x = keras.layers.Dropout(embedding_dropout)(x)
-    for i in range(num_layers):
-        x = keras.layers.Bidirectional(
-            recurrent_layer(cell, lstm_units, return_sequences=True), name=f"bilstm_{i}")(x)
+    x = bilstm_encoder(token_ids, vocab_size, embedding_dim, embedding_dropout, num_layers, cell,
+                       lstm_units)
     pooled = AttentionPooling(attention_dim, name="attention_pooling")(x, token_ids)
     entities = MarkerStates(head_marker_id, tail_marker_id, name="marker_states")(x, token_ids)
     features = keras.layers.Dropout(dropout)(keras.layers.Concatenate()([pooled, entities]))
@@ -90,19 +88,10 @@ def build_relation_transformer(*, vocab_size, head_marker_id, tail_marker_id, nu
         hidden_dim, num_layers, num_heads, intermediate_dim: encoder shape.
         dropout: inside every block and on the pooled features.
     """
-    import keras_hub
-
     _check(multi_label)
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-    padding_mask = ops.not_equal(token_ids, 0)
-    x = keras_hub.layers.TokenAndPositionEmbedding(
-        vocabulary_size=vocab_size, sequence_length=sequence_length, embedding_dim=hidden_dim,
-        name="embedding")(token_ids)
-    for i in range(num_layers):
-        x = keras_hub.layers.TransformerEncoder(
-            intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout,
-            normalize_first=True, name=f"encoder_{i}")(x, padding_mask=padding_mask)
-    x = keras.layers.LayerNormalization(name="final_norm")(x)
+    x = transformer_encoder(token_ids, vocab_size, sequence_length, hidden_dim, num_layers,
+                            num_heads, intermediate_dim, dropout)
     entities = MarkerStates(head_marker_id, tail_marker_id, name="marker_states")(x, token_ids)
     features = keras.layers.Dropout(dropout)(entities)
     return keras.Model(token_ids, classifier_head(num_classes)(features),
