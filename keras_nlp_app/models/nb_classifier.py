@@ -41,16 +41,41 @@ def _add_counts(counts, ids, mask, targets, vocab_size):
     counts.assign_add(ops.segment_sum(per_token, ops.reshape(ids, (-1,)), num_segments=vocab_size))
 
 
+def _seen(ids, rows):
+    """1.0 where an id is real and was counted in training (its gathered count `rows` are not
+    all zero): unseen ids, as words outside scikit-learn's vocabulary, carry no evidence."""
+    counted = ops.sum(rows, axis=-1) > 0
+    return ops.cast(ops.logical_and(ids >= RESERVED_IDS, counted), "float32")
+
+
 def _probabilities(scores, num_classes):
     if num_classes == 2:
         return ops.sigmoid(scores[:, 1:] - scores[:, :1])
     return ops.softmax(scores, axis=-1)
 
 
+class CountSeenFeatures(keras.callbacks.Callback):
+    """Sets a counting model's number of features seen in training before every evaluation,
+    at each epoch's end (before its checkpoint) and at the end of training: one pass over the
+    table, never per batch."""
+
+    def on_test_begin(self, logs=None):
+        self.model.count_seen_features()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.count_seen_features()
+
+    def on_train_end(self, logs=None):
+        self.model.count_seen_features()
+
+
 class _CountingClassifier(keras.Model):
     """Shared state of the count-based classifiers: `counts [V, C]` per id and class,
-    `token_totals [C]` (their column sums, kept so scoring never sums the table) and
-    `class_counts [C]` examples; all summed over replicas."""
+    `token_totals [C]` (their column sums, kept so scoring never sums the table),
+    `class_counts [C]` examples, all summed over replicas; and `seen_features`, the number of
+    ids counted at least once. As scikit-learn's vectorizer vocabulary, only seen features
+    share the smoothing mass (hashed n-gram buckets that never occurred do not dilute it) and
+    ids unseen in training carry no evidence."""
 
     def __init__(self, *, vocab_size, num_classes=2, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -59,13 +84,26 @@ class _CountingClassifier(keras.Model):
         if vocab_size <= RESERVED_IDS:
             raise ValueError(f"vocab_size must exceed {RESERVED_IDS}, got {vocab_size}")
         self.vocab_size, self.num_classes, self.alpha = vocab_size, num_classes, alpha
-        self.features = float(vocab_size - RESERVED_IDS)
         self.counts = self.add_weight(shape=(vocab_size, num_classes), initializer="zeros",
                                       trainable=False, aggregation="sum", name="counts")
         self.token_totals = self.add_weight(shape=(num_classes,), initializer="zeros",
                                             trainable=False, aggregation="sum", name="token_totals")
         self.class_counts = self.add_weight(shape=(num_classes,), initializer="zeros",
                                             trainable=False, aggregation="sum", name="class_counts")
+        self.seen_features = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                             aggregation="only_first_replica",
+                                             name="seen_features")
+
+    def count_seen_features(self):
+        seen = ops.sum(ops.cast(ops.sum(self.counts[RESERVED_IDS:], axis=1) > 0, "float32"))
+        self.seen_features.assign(seen)
+
+    def training_callbacks(self):
+        return [CountSeenFeatures()]
+
+    def smoothing_mass(self):
+        """Lidstone's alpha times the seen features (at least one, before any counting)."""
+        return self.alpha * ops.maximum(self.seen_features, 1.0)
 
     def count(self, ids, mask, targets):
         _add_counts(self.counts, ids, mask, targets, self.vocab_size)
@@ -111,9 +149,8 @@ class NaiveBayesClassifier(_CountingClassifier):
         if self.complement:
             rows = ops.sum(rows, axis=-1, keepdims=True) - rows
             totals = ops.sum(totals) - totals
-        log_likelihood = ops.log(rows + self.alpha) - ops.log(totals + self.alpha * self.features)
-        real = ops.cast(ids >= RESERVED_IDS, "float32")[..., None]
-        total = ops.sum(log_likelihood * real, axis=1)
+        log_likelihood = ops.log(rows + self.alpha) - ops.log(totals + self.smoothing_mass())
+        total = ops.sum(log_likelihood * _seen(ids, rows)[..., None], axis=1)
         if self.complement:
             return -total
         if self.prior == "uniform":
@@ -170,20 +207,21 @@ class NBSVMClassifier(_CountingClassifier):
                                         aggregation="only_first_replica", name="counting")
 
     def training_callbacks(self):
-        return [EndCounting()]
+        return [EndCounting(), *super().training_callbacks()]
 
     def log_count_ratios(self, ids):
         """`[B, T, C']` ratio of each id (C' = 1 for binary tasks: positive against negative)."""
         rows = ops.take(self.counts, ids, axis=0) + self.alpha
-        totals = self.token_totals + self.alpha * self.features
+        totals = self.token_totals + self.smoothing_mass()
         if self.num_classes == 2:
             return (ops.log(rows[..., 1:] / totals[1]) - ops.log(rows[..., :1] / totals[0]))
         rest = ops.sum(rows, axis=-1, keepdims=True) - rows + (self.num_classes - 2) * self.alpha
-        rest_totals = ops.sum(totals) - totals - (self.num_classes - 2) * self.alpha * self.features
+        rest_totals = ops.sum(totals) - totals - (self.num_classes - 2) * self.smoothing_mass()
         return ops.log(rows / totals) - ops.log(rest / rest_totals)
 
     def logits(self, token_ids):
         ids, first = _first_occurrences(_clipped_ids(token_ids, self.vocab_size))
+        first = first * _seen(ids, ops.take(self.counts, ids, axis=0))
         weights = ops.take(self.linear, ids, axis=0)
         if self.interpolation < 1:
             mean = ops.mean(ops.abs(self.linear[RESERVED_IDS:]), axis=0)

@@ -11,6 +11,7 @@ from keras_nlp_app.models import build_model
 def _fit(model, ids, targets):
     model.compile(loss="binary_crossentropy" if model.num_classes == 2 else "categorical_crossentropy")
     model.train_step((tf.constant(ids, tf.int32), tf.constant(targets, tf.float32)))
+    model.count_seen_features()  # as the training loop's callback does before evaluating
 
 
 def test_counting_gives_the_hand_computed_posterior():
@@ -37,13 +38,17 @@ def test_multiclass_scores_equal_scikit_learn(complement):
     ids = rng.integers(2, 12, size=(40, 7))
     ids[rng.random(ids.shape) < 0.2] = 0
     labels = rng.integers(0, 3, size=40)
-    model = build_model("nb_classifier", vocab_size=12, num_classes=3, alpha=0.5,
+    # ids 12..29 are hashed n-gram buckets that never occur in training: as outside
+    # scikit-learn's vectorizer vocabulary, they neither share the smoothing mass nor score
+    model = build_model("nb_classifier", vocab_size=30, num_classes=3, alpha=0.5,
                         complement=complement)
     _fit(model, ids, np.eye(3)[labels])
+    assert float(model.seen_features) == 10
     counts = np.stack([np.bincount(row[row >= 2] - 2, minlength=10) for row in ids])
     peer = (ComplementNB if complement else MultinomialNB)(alpha=0.5).fit(counts, labels)
     test = rng.integers(2, 12, size=(5, 7))
     test_counts = np.stack([np.bincount(row - 2, minlength=10) for row in test])
+    test = np.concatenate([test, rng.integers(12, 30, size=(5, 2))], axis=1)
     np.testing.assert_allclose(model(test.astype(np.int32)).numpy(),
                                peer.predict_proba(test_counts), rtol=1e-4, atol=1e-6)
 
@@ -71,6 +76,7 @@ def test_nbsvm_ratios_count_each_id_once_per_example():
     model.compile(optimizer="sgd", loss="binary_crossentropy")
     ids = tf.constant([[2, 2, 3, 0], [4, 5, 0, 0], [2, 4, 1, 0]], tf.int32)
     model.train_step((ids, tf.constant([[1.0], [0.0], [1.0]])))
+    model.count_seen_features()
     # document frequencies: positive {2: 2, 3: 1, 4: 1}, negative {4: 1, 5: 1}
     p = np.array([2, 1, 1, 0]) + 1.0
     q = np.array([0, 0, 1, 1]) + 1.0
