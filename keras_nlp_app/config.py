@@ -145,6 +145,75 @@ CHOICES = {
 }
 
 
+def _at_least(low):
+    return (lambda v: v >= low), f"at least {low}"
+
+
+def _above(low):
+    return (lambda v: v > low), f"greater than {low}"
+
+
+def _within(low, high):
+    return (lambda v: low <= v <= high), f"in [{low}, {high}]"
+
+
+def _fraction_open():
+    return (lambda v: 0 < v < 1), "in (0, 1)"
+
+
+def _fraction_below_one():
+    return (lambda v: 0 <= v < 1), "in [0, 1)"
+
+
+# Numeric keys and the values that make sense (null, where a key allows it, is always fine).
+RANGES = {
+    "data.holdout_fraction": _fraction_below_one(),
+    "data.context_turns": _at_least(0),
+    "data.max_train_examples": _at_least(1),
+    "data.train_subset": _at_least(1),
+    "data.tag_column": (lambda v: v != 0, "a column other than 0 (the token): 1, 2, ... or -1"),
+    "tokenizer.vocab_size": _at_least(3),
+    "tokenizer.min_count": _at_least(1),
+    "tokenizer.sequence_length": _at_least(1),
+    "tokenizer.ngrams": _within(1, 10),
+    "tokenizer.ngram_buckets": _at_least(0),
+    "tokenizer.target_length": _at_least(2),
+    "tokenizer.max_word_length": _at_least(1),
+    "tokenizer.subword_vocab_size": _at_least(3),
+    "tokenizer.question_length": _at_least(1),
+    "tokenizer.doc_stride": _at_least(1),
+    "tokenizer.mask_selection_rate": _fraction_open(),
+    "model.lora_rank": _at_least(1),
+    "model.top_k": _at_least(1),
+    "model.beam_size": _at_least(1),
+    "model.max_answer_length": _at_least(1),
+    "model.length_penalty": _at_least(0),
+    "train.epochs": _at_least(1),
+    "train.batch_size": _at_least(1),
+    "train.learning_rate": _above(0),
+    "train.weight_decay": _at_least(0),
+    "train.warmup_steps": _at_least(0),
+    "train.min_learning_rate": _at_least(0),
+    "train.decay_rate": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "train.decay_start_epoch": _at_least(1),
+    "train.beta_2": _fraction_below_one(),
+    "train.momentum": _fraction_below_one(),
+    "train.clipnorm": _above(0),
+    "train.label_smoothing": _fraction_below_one(),
+    "train.sort_window": _at_least(0),
+    "train.early_stopping_patience": _at_least(0),
+    "train.backup_every_steps": _at_least(0),
+    "train.steps_per_epoch": _at_least(1),
+    "train.steps_per_execution": _at_least(1),
+    "train.layerwise_lr_decay": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "train.gradual_unfreezing": _at_least(0),
+    "train.gradient_accumulation_steps": _at_least(1),
+    "train.average_checkpoints": _at_least(0),
+    "train.eval_examples": _at_least(0),
+    "train.seed": _at_least(0),
+}
+
+
 def _check_type(key, value, annotation):
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -160,11 +229,11 @@ def _check_type(key, value, annotation):
         raise error
     if origin in (list, list):
         if not isinstance(value, list):
-            raise ConfigError(f"config key {key} must be a list, got {value!r}")
+            raise ConfigError(f"config key {key} must be a list, got {value!r}", key=key)
         return [_check_type(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
     if origin in (dict, dict):
         if not isinstance(value, dict):
-            raise ConfigError(f"config key {key} must be a mapping, got {value!r}")
+            raise ConfigError(f"config key {key} must be a mapping, got {value!r}", key=key)
         return dict(value)
     if annotation is typing.Any:
         return value
@@ -173,16 +242,16 @@ def _check_type(key, value, annotation):
     if annotation is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"config key {key} must be {annotation.__name__}, got {value!r}"
-        )
+        raise ConfigError(f"config key {key} must be {annotation.__name__}, got {value!r}",
+                          key=key)
     return value
 
 
 def _merge(instance, updates, prefix=""):
     """Applies a nested mapping onto a dataclass instance, rejecting unknown keys."""
     if not isinstance(updates, dict):
-        raise ConfigError(f"config section {prefix or '(top)'} must be a mapping, got {updates!r}")
+        raise ConfigError(f"config section {prefix[:-1] or '(top)'} must be a mapping, got "
+                          f"{updates!r}", key=prefix[:-1] or None)
     fields = {f.name: f for f in dataclasses.fields(instance)}
     hints = typing.get_type_hints(type(instance))
     if isinstance(instance, ModelConfig) and updates.get("name", instance.name) != instance.name:
@@ -191,7 +260,7 @@ def _merge(instance, updates, prefix=""):
         dotted = f"{prefix}{key}"
         if key not in fields:
             valid = ", ".join(prefix + name for name in fields)
-            raise ConfigError(f"unknown config key {dotted}; valid keys: {valid}")
+            raise ConfigError(f"unknown config key {dotted}; valid keys: {valid}", key=dotted)
         current = getattr(instance, key)
         if dataclasses.is_dataclass(current):
             _merge(current, value, prefix=dotted + ".")
@@ -203,8 +272,13 @@ def _merge(instance, updates, prefix=""):
         value = _check_type(dotted, value, hints[key])
         if dotted in CHOICES and value is not None and value not in CHOICES[dotted]:
             raise ConfigError(
-                f"config key {dotted} must be one of {', '.join(CHOICES[dotted])}, got {value!r}"
-            )
+                f"config key {dotted} must be one of {', '.join(CHOICES[dotted])}, got {value!r}",
+                key=dotted)
+        if dotted in RANGES and value is not None:
+            fits, expected = RANGES[dotted]
+            if isinstance(value, float) and value != value or not fits(value):
+                raise ConfigError(f"config key {dotted} must be {expected}, got {value!r}",
+                                  key=dotted)
         setattr(instance, key, value)
 
 
@@ -236,10 +310,42 @@ def _read_yaml(path):
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     if loaded is None:
-        return {}
+        raise ConfigError(f"{path}: the config file is empty; a recipe names at least its "
+                          f"sections (see configs/base.yaml)")
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections")
     return loaded
+
+
+def key_line(path, dotted):
+    """The 1-based line of a config file that sets the dotted key (or its deepest section
+    present), or None."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            node = yaml.compose(f)  # the safe composer: node tree with marks, nothing built
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    line = None
+    for part in dotted.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key_node, value_node in node.value:
+            if key_node.value == part:
+                line, node = key_node.start_mark.line + 1, value_node
+                break
+        else:
+            break
+    return line
+
+
+def in_file(error, path):
+    """`error` as raised about the config file `path`: `path:line: message` when the file sets
+    the key the error is about, else `path: message`."""
+    if str(error).startswith(f"{path}:"):
+        return error
+    line = key_line(path, error.key) if getattr(error, "key", None) else None
+    where = f"{path}:{line}" if line else path
+    return ConfigError(f"{where}: {error}", key=getattr(error, "key", None))
 
 
 def load_config(paths=(), overrides=()):
@@ -260,9 +366,12 @@ def load_config(paths=(), overrides=()):
         try:
             _merge(cfg, loaded)
         except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+            raise in_file(exc, os.fspath(path)) from None
     for text in overrides:
-        _merge(cfg, parse_override(text))
+        try:
+            _merge(cfg, parse_override(text))
+        except ConfigError as exc:
+            raise ConfigError(f"--set {text}: {exc}", key=exc.key) from None
     return cfg
 
 

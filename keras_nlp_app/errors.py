@@ -22,4 +22,9 @@ class DataError(UserError):
 
 
 class ConfigError(UserError):
-    """A configuration key or value that does not exist or does not fit."""
+    """A configuration key or value that does not exist or does not fit. `key` (dotted, e.g.
+    `train.epochs`) lets the caller point at the line of the config file that sets it."""
+
+    def __init__(self, message, *, key=None):
+        super().__init__(message)
+        self.key = key

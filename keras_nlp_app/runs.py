@@ -12,6 +12,7 @@ Training writes it, and export, evaluation and prediction read it, all through t
     metrics.json             validation metrics of the best checkpoint, and every epoch's logs
 """
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -49,6 +50,20 @@ def default_run_dir(cfg, root="runs"):
 def read_config(path):
     """The `Config` a run folder's config.yaml holds (defaults for keys it lacks)."""
     return config_lib.load_config([path])
+
+
+@contextlib.contextmanager
+def removed_on_failure(run_dir):
+    """Removes the run folder again when the block fails and the folder did not exist before
+    it: setup that refuses a config or a model leaves nothing behind. A folder that existed (a
+    run being resumed) is kept as it was found."""
+    created = not os.path.exists(run_dir)
+    try:
+        yield
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def prepare_run_dir(cfg, run_dir):

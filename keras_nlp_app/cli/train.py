@@ -14,13 +14,21 @@ QUICKSTART_SENTENCES = [
 
 
 def cmd_train(args):
-    from keras_nlp_app.config import load_config
-    from keras_nlp_app.runs import default_run_dir
+    from keras_nlp_app.config import in_file, load_config
+    from keras_nlp_app.errors import ConfigError
     from keras_nlp_app.tasks import get_task
 
     config_path = find_config(args.config)
     cfg = load_config([config_path], args.set or [])
-    task = get_task(cfg.task)  # an unknown task is refused before TensorFlow starts
+    try:
+        return _train(args, config_path, cfg, get_task(cfg.task))
+    except ConfigError as exc:  # settings refused while training starts: point at the file
+        raise in_file(exc, config_path) from None
+
+
+def _train(args, config_path, cfg, task):
+    from keras_nlp_app.runs import default_run_dir
+
     if args.workers > 1 or args.max_restarts:
         from keras_nlp_app.training.launcher import train_with_workers
 

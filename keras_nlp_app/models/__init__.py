@@ -56,14 +56,15 @@ MODELS = {
 def build_model(name, **kwargs):
     """Calls the factory `name`, rejecting unknown names and unknown keyword arguments."""
     if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}",
+                          key="model.name")
     factory = MODELS[name]
     valid = [p for p in inspect.signature(factory).parameters]
     unknown = [k for k in kwargs if k not in valid]
     if unknown:
-        raise ConfigError(
-            f"model {name} has no parameter {unknown[0]!r}; valid: {', '.join(valid)}")
+        raise ConfigError(f"model {name} has no parameter {unknown[0]!r}; valid: "
+                          f"{', '.join(valid)}", key=f"model.params.{unknown[0]}")
     try:
         return factory(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"model {name}: {exc}") from None
+        raise ConfigError(f"model {name}: {exc}", key="model.params") from None

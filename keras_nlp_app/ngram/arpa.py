@@ -88,12 +88,14 @@ def read_arpa(path, tokenizer="whitespace"):
             fail(f"expected the \\{n}-grams: section")
         number += 1
         start = number
-        entries = lines[start:start + counts[n - 1]]
-        if len(entries) < counts[n - 1]:
-            number = len(lines)
-            fail(f"the {n}-grams section ends early ({len(entries)} of {counts[n - 1]} lines)")
-        sections.append((start, entries))
-        number = start + counts[n - 1]
+        while number < len(lines) and lines[number].strip() and not lines[number].startswith("\\"):
+            number += 1
+        found = number - start
+        if found != counts[n - 1]:
+            number = start  # the section's header line, 1-based
+            fail(f"the header says ngram {n}={counts[n - 1]} but the \\{n}-grams: section has "
+                 f"{found} lines")
+        sections.append((start, lines[start:number]))
     while number < len(lines) and not lines[number].strip():
         number += 1
     if number >= len(lines) or lines[number].strip() != "\\end\\":
@@ -107,8 +109,10 @@ def read_arpa(path, tokenizer="whitespace"):
         parsed.append(_parse(line, 1, len(counts) > 1, fail))
     words = [p[1][0] for p in parsed]
     if len(set(words)) != len(words):
-        number = unigram_start + 1
-        fail("a unigram is listed twice")
+        seen = set()
+        repeat = next(i for i, w in enumerate(words) if w in seen or seen.add(w))
+        number = unigram_start + repeat + 1
+        fail(f"the unigram {words[repeat]!r} is listed twice")
     if UNK not in words:
         words.append(UNK)
         parsed.append((-100.0, [UNK], 0.0))

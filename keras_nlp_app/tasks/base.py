@@ -35,7 +35,8 @@ def register(cls):
 def get_task(name):
     """The registered task called `name`; an unknown name is a config error naming the valid ones."""
     if name not in TASKS:
-        raise ConfigError(f"task: unknown task {name!r}; choose one of {', '.join(sorted(TASKS))}")
+        raise ConfigError(f"task: unknown task {name!r}; choose one of {', '.join(sorted(TASKS))}",
+                          key="task")
     return TASKS[name]
 
 

@@ -99,53 +99,55 @@ def train(cfg, run_dir=None, *, task=None):
     # Workers other than the chief train the same model but keep what they write (assets, logs)
     # in a folder of their own; they resume from the chief's backup.
     work_dir = run_dir if chief else os.path.join(run_dir, "workers", str(worker_index(strategy)))
-    runs.prepare_run_dir(cfg, work_dir)
-    tokenizer, space = task.prepare_assets(cfg, train_examples, os.path.join(work_dir, runs.ASSETS))
-    preprocessor = task.build_preprocessor(cfg, tokenizer)
+    # a refused setting or a model that cannot be built leaves no run folder behind
+    with runs.removed_on_failure(work_dir):
+        runs.prepare_run_dir(cfg, work_dir)
+        tokenizer, space = task.prepare_assets(cfg, train_examples, os.path.join(work_dir, runs.ASSETS))
+        preprocessor = task.build_preprocessor(cfg, tokenizer)
 
-    replicas = strategy.num_replicas_in_sync
-    global_batch = cfg.train.batch_size * replicas
-    train_data, validation_data, steps_per_pass = task.datasets_for(
-        cfg, preprocessor, space, train_examples, validation_examples, global_batch)
-    steps_per_epoch = cfg.train.steps_per_epoch or steps_per_pass
-    with _precision(cfg.train.mixed_precision), strategy.scope():
-        model = task.build_model(cfg, preprocessor, space, training=True,
-                                 batch_size=cfg.train.batch_size)
-        groups = task.layer_groups(model) if grouped else None
-        if grouped and not groups:
-            raise ConfigError(f"model {cfg.model.name} has no backbone layers to give "
-                              f"layer-wise rates to")
-        optimizer = make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs,
-                                   steps_per_epoch, replicas=replicas, variable_groups=groups)
-        model.compile(optimizer=optimizer,
-                      steps_per_execution=cfg.train.steps_per_execution,
-                      **task.compile_arguments(cfg, space))
+        replicas = strategy.num_replicas_in_sync
+        global_batch = cfg.train.batch_size * replicas
+        train_data, validation_data, steps_per_pass = task.datasets_for(
+            cfg, preprocessor, space, train_examples, validation_examples, global_batch)
+        steps_per_epoch = cfg.train.steps_per_epoch or steps_per_pass
+        with _precision(cfg.train.mixed_precision), strategy.scope():
+            model = task.build_model(cfg, preprocessor, space, training=True,
+                                     batch_size=cfg.train.batch_size)
+            groups = task.layer_groups(model) if grouped else None
+            if grouped and not groups:
+                raise ConfigError(f"model {cfg.model.name} has no backbone layers to give "
+                                  f"layer-wise rates to")
+            optimizer = make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs,
+                                       steps_per_epoch, replicas=replicas, variable_groups=groups)
+            model.compile(optimizer=optimizer,
+                          steps_per_execution=cfg.train.steps_per_execution,
+                          **task.compile_arguments(cfg, space))
 
-    checkpoints = os.path.join(run_dir, runs.CHECKPOINTS)
-    best_path = os.path.join(checkpoints, runs.BEST_WEIGHTS)
-    callbacks = [
-        *task.callbacks(cfg=cfg, run_dir=work_dir, preprocessor=preprocessor, model=model,
-                        validation_data=validation_data, validation_examples=validation_examples,
-                        space=space),
-        callbacks_lib.LearningRateLogger(),
-        # a model with training phases of its own (NBSVM's counting epoch) brings their callbacks
-        *getattr(model, "training_callbacks", list)(),
-    ]
-    if groups:
-        callbacks.insert(0, GroupRatesCallback(optimizer, len(groups), cfg.train.layerwise_lr_decay,
-                                               cfg.train.gradual_unfreezing))
-    # callbacks that rewrite the run's checkpoints run on the chief only
-    callbacks = [c for c in callbacks if chief or not getattr(c, "chief_only", False)]
-    if chief:
-        callbacks += [
-            callbacks_lib.AtomicBestCheckpoint(best_path, monitor=cfg.train.monitor),
-            keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),
+        checkpoints = os.path.join(run_dir, runs.CHECKPOINTS)
+        best_path = os.path.join(checkpoints, runs.BEST_WEIGHTS)
+        callbacks = [
+            *task.callbacks(cfg=cfg, run_dir=work_dir, preprocessor=preprocessor, model=model,
+                            validation_data=validation_data, validation_examples=validation_examples,
+                            space=space),
+            callbacks_lib.LearningRateLogger(),
+            # a model with training phases of its own (NBSVM's counting epoch) brings their callbacks
+            *getattr(model, "training_callbacks", list)(),
         ]
-    if cfg.train.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=cfg.train.monitor, patience=cfg.train.early_stopping_patience,
-            mode="min" if "loss" in cfg.train.monitor or "perplexity" in cfg.train.monitor
-            else "max"))
+        if groups:
+            callbacks.insert(0, GroupRatesCallback(optimizer, len(groups), cfg.train.layerwise_lr_decay,
+                                                   cfg.train.gradual_unfreezing))
+        # callbacks that rewrite the run's checkpoints run on the chief only
+        callbacks = [c for c in callbacks if chief or not getattr(c, "chief_only", False)]
+        if chief:
+            callbacks += [
+                callbacks_lib.AtomicBestCheckpoint(best_path, monitor=cfg.train.monitor),
+                keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),
+            ]
+        if cfg.train.early_stopping_patience:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor=cfg.train.monitor, patience=cfg.train.early_stopping_patience,
+                mode="min" if "loss" in cfg.train.monitor or "perplexity" in cfg.train.monitor
+                else "max"))
 
     backup = loop.TrainingBackup(os.path.join(run_dir, runs.BACKUP), cfg.train.backup_every_steps,
                                  writer=chief)

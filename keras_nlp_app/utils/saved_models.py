@@ -51,11 +51,18 @@ def read_metadata(model_dir):
 
 
 def load_saved_model(model_dir):
-    """Loads a SavedModel after registering the TensorFlow Text ops it may use."""
+    """Loads a SavedModel after registering the TensorFlow Text ops it may use. A folder whose
+    graph or variables cannot be read (truncated, half-copied, another format) is a UserError
+    naming it."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the ops the tokenizer graph uses)
 
-    return tf.saved_model.load(model_dir)
+    try:
+        return tf.saved_model.load(model_dir)
+    except (OSError, ValueError, IndexError, tf.errors.OpError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{model_dir}: cannot load this SavedModel; is it damaged or only partly "
+                        f"copied? ({first})") from None
 
 
 class NewVersion:
