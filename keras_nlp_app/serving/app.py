@@ -9,17 +9,21 @@ works in both:
                                                  {"inputs": ...} (columnar), "signature_name"
     GET  /healthz, GET /metrics (Prometheus text format)
 
-A model folder holds version folders (`MODEL_DIR/1/`, `MODEL_DIR/2/`); the highest is loaded,
-as TF Serving does. Requests to a signature whose inputs all have a batch dimension are grouped
+A model folder holds version folders (`MODEL_DIR/1/`, `MODEL_DIR/2/`); the version policy picks
+which are served (default: the highest), as TF Serving does, and the folder is polled so a new
+version is loaded, checked and served without a restart, and a removed one unloaded. Requests to a signature whose inputs all have a batch dimension are grouped
 by a `Batcher` into one model call (at most `max_batch_size` rows, waiting at most
 `batch_timeout_s` for more). Client mistakes are HTTP 400 with `{"error": "..."}` and unknown
 models or versions 404; nothing a client sends produces a 500.
 """
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
+import threading
 import time
 
 from keras_nlp_app.errors import UserError
@@ -27,6 +31,7 @@ from keras_nlp_app.serving.metrics import Metrics
 from keras_nlp_app.serving.models import ServedModel, ServedRules
 from keras_nlp_app.serving.requests import Limits, RequestError, format_response, parse_predict
 
+log = logging.getLogger("keras_nlp_app")
 DEFAULT_PORT = 8501
 RULES_SUFFIXES = (".yaml", ".yml")  # a rule-based bot's rules file, served beside SavedModels
 
@@ -63,9 +68,35 @@ _PREDICT_OPENAPI = {"requestBody": {"required": True, "content": {"application/j
                   "404": {"description": "unknown model or version"}}}
 
 
-def create_app(models, limits=None):
+class Poller:
+    """Re-reads every served folder every `seconds` in a thread of its own (TF Serving's
+    file-system polling), so new versions are loaded and gone ones unloaded while serving."""
+
+    def __init__(self, served, seconds):
+        self.served, self.seconds = served, seconds
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="knlp-version-poller", daemon=True)
+
+    def _run(self):
+        while not self.stopped.wait(self.seconds):
+            for target in self.served.values():
+                try:
+                    target.refresh()
+                except Exception as exc:  # a folder that vanished or cannot be listed
+                    log.warning("model %s: cannot poll %s: %s", target.name, target.folder, exc)
+
+    def start(self):
+        if self.seconds > 0:
+            self.thread.start()
+
+    def stop(self):
+        self.stopped.set()
+
+
+def create_app(models, limits=None, *, version_policy="latest", poll_seconds=0.0):
     """The ASGI application serving `models` ({name: folder}), loaded now: `PredictFirst`
-    in front of the FastAPI app that answers status, metadata, health and metrics."""
+    in front of the FastAPI app that answers status, metadata, health and metrics. With
+    `poll_seconds` > 0 each folder is re-read that often for new and removed versions."""
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
@@ -74,8 +105,17 @@ def create_app(models, limits=None):
     limits = limits or Limits()
     metrics = Metrics()
     served = {name: (ServedRules if folder.endswith(RULES_SUFFIXES) else ServedModel)(
-        name, folder, limits, metrics) for name, folder in models.items()}
-    app = FastAPI(title="knlp serve", description="TensorFlow Serving REST API", version="1")
+        name, folder, limits, metrics, version_policy) for name, folder in models.items()}
+    poller = Poller(served, poll_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_):
+        poller.start()
+        yield
+        poller.stop()
+
+    app = FastAPI(title="knlp serve", description="TensorFlow Serving REST API", version="1",
+                  lifespan=lifespan)
     app.state.served, app.state.metrics, app.state.limits = served, metrics, limits
 
     def error(message, status):
@@ -159,8 +199,8 @@ def create_app(models, limits=None):
         started = time.perf_counter()
         code = 200
         try:
-            target = model(name)
-            target.check_version(None if version_text is None else version_number(version_text))
+            target = model(name).resolve(
+                None if version_text is None else version_number(version_text))
             return 200, await _predict(content_length, receive, target, limits)
         except RequestError as exc:
             code = exc.status
@@ -219,8 +259,14 @@ async def _read_body(content_length, receive, limits):
         raise RequestError(f"the request body is {content_length} bytes; the limit is "
                            f"{limits.max_body_bytes}")
     chunks, size = [], 0
+    deadline = asyncio.get_running_loop().time() + limits.body_timeout_s
     while True:
-        message = await receive()
+        try:  # a stalled or trickling client is cut off; the others are never held up
+            message = await asyncio.wait_for(
+                receive(), max(deadline - asyncio.get_running_loop().time(), 0))
+        except asyncio.TimeoutError:
+            raise RequestError(f"the request body did not arrive within "
+                               f"{limits.body_timeout_s:g} s", status=408) from None
         if message["type"] == "http.disconnect":
             raise RequestError("the client went away before sending the whole body")
         chunk = message.get("body", b"")
@@ -261,14 +307,16 @@ async def _predict(content_length, receive, target, limits):
     return format_response(outputs, rows, row_format)
 
 
-def serve(models, *, host="127.0.0.1", port=DEFAULT_PORT, limits=None, log_level="warning"):
+def serve(models, *, host="127.0.0.1", port=DEFAULT_PORT, limits=None, log_level="warning",
+          version_policy="latest", poll_seconds=2.0):
     """Loads `models` ({name: folder}) and serves them until interrupted; on SIGINT/SIGTERM the
     server stops accepting connections and finishes the requests in flight."""
     import uvicorn
 
-    app = create_app(models, limits)
+    app = create_app(models, limits, version_policy=version_policy, poll_seconds=poll_seconds)
     for name, target in app.state.served.items():
-        print(f"serving {name} version {target.version} from {target.path} "
-              f"(signatures: {', '.join(sorted(target.signatures))})", flush=True)
+        loaded = target.resolve()
+        print(f"serving {name} version {loaded.version} from {loaded.path} "
+              f"(signatures: {', '.join(sorted(loaded.signatures))})", flush=True)
     print(f"listening on http://{host}:{port}/v1/models/NAME", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)

@@ -22,6 +22,7 @@ class Limits:
     max_batch_size: int = 32  # rows in one batched model call
     batch_timeout_s: float = 0.0  # how long a batch waits for more requests (0: it takes what has queued)
     batching: bool = True
+    body_timeout_s: float = 30.0  # a request body must arrive whole within this (stalled or trickling clients get 408)
 
 
 @dataclasses.dataclass
