@@ -1,15 +1,68 @@
 """One way to write a file so that a crash never leaves a half-written one where a good one was.
 
 Every file the package writes goes through `atomic_path`: the content is written under a
-temporary name beside the target, then renamed over it in one step (`os.replace` is atomic on
-POSIX and Windows within a file system). The temporary name keeps the target's suffix, so
-writers that look at it (Keras' `.weights.h5`, numpy's `.npz`) accept it.
+temporary name beside the target, flushed to disk (fsync), then renamed over it in one step
+(`os.replace` is atomic on POSIX and Windows within a file system), and the folder's entry is
+flushed too. The temporary name keeps the target's suffix, so writers that look at it (Keras'
+`.weights.h5`, numpy's `.npz`) accept it. A write that fails because the disk is full or
+read-only is a `UserError` naming the target; the previous file is untouched.
 """
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+
+from keras_nlp_app.errors import UserError
+
+_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
+
+
+def _disk_problem(exc):
+    """What went wrong when `exc` (from Python, h5py or TensorFlow) is the disk's doing."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS:
+        return _DISK_ERRORS[exc.errno]
+    text = str(exc)
+    for number, problem in _DISK_ERRORS.items():
+        if os.strerror(number) in text:
+            return problem
+    return None
+
+
+def refuse_disk_error(path, exc):
+    """Raises a UserError naming `path` when `exc` is the disk's doing (full, read-only, no
+    permission); otherwise returns, and the caller re-raises `exc`."""
+    problem = _disk_problem(exc)
+    if problem:
+        raise UserError(f"{path}: cannot write it: {problem}; the previous version, if any, is "
+                        f"unchanged") from None
+
+
+def sync_tree(path):
+    """Flushes a written file, or every file of a written folder, and the folder entries."""
+    if os.path.isdir(path):
+        for root, _, files in os.walk(path):
+            for name in files:
+                sync_tree(os.path.join(root, name))
+            _sync_folder(root)
+        return
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _sync_folder(folder):
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _temporary_name(path):
@@ -28,8 +81,14 @@ def atomic_path(path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = _temporary_name(path)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            sync_tree(tmp)
+            os.replace(tmp, path)
+            _sync_folder(os.path.dirname(os.path.abspath(path)))
+        except Exception as exc:
+            refuse_disk_error(path, exc)
+            raise
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -70,11 +129,17 @@ def atomic_folder(path):
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     try:
-        yield staging
+        try:
+            yield staging
+            sync_tree(staging)
+        except Exception as exc:
+            refuse_disk_error(path, exc)
+            raise
         previous = _temporary_name(path) + ".old"
         if os.path.exists(path):
             os.replace(path, previous)
         os.replace(staging, path)
+        _sync_folder(os.path.dirname(os.path.abspath(path)))
         shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

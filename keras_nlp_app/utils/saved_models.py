@@ -9,6 +9,7 @@ import re
 import shutil
 
 from keras_nlp_app.errors import UserError
+from keras_nlp_app.utils import atomic
 
 _VERSION = re.compile(r"^\d+$")
 
@@ -84,7 +85,12 @@ class NewVersion:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            os.replace(self.path, self.final)
-        shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            if exc_type is None:
+                atomic.sync_tree(self.path)  # on disk before it is visible under its number
+                os.replace(self.path, self.final)
+        finally:
+            shutil.rmtree(self.path, ignore_errors=True)
+        if exc is not None:
+            atomic.refuse_disk_error(self.final, exc)
         return False
