@@ -12,6 +12,9 @@ class Batcher:
     Serving's default), and runs the model in a thread.
     """
 
+    IDLE_S = 1.0  # an idle worker ends (the next request starts another), so an unloaded
+    # model version is not kept alive by a worker waiting for requests that never come
+
     def __init__(self, run_batch, max_batch_size, timeout_s, metrics):
         self.run_batch, self.max_batch_size, self.timeout_s = run_batch, max_batch_size, timeout_s
         self.metrics = metrics
@@ -29,7 +32,15 @@ class Batcher:
         loop = asyncio.get_running_loop()
         pending = None  # a request that did not fit the last batch: it starts the next one
         while True:
-            first = pending or await self.queue.get()
+            first = pending
+            if first is None:
+                try:
+                    first = await asyncio.wait_for(self.queue.get(), self.IDLE_S)
+                except asyncio.TimeoutError:
+                    if self.queue.empty():  # nothing arrived: end; submit starts a new worker
+                        self.worker = None
+                        return
+                    continue
             pending = None
             batch, size = [first], first[1]
             deadline = loop.time() + self.timeout_s

@@ -8,6 +8,7 @@ to load is refused and reported while the others keep serving; it is retried whe
 change.
 """
 
+import gc
 import logging
 import os
 import threading
@@ -177,10 +178,13 @@ class ServedModel:
                         break
             if self.policy == "latest" and served:
                 served = {max(served): served[max(served)]}
-            for version in [v for v in self.served if v not in served]:
+            unloaded = [v for v in self.served if v not in served]
+            for version in unloaded:
                 log.info("model %s: version %d unloaded", self.name, version)
                 self.states[version] = _state("END")
             self.served = served  # one assignment: requests see the old set or the new one
+            if unloaded:
+                gc.collect()  # a loaded SavedModel is a web of cycles: free it now, not later
 
     def _load(self, version, path):
         self.states[version] = _state("LOADING")
