@@ -34,6 +34,8 @@ class DataConfig:
     label_separator: str = ","  # multi-label tsv/csv: separator between the labels of one example
     on_bad_line: str = "error"  # error: stop at the first malformed line | skip: drop it and report the count
     holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded; LMs: the last fraction of the text)
+    cv_folds: int = 0  # with no validation data, k-fold cross-validation: hold out fold data.cv_fold of k (scripts/cross_validate.py runs them all); 0: off
+    cv_fold: int = 0  # the fold held out, 0 .. cv_folds - 1 (the partition is seeded by train.seed, as the holdout is)
     context_turns: int = 2  # dialogue: earlier turns (with speaker markers) in each source
     max_train_examples: int | None = None  # keep only the first N training examples (LMs: characters); null for all
     train_subset: int | None = None  # keep a seeded random subset of N training examples (label-efficiency curves); null for all
@@ -169,6 +171,8 @@ def _fraction_below_one():
 RANGES = {
     "data.holdout_fraction": _fraction_below_one(),
     "data.context_turns": _at_least(0),
+    "data.cv_folds": (lambda v: v == 0 or v >= 2, "0 (off) or at least 2"),
+    "data.cv_fold": _at_least(0),
     "data.max_train_examples": _at_least(1),
     "data.train_subset": _at_least(1),
     "data.tag_column": (lambda v: v != 0, "a column other than 0 (the token): 1, 2, ... or -1"),

@@ -11,9 +11,11 @@ def confusion_matrix(true_ids, pred_ids, num_classes):
 
 
 def classification_report(true_ids, pred_ids, labels):
-    """Accuracy, macro-F1 and per-class precision/recall/F1/support.
+    """Accuracy, balanced accuracy, macro-F1 and per-class precision/recall/F1/support.
 
-    Macro-F1 averages the per-class F1 over every class with support or predictions (as
+    Balanced accuracy is the mean recall over the classes with support: the accuracy the same
+    predictions would have on data whose classes were balanced, e.g. a balanced test set when
+    the validation split is skewed. Macro-F1 averages the per-class F1 over every class with support or predictions (as
     scikit-learn does for labels present); a class never seen nor predicted is left out.
     """
     true_ids = np.asarray(true_ids)
@@ -30,6 +32,7 @@ def classification_report(true_ids, pred_ids, labels):
     return {
         "examples": int(len(true_ids)),
         "accuracy": float((true_ids == pred_ids).mean()) if len(true_ids) else 0.0,
+        "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "per_class": {
             label: {"precision": float(precision[i]), "recall": float(recall[i]),

@@ -59,18 +59,26 @@ def subset(examples, indices):
                                report=dataclasses.replace(examples.report, examples=len(indices)))
 
 
-def holdout(examples, fraction, seed):
+def holdout(examples, fraction, seed, fold=None):
     """Splits examples into (train, held-out) by a seeded permutation; each keeps file order.
 
     Examples with `groups` (e.g. the article of each SQuAD question) are split by group, so no
-    group has examples on both sides: `fraction` of the groups are held out.
+    group has examples on both sides: `fraction` of the groups are held out. `fold` = (i, k)
+    holds out the i-th of k equal parts of the same permutation instead (k-fold
+    cross-validation: the k runs together validate on every example once).
     """
     if not 0 < fraction < 1:
         raise UserError(f"data.holdout_fraction must be in (0, 1), got {fraction}")
     units = list(dict.fromkeys(examples.groups)) if examples.groups is not None \
         else range(len(examples.texts))
     order = np.random.default_rng(seed).permutation(len(units))
-    cut = int(round(len(order) * (1 - fraction)))
+    if fold is not None:
+        index, folds = fold
+        parts = np.array_split(order, folds)
+        order = np.concatenate([*parts[:index], *parts[index + 1:], parts[index]])
+        cut = len(order) - len(parts[index])
+    else:
+        cut = int(round(len(order) * (1 - fraction)))
     if cut == 0 or cut == len(order):
         what = "groups (articles)" if examples.groups is not None else "examples"
         raise UserError(f"{examples.report.path}: too few {what} to hold out {fraction:.0%}")
@@ -98,7 +106,13 @@ def holdout_then_cap(train, validation, data_cfg, seed):
     """(train, validation): validation held out of train (seeded) when there is none and the
     config asks for `holdout_fraction`, then train cut to its first `max_train_examples`, then
     to a seeded random `train_subset`."""
-    if validation is None and data_cfg.holdout_fraction:
+    if validation is None and data_cfg.cv_folds:
+        if not 0 <= data_cfg.cv_fold < data_cfg.cv_folds:
+            raise UserError(f"data.cv_fold must be in [0, {data_cfg.cv_folds}), got "
+                            f"{data_cfg.cv_fold}")
+        train, validation = holdout(train, 1 / data_cfg.cv_folds, seed,
+                                    fold=(data_cfg.cv_fold, data_cfg.cv_folds))
+    elif validation is None and data_cfg.holdout_fraction:
         train, validation = holdout(train, data_cfg.holdout_fraction, seed)
     if data_cfg.max_train_examples:
         train = subset(train, range(min(data_cfg.max_train_examples, len(train.texts))))

@@ -335,7 +335,8 @@ class ClassificationTask(Task):
             space.thresholds = tune_thresholds(encoded, probs)
             space.save(os.path.join(run_dir, "assets"))
         report = evaluate(encoded, probs, space)
-        return {k: report[k] for k in ("examples", "accuracy", "macro_f1", "micro_f1") if k in report}
+        return {k: report[k] for k in ("examples", "accuracy", "balanced_accuracy", "macro_f1",
+                                       "micro_f1") if k in report}
 
     def serve(self, run, inputs):
         return serving_outputs(

@@ -58,6 +58,22 @@ def test_macro_f1_and_confusion_matrix_over_the_whole_set():
     assert report["confusion_matrix"] == [[1, 1], [0, 2]]
     assert report["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
     assert report["per_class"]["pos"]["precision"] == pytest.approx(2 / 3)
+    assert report["balanced_accuracy"] == pytest.approx((1 / 2 + 2 / 2) / 2)  # mean recall
+
+
+def test_k_fold_holdouts_cover_every_example_once():
+    from keras_nlp_app.data.readers import Examples, ReadReport
+    from keras_nlp_app.data.splits import holdout
+
+    examples = Examples(texts=[f"t{i}" for i in range(23)], labels=[i % 2 for i in range(23)],
+                        lines=list(range(1, 24)), report=ReadReport("x.tsv", 23))
+    held = []
+    for fold in range(5):
+        train, validation = holdout(examples, 0.2, seed=7, fold=(fold, 5))
+        assert not set(train.texts) & set(validation.texts)
+        assert len(train.texts) + len(validation.texts) == 23
+        held += validation.texts
+    assert sorted(held) == sorted(examples.texts)
 
 
 def test_unknown_label_names_file_and_line(tmp_path):
