@@ -63,3 +63,24 @@ def test_bad_input_is_refused_cleanly(fmt, name, expected, tmp_path, capsys):
         assert entry.get("names", name) in lines[0], lines[0]
         assert "Traceback" not in stderr
         assert not os.path.exists(out) and not os.path.exists(out + ".npz"), os.listdir(tmp_path)
+
+
+def test_awkward_but_valid_conll_reads_like_the_plain_file(tmp_path):
+    from keras_nlp_app.data.readers import read_conll
+
+    plain = "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n"
+    variants = {"crlf.conll": plain.replace("\n", "\r\n").encode(),
+                "bom.conll": b"\xef\xbb\xbf" + plain.encode(),
+                "no_final_newline.conll": plain.rstrip("\n").encode()}
+    expected = read_conll(_write(tmp_path / "plain.conll", plain.encode()))
+    for name, raw in variants.items():
+        got = read_conll(_write(tmp_path / name, raw))
+        assert (got.texts, got.labels) == (expected.texts, expected.labels), name
+    long = "".join(f"w{i} NN O\n" for i in range(10_000))
+    got = read_conll(_write(tmp_path / "long.conll", long.encode()))
+    assert len(got.texts) == 1 and len(got.texts[0]) == 10_000
+
+
+def _write(path, raw):
+    path.write_bytes(raw)
+    return str(path)
