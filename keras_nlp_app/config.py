@@ -56,8 +56,9 @@ class TokenizerConfig:
     min_count: int = 1  # word tokenizer: drop words seen fewer times in training data
     sequence_length: int = 128  # tokens kept per text (per n-gram order when ngrams > 1); LMs: window / BPTT length
     truncation: str = "head"  # head | tail | head+tail: which tokens of a longer text are kept
-    ngrams: int = 1  # 2 or more adds hashed word n-grams up to this order (fastText-style features)
-    ngram_buckets: int = 0  # hash buckets shared by all n-grams; required when ngrams > 1
+    ngrams: int = 1  # 2 or more adds word n-grams up to this order (fastText-style features)
+    ngram_buckets: int = 0  # hash buckets shared by all n-grams; 0 with ngrams > 1: exact n-grams, the training data's in the vocabulary (as scikit-learn's CountVectorizer)
+    ngram_vocab_size: int = 0  # exact n-grams: most kept, most frequent first (min_count applies); 0: all
     target_length: int = 64  # seq2seq: target tokens kept, BOS and EOS included (longest output)
     model_type: str = "unigram"  # sentencepiece: unigram | bpe
     shared_vocabulary: bool = True  # seq2seq: one SentencePiece model for source and target
@@ -181,6 +182,7 @@ RANGES = {
     "tokenizer.sequence_length": _at_least(1),
     "tokenizer.ngrams": _within(1, 10),
     "tokenizer.ngram_buckets": _at_least(0),
+    "tokenizer.ngram_vocab_size": _at_least(0),
     "tokenizer.target_length": _at_least(2),
     "tokenizer.max_word_length": _at_least(1),
     "tokenizer.subword_vocab_size": _at_least(3),

@@ -210,7 +210,11 @@ class ClassificationTask(Task):
         if cfg.model.backbone:
             tokenizer = presets.PresetTokenizer.from_preset(cfg.model.backbone)
         else:
-            tokenizer = self.learned_tokenizer(cfg, train.texts)
+            tok = cfg.tokenizer
+            exact = tok.ngrams > 1 and not tok.ngram_buckets  # n-grams in the vocabulary
+            tokenizer = self.learned_tokenizer(
+                cfg, train.texts, **({"ngrams": tok.ngrams, "ngram_vocab_size": tok.ngram_vocab_size}
+                                     if exact else {}))
         space = label_space(train, cfg.data.multi_label)
         if cfg.model.backbone:
             tokenizer.save(assets_dir)

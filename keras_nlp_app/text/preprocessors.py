@@ -47,9 +47,11 @@ class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
         tokenizer: a tokenizer layer from `keras_nlp_app.text.tokenizers` (id 0 = padding).
         sequence_length: most tokens kept per text.
         truncation: head | tail | head+tail.
-        ngrams: with 2 or more, hashed n-grams of the tokens (orders 2..ngrams) follow the token
-            ids, each order truncated like the tokens; their ids start at the vocabulary size.
-        ngram_buckets: number of hash buckets for the n-grams.
+        ngrams: with 2 or more, n-grams of the tokens (orders 2..ngrams) follow the token ids,
+            each order truncated like the tokens.
+        ngram_buckets: hash buckets for the n-grams, whose ids start at the vocabulary size; 0
+            looks them up in the tokenizer's vocabulary instead (exact n-grams learned with it,
+            unknown ones get the unknown id).
 
     Call with a batch `[B]` of strings to get padded int32 ids `[B, T]`, `T >= 1`; `ragged_ids`
     gives the unpadded rows that tf.data buckets by length.
@@ -60,8 +62,9 @@ class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
         super().__init__(**kwargs)
         if truncation not in TRUNCATIONS:
             raise ValueError(f"unknown truncation {truncation!r}; choose one of {', '.join(TRUNCATIONS)}")
-        if ngrams > 1 and ngram_buckets <= 0:
-            raise ValueError("tokenizer.ngrams > 1 needs tokenizer.ngram_buckets > 0")
+        if ngrams > 1 and ngram_buckets <= 0 and getattr(tokenizer, "ngram_order", 1) < ngrams:
+            raise ValueError(f"tokenizer.ngrams {ngrams} needs tokenizer.ngram_buckets > 0 (hashed "
+                             f"n-grams) or a word vocabulary learned with its n-grams")
         self.tokenizer = tokenizer
         self.sequence_length = int(sequence_length)
         self.truncation = truncation
@@ -81,9 +84,12 @@ class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
         rows = [ids]
         for order in range(2, self.ngrams + 1):
             grams = tf.strings.ngrams(tokens, order, separator=" ")
-            hashed = tf.strings.to_hash_bucket_fast(grams, self.ngram_buckets)
-            hashed = tf.cast(hashed, tf.int32) + self.tokenizer.vocabulary_size
-            rows.append(truncate(hashed, self.sequence_length, self.truncation))
+            if self.ngram_buckets:
+                found = tf.strings.to_hash_bucket_fast(grams, self.ngram_buckets)
+                found = tf.cast(found, tf.int32) + self.tokenizer.vocabulary_size
+            else:
+                found = self.tokenizer.lookup(grams)
+            rows.append(truncate(found, self.sequence_length, self.truncation))
         return tf.concat(rows, axis=1)
 
     def describe(self):

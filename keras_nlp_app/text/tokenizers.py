@@ -81,6 +81,8 @@ class WordTokenizer(keras.layers.Layer):
             raise ConfigError(f"a word vocabulary must start with {PAD} and {UNK}")
         self.vocabulary = vocabulary
         self.lowercase = lowercase
+        # entries joined by spaces are word n-grams (learn_word_vocabulary's ngrams)
+        self.ngram_order = max(entry.count(" ") for entry in vocabulary) + 1
         self._lookup = keras.layers.StringLookup(
             vocabulary=vocabulary[2:], mask_token="", oov_token=UNK, num_oov_indices=1)
 
@@ -91,11 +93,14 @@ class WordTokenizer(keras.layers.Layer):
     def tokenize(self, strings):
         return split_words(strings, self.lowercase, self.on_whitespace)
 
+    def lookup(self, tokens):
+        """Ids of token strings (dense or ragged; n-grams joined by a space); unknown → 1."""
+        if isinstance(tokens, tf.RaggedTensor):
+            return tokens.with_flat_values(tf.cast(self._lookup(tokens.flat_values), tf.int32))
+        return tf.cast(self._lookup(tokens), tf.int32)
+
     def call(self, strings):
-        words = self.tokenize(strings)
-        if isinstance(words, tf.RaggedTensor):
-            return words.with_flat_values(tf.cast(self._lookup(words.flat_values), tf.int32))
-        return tf.cast(self._lookup(words), tf.int32)
+        return self.lookup(self.tokenize(strings))
 
     def detokenize(self, ids):
         """`[B, T]` ids (dense or ragged) → `[B]` strings: words joined by spaces, padding
@@ -310,16 +315,26 @@ def _batched(texts, batch_size=4096):
 
 
 def learn_word_vocabulary(texts, *, vocab_size=20000, min_count=1, lowercase=True,
-                          on_whitespace=False):
-    """Counts words over `texts` and keeps the most frequent (ties broken alphabetically)."""
-    counts = collections.Counter()
+                          on_whitespace=False, ngrams=1, ngram_vocab_size=0):
+    """Counts words over `texts` and keeps the most frequent (ties broken alphabetically).
+
+    With `ngrams` > 1 the word n-grams of orders 2..ngrams seen at least `min_count` times follow
+    the words, most frequent first (at most `ngram_vocab_size`; 0: all), as entries joined by a
+    space: exact n-gram features, as scikit-learn's CountVectorizer has, instead of hashed ones.
+    """
+    counts, grams = collections.Counter(), collections.Counter()
     for chunk in _batched(texts):
         words = split_words(tf.constant(chunk), lowercase, on_whitespace)
         counts.update(words.flat_values.numpy().tolist())
-    ranked = sorted(((c, w) for w, c in counts.items() if c >= min_count),
-                    key=lambda cw: (-cw[0], cw[1]))
-    words = [w.decode("utf-8") for _, w in ranked[: max(vocab_size - 2, 0)]]
-    return [PAD, UNK] + words
+        for order in range(2, ngrams + 1):
+            grams.update(tf.strings.ngrams(words, order, separator=" ").flat_values.numpy().tolist())
+
+    def ranked(counter, limit):
+        kept = sorted(((c, w) for w, c in counter.items() if c >= min_count),
+                      key=lambda cw: (-cw[0], cw[1]))
+        return [w.decode("utf-8") for _, w in (kept[:limit] if limit else kept)]
+
+    return [PAD, UNK] + ranked(counts, max(vocab_size - 2, 0)) + ranked(grams, ngram_vocab_size)
 
 
 def learn_wordpiece_vocabulary(texts, *, vocab_size=20000, lowercase=True):
@@ -345,15 +360,20 @@ def learn_char_vocabulary(texts, *, vocab_size=20000, min_count=1):
 
 
 def learn_tokenizer(texts, *, kind="word", vocab_size=20000, min_count=1, lowercase=True,
-                    reserved=(), model_type="unigram"):
+                    reserved=(), model_type="unigram", ngrams=1, ngram_vocab_size=0):
     """Builds a tokenizer of `kind` with a vocabulary learned from `texts` (training split only).
 
     `reserved` tokens (e.g. `<eos>` for language models) follow `[PAD]` and `[UNK]` in word and
-    WordPiece vocabularies."""
+    WordPiece vocabularies. `ngrams` > 1 adds exact word n-grams (word kinds only; see
+    `learn_word_vocabulary`)."""
+    if ngrams > 1 and kind not in ("word", "whitespace"):
+        raise ConfigError(f"exact n-grams (tokenizer.ngrams > 1 with ngram_buckets 0) need a word "
+                          f"or whitespace tokenizer, not {kind}; or set tokenizer.ngram_buckets")
     if kind in ("word", "whitespace"):
         vocabulary = learn_word_vocabulary(
             texts, vocab_size=vocab_size - len(reserved), min_count=min_count,
-            lowercase=lowercase, on_whitespace=kind == "whitespace")
+            lowercase=lowercase, on_whitespace=kind == "whitespace", ngrams=ngrams,
+            ngram_vocab_size=ngram_vocab_size)
         vocabulary = vocabulary[:2] + list(reserved) + [w for w in vocabulary[2:] if w not in reserved]
     elif kind == "wordpiece":
         vocabulary = learn_wordpiece_vocabulary(texts, vocab_size=vocab_size - len(reserved),

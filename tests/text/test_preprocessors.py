@@ -20,3 +20,29 @@ def test_hashed_bigrams_follow_words_in_their_own_id_range():
     assert len(bigrams) == 2 and all(tokenizer.vocabulary_size <= b < tokenizer.vocabulary_size + 50 for b in bigrams)
     again = preprocessor.ragged_ids(tf.constant(["x a b"])).to_list()[0]
     assert again[-1] == bigrams[0]  # "a b" hashes to the same bucket wherever it appears
+
+
+def test_exact_bigrams_are_vocabulary_entries_and_unseen_ones_are_unknown():
+    import pytest
+
+    tokenizer = tokenizers.learn_tokenizer(["a b c", "a b d", "c a"], kind="word", ngrams=2,
+                                           min_count=2)
+    assert tokenizer.vocabulary[-1] == "a b"  # the only bigram seen twice; words come first
+    preprocessor = ClassifierPreprocessor(tokenizer, sequence_length=8, ngrams=2)
+    assert preprocessor.input_vocabulary_size == tokenizer.vocabulary_size
+    row = preprocessor.ragged_ids(tf.constant(["a b d c"])).to_list()[0]
+    words, bigrams = row[:4], row[4:]
+    assert bigrams == [tokenizer.vocabulary.index("a b"), 1, 1]  # "b d", "d c": unknown
+    assert words[0] == tokenizer.vocabulary.index("a")
+    saved = tokenizers.load_tokenizer(_saved(tokenizer))
+    assert saved.vocabulary == tokenizer.vocabulary and saved.ngram_order == 2
+    with pytest.raises(ValueError, match="ngram_buckets"):
+        ClassifierPreprocessor(tokenizers.learn_tokenizer(["a b"], kind="word"), ngrams=2)
+
+
+def _saved(tokenizer):
+    import tempfile
+
+    folder = tempfile.mkdtemp()
+    tokenizers.save_tokenizer(tokenizer, folder)
+    return folder
