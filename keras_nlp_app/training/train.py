@@ -84,7 +84,7 @@ def train(cfg, run_dir=None, *, task=None):
         hint = ("" if validation_examples is not None or not cfg.train.monitor.startswith("val_") else
                 " (there is no validation data: set data.validation_file or data.holdout_fraction)")
         raise ConfigError(f"train.monitor {cfg.train.monitor!r} is not logged{hint}; choose one of "
-                          f"{', '.join(valid_monitors)}")
+                          f"{', '.join(valid_monitors)}", key="train.monitor")
 
     import keras
 
