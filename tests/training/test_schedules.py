@@ -48,7 +48,7 @@ def test_adamw_leaves_biases_and_layer_norms_undecayed():
     import keras
 
     cfg = load_config([], ["train.optimizer=adamw", "train.weight_decay=0.5",
-                           "train.learning_rate=0.0"])
+                           "train.learning_rate=0.001"])
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, bias_initializer="ones"),
                               keras.layers.LayerNormalization()])
     optimizer = make_optimizer(cfg.train, 10)
