@@ -70,6 +70,37 @@ def _temporary_name(path):
     return os.path.join(folder, f".tmp-{os.getpid()}-{name}")
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_stale(folder):
+    """Removes the temporary files and folders (`.tmp-PID-...`) that processes which no longer
+    run left in `folder` when they were killed mid-write; those of live processes stay."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith(".tmp-"):
+            continue
+        pid = name[len(".tmp-"):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path to write; renamed to `path` if the block succeeds, else removed.
@@ -79,6 +110,7 @@ def atomic_path(path):
             model.save_weights(tmp)
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sweep_stale(os.path.dirname(os.path.abspath(path)))
     tmp = _temporary_name(path)
     try:
         try:
@@ -125,6 +157,7 @@ def atomic_folder(path):
             backbone.save_to_preset(staging)
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sweep_stale(os.path.dirname(os.path.abspath(path)))
     staging = _temporary_name(path)
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)

@@ -76,9 +76,10 @@ class NewVersion:
 
     def __init__(self, output):
         os.makedirs(output, exist_ok=True)
+        atomic.sweep_stale(output)  # what killed exports left behind
         self.version = (versions(output) or [0])[-1] + 1
         self.final = os.path.join(output, str(self.version))
-        self.path = os.path.join(output, f".tmp-{self.version}-{os.getpid()}")
+        self.path = os.path.join(output, f".tmp-{os.getpid()}-v{self.version}")
 
     def __enter__(self):
         shutil.rmtree(self.path, ignore_errors=True)

@@ -147,3 +147,21 @@ def _tiny(easy_files):
     from tests.conftest import tiny_overrides
 
     return tiny_overrides(*easy_files, **{"train.epochs": 6, "train.backup_every_steps": 3})
+
+
+def test_the_next_write_sweeps_what_killed_writers_left(tmp_path):
+    from keras_nlp_app.utils import atomic
+    from keras_nlp_app.utils.saved_models import NewVersion
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / f".tmp-{dead}-best.weights.h5").write_bytes(b"half")
+    (tmp_path / f".tmp-{dead}-v3").mkdir()
+    (tmp_path / f".tmp-{os.getppid()}-other.json").write_text("a live writer's")
+    atomic.write_text(str(tmp_path / "metrics.json"), "{}")
+    assert sorted(os.listdir(tmp_path)) == [f".tmp-{os.getppid()}-other.json", "metrics.json"]
+    (tmp_path / f".tmp-{dead}-v4").mkdir()
+    with NewVersion(str(tmp_path)) as version:
+        os.makedirs(version.path)
+        (open(os.path.join(version.path, "saved_model.pb"), "w")).close()
+    assert f".tmp-{dead}-v4" not in os.listdir(tmp_path) and "1" in os.listdir(tmp_path)
