@@ -11,8 +11,8 @@ works in both:
 
 A model folder holds version folders (`MODEL_DIR/1/`, `MODEL_DIR/2/`); the version policy picks
 which are served (default: the highest), as TF Serving does, and the folder is polled so a new
-version is loaded, checked and served without a restart, and a removed one unloaded. Requests to a signature whose inputs all have a batch dimension are grouped
-by a `Batcher` into one model call (at most `max_batch_size` rows, waiting at most
+version is loaded, checked and served without a restart, and a removed one unloaded. Requests
+to a signature whose inputs all have a batch dimension are grouped by a `Batcher` into one model call (at most `max_batch_size` rows, waiting at most
 `batch_timeout_s` for more). Client mistakes are HTTP 400 with `{"error": "..."}` and unknown
 models or versions 404; nothing a client sends produces a 500.
 """

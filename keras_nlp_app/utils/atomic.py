@@ -65,6 +65,17 @@ def _sync_folder(folder):
         os.close(descriptor)
 
 
+def _make_parent(path):
+    """Creates the folder `path` goes in; a disk that refuses is a UserError naming `path`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        refuse_disk_error(path, exc)
+        raise
+    sweep_stale(folder)
+
+
 def _temporary_name(path):
     folder, name = os.path.split(path)
     return os.path.join(folder, f".tmp-{os.getpid()}-{name}")
@@ -109,8 +120,7 @@ def atomic_path(path):
         with atomic_path("checkpoints/best.weights.h5") as tmp:
             model.save_weights(tmp)
     """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sweep_stale(os.path.dirname(os.path.abspath(path)))
+    _make_parent(path)
     tmp = _temporary_name(path)
     try:
         try:
@@ -156,8 +166,7 @@ def atomic_folder(path):
         with atomic_folder("runs/x/preset") as staging:
             backbone.save_to_preset(staging)
     """
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    sweep_stale(os.path.dirname(os.path.abspath(path)))
+    _make_parent(path)
     staging = _temporary_name(path)
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
