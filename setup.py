@@ -30,9 +30,17 @@ setup(
         "fastapi>=0.110",
         "uvicorn[standard]>=0.29",  # with uvloop and httptools: faster HTTP handling
         "prometheus-client>=0.20",
+        # knlp explain and knlp report: figures inside self-contained pages
+        "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "httpx>=0.27", "ruff>=0.6"],
+        # the tests cover tracking and search offline, so they install both extras
+        "test": ["pytest>=8", "httpx>=0.27", "ruff>=0.6", "wandb>=0.18", "mlflow-skinny>=2.16",
+                 "optuna>=4"],
+        # train.tracking: wandb | mlflow
+        "track": ["wandb>=0.18", "mlflow-skinny>=2.16"],
+        # knlp tune: hyperparameter search
+        "tune": ["optuna>=4"],
         # KenLM's Python module (compiled on install): the ARPA interop test and the benchmark.
         "kenlm": ["kenlm>=0.2"],
         "bench": ["kenlm>=0.2", "nltk>=3.9", "aiohttp>=3.9", "scikit-learn>=1.3"],

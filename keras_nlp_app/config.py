@@ -117,6 +117,7 @@ class TrainConfig:
     eval_examples: int = 1000  # seq2seq: validation examples decoded (greedy) for val_bleu each epoch; 0: all
     jit_compile: str = "auto"  # auto (the task decides: XLA for Transformer LMs, whose windows have one shape) | on | off
     verbose: str = "auto"  # auto (progress bar on a terminal) | 0 | 1 | 2
+    explain_samples: int = 3  # classifiers: integrated-gradient attributions of this many validation texts as TensorBoard images each epoch; 0: off
 
 
 @dataclass
@@ -216,6 +217,7 @@ RANGES = {
     "train.gradient_accumulation_steps": _at_least(1),
     "train.average_checkpoints": _at_least(0),
     "train.eval_examples": _at_least(0),
+    "train.explain_samples": _at_least(0),
     "train.seed": _at_least(0),
 }
 

@@ -15,7 +15,7 @@ RANKS = {
     "text": 2, "data": 2, "models": 2, "metrics": 2, "decoding": 2, "ngram": 2, "callbacks": 2, "rulebot": 2,
     "tasks": 3,
     "runs": 4,
-    "training": 5, "export": 5, "inference": 5, "rescoring": 5,
+    "training": 5, "export": 5, "inference": 5, "rescoring": 5, "inspection": 5,
     "serving": 6,
     "cli": 7,
 }

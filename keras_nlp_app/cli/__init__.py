@@ -12,10 +12,10 @@ import os
 import sys
 
 from keras_nlp_app import __version__
-from keras_nlp_app.cli import datasets, ngram, predict, rescore, serve, train, vocab
+from keras_nlp_app.cli import datasets, inspect, ngram, predict, rescore, serve, train, vocab
 from keras_nlp_app.errors import UserError
 
-VERB_GROUPS = (train, ngram, predict, rescore, serve, vocab, datasets)
+VERB_GROUPS = (train, ngram, predict, inspect, rescore, serve, vocab, datasets)
 
 
 def _quiet_tensorflow():

@@ -184,6 +184,12 @@ class Task:
         """Validation metrics of the best weights, for metrics.json."""
         return {}
 
+    def explanation_scores(self, run):
+        """What `knlp explain` attributes to the tokens: `(score_fn, class names)`, score_fn
+        mapping the model's output to `[B, C]` scores, the model's input being
+        `run.preprocessor(texts)`; None when this task's models are not explained by token."""
+        return None
+
     # -- export and serving ------------------------------------------------------------------
 
     def serve(self, run, inputs):

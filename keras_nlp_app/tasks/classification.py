@@ -342,6 +342,9 @@ class ClassificationTask(Task):
         return {k: report[k] for k in ("examples", "accuracy", "balanced_accuracy", "macro_f1",
                                        "micro_f1") if k in report}
 
+    def explanation_scores(self, run):
+        return probabilities, run.space.labels
+
     def serve(self, run, inputs):
         return serving_outputs(
             probabilities(run.model(run.preprocessor(inputs["text"]), training=False)),

@@ -89,6 +89,7 @@ def train(cfg, run_dir=None, *, task=None):
     import keras
 
     from keras_nlp_app import callbacks as callbacks_lib
+    from keras_nlp_app.inspection.explain import explanation_callbacks
     from keras_nlp_app.training import loop
     from keras_nlp_app.training.schedules import GroupRatesCallback, make_optimizer
     from keras_nlp_app.training.strategy import get_strategy, is_chief, worker_count, worker_index
@@ -139,6 +140,8 @@ def train(cfg, run_dir=None, *, task=None):
         # callbacks that rewrite the run's checkpoints run on the chief only
         callbacks = [c for c in callbacks if chief or not getattr(c, "chief_only", False)]
         if chief:
+            callbacks += explanation_callbacks(cfg, preprocessor, model, space, validation_examples,
+                                               os.path.join(run_dir, "logs", "validation"))
             callbacks += [
                 callbacks_lib.AtomicBestCheckpoint(best_path, monitor=cfg.train.monitor),
                 keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), update_freq="epoch"),
