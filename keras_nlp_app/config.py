@@ -117,6 +117,10 @@ class TrainConfig:
     eval_examples: int = 1000  # seq2seq: validation examples decoded (greedy) for val_bleu each epoch; 0: all
     jit_compile: str = "auto"  # auto (the task decides: XLA for Transformer LMs, whose windows have one shape) | on | off
     verbose: str = "auto"  # auto (progress bar on a terminal) | 0 | 1 | 2
+    tracking: str | list[str] = "none"  # none | wandb | mlflow, or a list of both: config, epoch logs, final metrics and the run folder to each (offline by default)
+    tracking_project: str = "keras_nlp_app"  # the W&B project / MLflow experiment runs are filed under
+    tracking_uri: str | None = None  # MLflow tracking URI; null: $MLFLOW_TRACKING_URI, else a SQLite store beside the run folders (runs/mlflow.db)
+    projector_tokens: int = 10000  # TensorBoard embedding projector: vectors of this many most frequent tokens; 0: off
     explain_samples: int = 3  # classifiers: integrated-gradient attributions of this many validation texts as TensorBoard images each epoch; 0: off
 
 
@@ -218,6 +222,7 @@ RANGES = {
     "train.average_checkpoints": _at_least(0),
     "train.eval_examples": _at_least(0),
     "train.explain_samples": _at_least(0),
+    "train.projector_tokens": _at_least(0),
     "train.seed": _at_least(0),
 }
 

@@ -13,6 +13,7 @@ import os
 
 from keras_nlp_app import runs
 from keras_nlp_app.config import config_to_dict
+from keras_nlp_app.training import tracking
 from keras_nlp_app.utils import atomic
 from keras_nlp_app.utils.saved_models import NewVersion, load_saved_model
 
@@ -129,4 +130,5 @@ def export_run(run_dir, output, check_texts=None, companions=None):
         metadata["non_core_ops"] = non_core_ops(target.path)
         atomic.write_json(os.path.join(assets, "metadata.json"), metadata, ensure_ascii=False)
         task.check_export(run, reloaded, check_texts)
+    tracking.log_export(run_dir, target.final, run.cfg)
     return target.final

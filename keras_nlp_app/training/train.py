@@ -13,8 +13,9 @@ import time
 import numpy as np
 
 from keras_nlp_app import runs
-from keras_nlp_app.errors import ConfigError
+from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks import get_task
+from keras_nlp_app.training import tracking
 from keras_nlp_app.utils import atomic
 
 log = logging.getLogger("keras_nlp_app")
@@ -48,7 +49,7 @@ def _verbosity(setting):
     return int(setting)
 
 
-def train(cfg, run_dir=None, *, task=None):
+def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
     """Trains the model a config describes and returns its run folder.
 
     The model is built and compiled inside the strategy's scope; the global batch is
@@ -59,12 +60,14 @@ def train(cfg, run_dir=None, *, task=None):
         cfg: a `keras_nlp_app.config.Config`.
         run_dir: output folder; default `runs/<cfg.name>` (see `runs.default_run_dir`).
         task: the `Task` to train; default the registered task `cfg.task` names.
+        extra_callbacks: Keras callbacks added to the task's (knlp tune's pruning).
     """
     task = task or get_task(cfg.task)
     run_dir = run_dir or runs.default_run_dir(cfg)
     started = time.time()
     # Data and settings are checked before TensorFlow starts, so bad input fails fast and quietly.
     task.check_config(cfg)
+    tracked = tracking.tracker_names(cfg)
     train_examples, validation_examples = task.load_splits(cfg.data, cfg.train.seed)
     for examples in (train_examples, validation_examples):
         report = getattr(examples, "report", None)
@@ -154,9 +157,18 @@ def train(cfg, run_dir=None, *, task=None):
 
     backup = loop.TrainingBackup(os.path.join(run_dir, runs.BACKUP), cfg.train.backup_every_steps,
                                  writer=chief)
-    progress = loop.fit(model, strategy, train_data, validation_data, epochs=cfg.train.epochs,
-                       steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                       verbose=_verbosity(cfg.train.verbose), backup=backup)
+    trackers = tracking.start_trackers(cfg, run_dir) if chief and tracked else []
+    if chief:
+        tracking.write_hparams(cfg, os.path.join(run_dir, "logs"))
+    if trackers:
+        callbacks.append(tracking.tracking_callback(trackers))
+    try:
+        progress = loop.fit(model, strategy, train_data, validation_data, epochs=cfg.train.epochs,
+                           steps_per_epoch=steps_per_epoch, callbacks=callbacks + list(extra_callbacks),
+                           verbose=_verbosity(cfg.train.verbose), backup=backup)
+    except BaseException:
+        tracking.finish_trackers(trackers, run_dir, failed=True)
+        raise
 
     if not chief:
         return run_dir
@@ -176,4 +188,24 @@ def train(cfg, run_dir=None, *, task=None):
     result["trainable_parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
     result["history"] = progress["history"]
     atomic.write_json(os.path.join(run_dir, runs.METRICS), result)
+    _write_inspection_files(cfg, preprocessor, model, run_dir, result)
+    tracking.finish_trackers(trackers, run_dir, result)
     return run_dir
+
+
+def _write_inspection_files(cfg, preprocessor, model, run_dir, result):
+    """TensorBoard's HParams outcome and embedding projector files for the finished run."""
+    from keras_nlp_app.inspection.attributions import token_embedding
+    from keras_nlp_app.inspection.explain import token_strings
+
+    log_dir = os.path.join(run_dir, "logs")
+    tracking.write_final_metrics(cfg, log_dir, result)
+    tokenizer = getattr(preprocessor, "tokenizer", None)
+    if not cfg.train.projector_tokens or tokenizer is None:
+        return
+    try:
+        token_embedding(model)
+    except UserError:  # a model without a token embedding (Naive Bayes) has nothing to project
+        return
+    tracking.write_projector(model, lambda ids: token_strings(tokenizer, ids), log_dir,
+                             cfg.train.projector_tokens)
