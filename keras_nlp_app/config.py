@@ -132,6 +132,7 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tune: dict[str, typing.Any] = field(default_factory=dict)  # knlp tune's search space: {dotted key: [choices] | {uniform|log_uniform|int|log_int: [low, high], step: s}}
 
 
 CHOICES = {
@@ -395,6 +396,13 @@ def config_to_dict(cfg):
 def dump_config(cfg, path):
     """Writes the resolved config as YAML (atomically)."""
     atomic.write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def updated(cfg, mapping):
+    """A copy of `cfg` with a nested mapping of changes applied (checked like a recipe's)."""
+    changed = config_from_dict(config_to_dict(cfg))
+    _merge(changed, mapping)
+    return changed
 
 
 def config_from_dict(mapping):

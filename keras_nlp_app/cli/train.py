@@ -1,4 +1,5 @@
-"""`knlp train | evaluate | export | quickstart`: from a config to a run folder to a SavedModel."""
+"""`knlp train | tune | evaluate | export | quickstart`: from a config to a run folder to a
+SavedModel."""
 
 import json
 import os
@@ -52,6 +53,22 @@ def print_run(run_dir):
         report = json.load(f)
     report.pop("history", None)  # per-epoch logs: in the file and in TensorBoard
     print(json.dumps(report, indent=2))
+
+
+def cmd_tune(args):
+    from keras_nlp_app.config import in_file, load_config
+    from keras_nlp_app.errors import ConfigError
+    from keras_nlp_app.training.tune import tune
+
+    config_path = find_config(args.config)
+    cfg = load_config([config_path], args.set or [])
+    study_dir = args.study_dir or os.path.join("runs", f"{cfg.name}-tune")
+    try:
+        summary = tune(cfg, study_dir, args.trials)
+    except ConfigError as exc:
+        raise in_file(exc, config_path) from None
+    print(json.dumps(summary, indent=None if args.json else 2))
+    return 0
 
 
 def cmd_evaluate(args):
@@ -128,6 +145,16 @@ def add_parsers(verbs):
                    help="with --workers: relaunch all workers up to N times after one dies "
                         "(each relaunch resumes from the last backup)")
     p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("tune", help="search hyperparameters with Optuna over the config's tune: "
+                                      "space (resumable)")
+    p.add_argument("config", help="YAML recipe with a tune: section")
+    p.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. train.epochs=2")
+    p.add_argument("--study-dir", help="study folder (default runs/<name>-tune); the same folder "
+                                       "resumes")
+    p.add_argument("--json", action="store_true", help="print the summary on one line")
+    p.set_defaults(func=cmd_tune)
 
     p = verbs.add_parser("evaluate", help="score a run folder or SavedModel on labelled data or text")
     p.add_argument("target", help="run folder, SavedModel version folder or its parent")
