@@ -132,3 +132,27 @@ def test_training_logs_explanations_to_tensorboard(trained_run):
     steps = [event.step for event in events.Tensors("explanations/0")]
     assert steps == [0, 1, 2, 3]  # one image per epoch of the 4
     assert {"explanations/1", "explanations/2"} <= set(events.Tags()["tensors"])
+
+
+@pytest.mark.parametrize("kind", ["transformer", "backbone"])
+def test_integrated_gradients_reach_through_position_embeddings_and_backbones(kind, tmp_path):
+    """The token embedding is found inside keras-hub layers (TokenAndPositionEmbedding, a BERT
+    backbone); positions keep their embeddings on the baseline, so completeness still holds."""
+    from keras_nlp_app.inspection.attributions import integrated_gradients, token_embedding
+    from keras_nlp_app.models import build_model
+    from keras_nlp_app.tasks.classification import probabilities
+    from tests.tiny_presets import save_tiny_preset
+
+    if kind == "transformer":
+        model = build_model("transformer_classifier", vocab_size=30, num_classes=3,
+                            sequence_length=8, hidden_dim=16, num_heads=2, intermediate_dim=16,
+                            num_layers=1)
+    else:
+        from keras_nlp_app.text.presets import load_backbone
+
+        backbone = load_backbone(save_tiny_preset("wordpiece", tmp_path / "bert"), load_weights=True)
+        model = build_model("backbone_classifier", backbone=backbone, pad_token_id=0, num_classes=2)
+    assert token_embedding(model).name == "token_embedding"
+    ids = np.array([[3, 10, 12, 4, 9]], dtype="int32")
+    _, attributions, scores, baseline = integrated_gradients(model, ids, probabilities, steps=64)
+    np.testing.assert_allclose(attributions.sum(axis=1), scores - baseline, atol=2e-3)
