@@ -30,8 +30,8 @@ def cmd_report(args):
 
 
 def add_parsers(verbs):
-    p = verbs.add_parser("explain", help="token attributions of a classifier run for texts, as an "
-                                         "HTML page and a PNG")
+    p = verbs.add_parser("explain", help="token attributions of a classifier or tagger run for "
+                                         "texts, as an HTML page and a PNG")
     p.add_argument("model", help="a run folder")
     p.add_argument("texts", nargs="+", help="texts to explain")
     p.add_argument("--method", default="integrated_gradients",

@@ -48,14 +48,15 @@ class Explanation:
 
 def token_embedding(model):
     """The layer that turns token ids into vectors: one named `token_embedding` (keras-hub
-    backbones, whose other embeddings hold positions or segments), else the first Embedding."""
+    backbones, whose other embeddings hold positions or segments) or `word_embedding` (taggers,
+    whose others embed casing), else the first Embedding."""
     import keras
 
     embeddings = [layer for layer in model._flatten_layers(include_self=False)
                   if isinstance(layer, keras.layers.Embedding)]
     if not embeddings:
         raise UserError(f"model {model.name} has no token embedding to attribute its output to")
-    named = [layer for layer in embeddings if layer.name == "token_embedding"]
+    named = [layer for layer in embeddings if layer.name in ("token_embedding", "word_embedding")]
     return (named or embeddings)[0]
 
 

@@ -26,27 +26,27 @@ def token_strings(tokenizer, ids):
 
 
 class Explainer:
-    """Explains texts with a restored run's model (`runs.RestoredRun`)."""
+    """Explains texts with a restored run's model (`runs.RestoredRun`), as its task's
+    `explanation_setup` says."""
 
     def __init__(self, run):
-        hooks = run.task.explanation_scores(run)
-        if hooks is None:
+        if not run.task.explains:
             raise UserError(f"{run.cfg.task} models are not explained token by token; knlp explain "
-                            f"takes classifier runs")
+                            f"takes classifier and tagger runs")
         self.run = run
-        self.score_fn, self.classes = hooks
         attributions.token_embedding(run.model)  # a model without one is refused here
         self._tokenizer = getattr(run.preprocessor, "tokenizer", None)
         self._pad_id = int(getattr(run.preprocessor, "pad_id", 0))
 
     def explain(self, text, method="integrated_gradients", steps=50):
-        import tensorflow as tf
-
-        inputs = self.run.preprocessor(tf.constant([text]))
+        setup = self.run.task.explanation_setup(self.run, text)
+        words = setup.get("tokens")
         return attributions.explain(
-            self.run.model, inputs, text=text, score_fn=self.score_fn, classes=self.classes,
-            token_strings=lambda ids: token_strings(self._tokenizer, ids), method=method,
-            steps=steps, keep=lambda ids: ids != self._pad_id)
+            self.run.model, setup["inputs"], text=text, score_fn=setup["score_fn"],
+            classes=setup["classes"], method=method, steps=steps,
+            token_strings=(lambda ids: words[:len(ids)]) if words is not None
+            else (lambda ids: token_strings(self._tokenizer, ids)),
+            keep=lambda ids: ids != self._pad_id)
 
 
 def _slug(text):
@@ -106,7 +106,7 @@ def explanation_callbacks(cfg, preprocessor, model, space, validation_examples, 
     explains its models and the model has a token embedding; else `[]`."""
     texts = getattr(validation_examples, "texts", None)
     run = runs.RestoredRun(cfg, preprocessor, model, space)
-    if not cfg.train.explain_samples or not texts or run.task.explanation_scores(run) is None:
+    if not cfg.train.explain_samples or not texts or not run.task.explains:
         return []
     try:
         attributions.token_embedding(model)

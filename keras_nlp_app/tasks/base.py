@@ -184,11 +184,13 @@ class Task:
         """Validation metrics of the best weights, for metrics.json."""
         return {}
 
-    def explanation_scores(self, run):
-        """What `knlp explain` attributes to the tokens: `(score_fn, class names)`, score_fn
-        mapping the model's output to `[B, C]` scores, the model's input being
-        `run.preprocessor(texts)`; None when this task's models are not explained by token."""
-        return None
+    explains = False  # knlp explain takes this task's runs (explanation_setup)
+
+    def explanation_setup(self, run, text):
+        """What `knlp explain` attributes for one text: a dict with the model's `inputs` (a
+        batch of one), `score_fn` (model output → `[B, C]` scores), `classes` (the C names) and,
+        where token ids do not say it, `tokens` (the display string of each position)."""
+        raise NotImplementedError
 
     # -- export and serving ------------------------------------------------------------------
 

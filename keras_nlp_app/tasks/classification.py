@@ -342,8 +342,14 @@ class ClassificationTask(Task):
         return {k: report[k] for k in ("examples", "accuracy", "balanced_accuracy", "macro_f1",
                                        "micro_f1") if k in report}
 
-    def explanation_scores(self, run):
-        return probabilities, run.space.labels
+    explains = True
+
+    def explanation_setup(self, run, text):
+        """Each class's probability."""
+        import tensorflow as tf
+
+        return {"inputs": run.preprocessor(tf.constant([text])), "score_fn": probabilities,
+                "classes": run.space.labels}
 
     def serve(self, run, inputs):
         return serving_outputs(

@@ -282,6 +282,31 @@ class TaggingTask(Task):
 
     # -- export ------------------------------------------------------------------------------
 
+    explains = True
+
+    def explanation_setup(self, run, text, most=12):
+        """The predicted tag's score (its emission, before the CRF) at each token tagged as part
+        of an entity (the first `most`; every token up to `most` when none is): which words
+        made the model tag it so. Attributions reach the word embeddings; characters and casing
+        stay as they are."""
+        import tensorflow as tf
+
+        tokens = run.preprocessor.split(tf.constant([text]))[0]
+        words = [text_of(t) for t in tokens[0].numpy().tolist()]
+        if not words:
+            raise UserError("the text has no tokens to explain")
+        inputs = run.preprocessor.features(tokens)
+        tag_ids = np.asarray(run.model.predict_tags(inputs))[0][:len(words)]
+        tags = [run.preprocessor.tags[i] for i in tag_ids]
+        positions = [i for i, tag in enumerate(tags) if tag != "O"][:most] or list(
+            range(min(len(words), most)))
+
+        def scores(output):
+            return tf.stack([output[:, p, int(tag_ids[p])] for p in positions], axis=-1)
+
+        return {"inputs": inputs, "score_fn": scores, "tokens": words,
+                "classes": [f"{words[p]} → {tags[p]}" for p in positions]}
+
     def serve(self, run, inputs):
         """serving_default: tokens, tags, start_offsets, end_offsets (`[B, T]`, padded with "" and
         -1; offsets in characters of the input) and `entities [B]` (JSON)."""

@@ -187,3 +187,23 @@ def test_a_transformer_tagger_over_subword_pieces_learns_the_entities(tmp_path):
     sentence = ["Alan", "Turing", "left", "IBM", "in", "Paris", "."]
     assert predict_tags(restored.model, restored.preprocessor, [sentence]) == [
         ["B-PER", "E-PER", "O", "S-ORG", "O", "S-LOC", "O"]]
+
+
+def test_knlp_explain_attributes_each_entity_tag_to_its_words(tagger_run, capsys):
+    """Each entity token's tag is explained; its own word carries the most of its score, and
+    the attributions add up (integrated gradients over the word embeddings)."""
+    from keras_nlp_app.cli import main
+
+    run, _ = tagger_run
+    assert main(["explain", run, "Alan Turing visited IBM in London .", "--json",
+                 "--output", os.path.join(run, "why.html")]) == 0
+    [explanation] = json.loads(capsys.readouterr().out)["explanations"]
+    assert explanation["tokens"] == ["Alan", "Turing", "visited", "IBM", "in", "London", "."]
+    rows = dict(zip(explanation["classes"], explanation["attributions"]))
+    assert set(rows) == {"Alan → B-PER", "Turing → E-PER", "IBM → S-ORG", "London → S-LOC"}
+    for name, row in rows.items():
+        word = name.split(" → ")[0]
+        assert explanation["tokens"][row.index(max(row))] in (word, "Alan", "Turing"), (name, row)
+    for row, score, baseline in zip(explanation["attributions"], explanation["scores"],
+                                    explanation["baseline_scores"]):
+        assert abs(sum(row) - (score - baseline)) < 0.02 * max(1.0, abs(score - baseline))
