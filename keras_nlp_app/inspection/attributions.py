@@ -189,6 +189,8 @@ def explain(model, inputs, *, text, score_fn, classes, token_strings, method="in
         baseline = None
         attention = maps[-1].mean(axis=0)
     shown = np.ones(len(ids), bool) if keep is None else np.asarray(keep(ids), bool)
+    if not shown.any():
+        raise UserError(f"{text!r} has no tokens to explain")
     if attention is not None:
         attention = attention[np.ix_(shown, shown)]
         attributions = attention.mean(axis=0, keepdims=True)

@@ -96,7 +96,11 @@ class ExplanationSummaries(keras.callbacks.Callback):
             self._writer = tf.summary.create_file_writer(self.log_dir)
         with self._writer.as_default():
             for i, text in enumerate(self.texts):
-                png = pages.explanation_figure_png(self.explainer.explain(text, steps=self.steps))
+                try:
+                    explanation = self.explainer.explain(text, steps=self.steps)
+                except UserError:  # a validation text with no tokens: nothing to show
+                    continue
+                png = pages.explanation_figure_png(explanation)
                 tf.summary.image(f"explanations/{i}", tf.image.decode_png(png)[None], step=epoch)
         self._writer.flush()
 

@@ -205,19 +205,41 @@ def start_trackers(cfg, run_dir):
     if not names:
         return []
     ids = _read_ids(run_dir)
-    trackers = [CLASSES[name](cfg, run_dir, ids.get(name)) for name in names]
+    trackers = []
+    for name in names:
+        try:
+            trackers.append(CLASSES[name](cfg, run_dir, ids.get(name)))
+        except Exception as exc:  # a tracking server that cannot be reached, a refused login
+            for started in trackers:
+                _quietly(started.name, started.finish, failed=True)
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"train.tracking {name} could not start: {first}",
+                              key="train.tracking") from None
     atomic.write_json(os.path.join(run_dir, IDS), {**ids, **{t.name: t.id for t in trackers}})
     return trackers
 
 
+def _quietly(name, action, *args, **kwargs):
+    """Runs a tracker's action; a failure (its server went away) is logged, not raised: the
+    training it watches goes on. Returns whether it worked."""
+    try:
+        action(*args, **kwargs)
+        return True
+    except Exception as exc:
+        log.warning("train.tracking %s: %s: %s (training goes on)", name, type(exc).__name__,
+                    str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "")
+        return False
+
+
 def tracking_callback(trackers):
-    """A Keras callback giving every epoch's logs to each tracker."""
+    """A Keras callback giving every epoch's logs to each tracker; a tracker that fails is
+    dropped with a warning."""
     import keras
 
     class TrackingCallback(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            for tracker in trackers:
-                tracker.log_epoch(epoch, dict(logs or {}))
+            trackers[:] = [t for t in trackers
+                           if _quietly(t.name, t.log_epoch, epoch, dict(logs or {}))]
 
     return TrackingCallback()
 
@@ -228,8 +250,8 @@ def finish_trackers(trackers, run_dir, metrics=None, failed=False):
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     for tracker in trackers:
         if not failed:
-            tracker.log_files(run_dir, "run")
-        tracker.finish(scalars, failed=failed)
+            _quietly(tracker.name, tracker.log_files, run_dir, "run")
+        _quietly(tracker.name, tracker.finish, scalars, failed=failed)
 
 
 def log_export(run_dir, export_dir, cfg):
@@ -239,9 +261,13 @@ def log_export(run_dir, export_dir, cfg):
         return
     for name in tracker_names(cfg):
         if name in ids:
-            tracker = CLASSES[name](cfg, run_dir, ids[name])
-            tracker.log_files(export_dir, "export")
-            tracker.finish()
+            try:
+                tracker = CLASSES[name](cfg, run_dir, ids[name])
+            except Exception as exc:  # the export stands; the tracked run just misses it
+                log.warning("train.tracking %s: the export was not recorded (%s)", name, exc)
+                continue
+            _quietly(name, tracker.log_files, export_dir, "export")
+            _quietly(name, tracker.finish)
 
 
 def write_hparams(cfg, log_dir):

@@ -155,9 +155,11 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
                 mode="min" if "loss" in cfg.train.monitor or "perplexity" in cfg.train.monitor
                 else "max"))
 
+        # a tracker that cannot start is refused like a bad setting: before any training
+        trackers = tracking.start_trackers(cfg, run_dir) if chief and tracked else []
+
     backup = loop.TrainingBackup(os.path.join(run_dir, runs.BACKUP), cfg.train.backup_every_steps,
                                  writer=chief)
-    trackers = tracking.start_trackers(cfg, run_dir) if chief and tracked else []
     if chief:
         tracking.write_hparams(cfg, os.path.join(run_dir, "logs"))
     if trackers:

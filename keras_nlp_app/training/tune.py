@@ -213,9 +213,14 @@ def tune(cfg, study_dir, trials):
         study_name=cfg.name, storage=storage, direction=direction, load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=cfg.train.seed, n_startup_trials=min(10, max(trials // 2, 1))),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
-    if study.direction.name.lower() != direction:
-        raise UserError(f"{study_dir} holds a study that {study.direction.name.lower()}s; "
-                        f"train.monitor {cfg.train.monitor} needs one that {direction}s")
+    others = [name for name in optuna.get_all_study_names(storage) if name != cfg.name]
+    recipe = json.dumps(config_lib.config_to_dict(cfg), sort_keys=True)
+    stored = study.user_attrs.get("config")
+    if others or stored not in (None, recipe):
+        raise UserError(f"{study_dir} holds a study of another config ({', '.join(others) or cfg.name}"
+                        f"); its trial folders would not match. Pick another --study-dir")
+    if stored is None:
+        study.set_user_attr("config", recipe)
     # trials a crash left running go on from their run folders' backups (one process per study)
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         log.info("resuming trial %d", frozen.number)

@@ -103,3 +103,17 @@ def test_unknown_or_missing_tracker_is_a_config_error(easy_files, tmp_path, caps
     assert main(["train", str(config), "--run-dir", str(run_dir)]) == 2
     assert "bad.yaml:3: " in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_a_tracking_server_that_cannot_be_reached_refuses_the_run(easy_files, tmp_path, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    run_dir = tmp_path / "never"
+    args = ["train", "configs/sst2_lstm.yaml", "--run-dir", str(run_dir)]
+    for override in tiny_overrides(*easy_files, **{"train.tracking": "mlflow",
+                                                   "train.tracking_uri": "http://127.0.0.1:9"}):
+        args += ["--set", override]
+    assert main(args) == 2
+    assert "train.tracking mlflow could not start" in capsys.readouterr().err
+    assert not run_dir.exists()

@@ -39,6 +39,11 @@ def test_tune_runs_trials_writes_the_best_config_and_resumes(easy_files, tmp_pat
     assert json.loads(capsys.readouterr().out)["trials"] == 4
     assert os.path.getmtime(study_dir / "trial-000" / "metrics.json") == first
 
+    # the folder's study belongs to that config: another one is refused, nothing is run
+    assert main([*_args(easy_files, study_dir, 5), "--set", "train.epochs=3"]) == 2
+    assert "holds a study of another config" in capsys.readouterr().err
+    assert not (study_dir / "trial-004").exists()
+
 
 def test_a_trial_left_running_by_a_crash_is_finished_on_resume(easy_files, tmp_path, capsys):
     import optuna
