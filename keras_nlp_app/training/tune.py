@@ -120,7 +120,9 @@ def _direction(monitor):
     return "minimize" if "loss" in monitor or "perplexity" in monitor else "maximize"
 
 
-def _pruning_callback(trial, monitor):
+def _pruning_callback(trial, monitor, epochs):
+    """Reports each epoch's monitor to the trial; stops the run when the pruner says so (never
+    after the last epoch: a finished trial is worth its value)."""
     import keras
     import optuna
 
@@ -130,7 +132,7 @@ def _pruning_callback(trial, monitor):
             if value is None:
                 return
             trial.report(float(value), epoch)
-            if trial.should_prune():
+            if epoch + 1 < epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"epoch {epoch + 1}: {monitor} {value:.4f} behind the median")
 
     return ReportAndPrune()
@@ -158,7 +160,7 @@ def _run_trial(study, trial, cfg, space, study_dir):
     keras.backend.clear_session()
     try:
         train(trial_config(cfg, values, f"{cfg.name}-trial-{trial.number:03d}"), run_dir,
-              extra_callbacks=[_pruning_callback(trial, cfg.train.monitor)])
+              extra_callbacks=[_pruning_callback(trial, cfg.train.monitor, cfg.train.epochs)])
     except optuna.TrialPruned as pruned:
         log.info("trial %d pruned (%s)", trial.number, pruned)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
