@@ -27,12 +27,32 @@ def _pad_at_least_one(ids):
     return tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]])
 
 
-def _dense(column):
-    return _pad_at_least_one(column) if isinstance(column, tf.RaggedTensor) else tf.identity(column)
+def _dense(column, boundaries=None):
+    """A batch column as a dense tensor: ragged rows padded to their longest, or, with length
+    `boundaries`, to the smallest boundary that holds the longest (one shape per bucket)."""
+    if not isinstance(column, tf.RaggedTensor):
+        return tf.identity(column)
+    dense = _pad_at_least_one(column)
+    if boundaries is None:
+        return dense
+    width = tf.shape(dense)[1]
+    bucket = tf.gather(boundaries, tf.searchsorted(boundaries, tf.reshape(width, [1]))[0])
+    return tf.pad(dense, [[0, 0], [0, bucket - width]])
+
+
+def length_boundaries(lengths, buckets, multiple=8):
+    """At most `buckets` padded lengths for rows of these lengths: the length quantiles at
+    1/buckets, 2/buckets, ..., 1, rounded up to a multiple of `multiple`; the last holds the
+    longest row. Batches padded to them take few shapes, so XLA compiles once per shape."""
+    lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
+    cuts = np.quantile(lengths, np.arange(1, buckets + 1) / buckets, method="higher")
+    rounded = np.unique(-(-cuts // multiple) * multiple)
+    rounded[-1] = max(rounded[-1], lengths.max())
+    return tf.constant(rounded, tf.int32)
 
 
 def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=None, seed=0,
-                 sort_window=4, input_context=None, assemble=None):
+                 sort_window=4, input_context=None, assemble=None, length_buckets=0):
     """Builds the (token_ids `[B, T]`, target `[B, ...]`[, weight `[B]`]) dataset for `fit`.
 
     Args:
@@ -48,17 +68,23 @@ def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=
             window's batches are shuffled again); 0 or 1 for no length grouping.
         input_context: `tf.distribute.InputContext` when a strategy shards the input per worker.
         assemble: optional function from the padded batch tuple to the element `fit` takes.
+        length_buckets: with N > 0, token columns (texts, and ragged targets) are padded to one
+            of N lengths chosen from their length distribution (`length_boundaries`) instead of
+            each batch's longest row: a few shapes for XLA to compile, little extra padding.
     """
     ids = tokenize_all(texts, preprocessor)
     targets = targets if isinstance(targets, tf.RaggedTensor) else tf.constant(targets)
     columns = [targets] + ([tf.constant(weights)] if weights is not None else [])
     window = batch_size * max(sort_window, 1)
+    boundaries = [length_boundaries(column.row_lengths().numpy(), length_buckets)
+                  if length_buckets and isinstance(column, tf.RaggedTensor) else None
+                  for column in (ids, *columns)]
 
     def gather_window(index):
         rows = tf.gather(ids, index)
         picked = [tf.gather(column, index) for column in columns]
         if sort_window <= 1:
-            return tuple(_dense(column) for column in (rows, *picked))
+            return tuple(_dense(column, bounds) for column, bounds in zip((rows, *picked), boundaries))
         order = tf.argsort(rows.row_lengths(), stable=True)
         count = tf.shape(index, out_type=tf.int64)[0]
         sizes = tf.minimum(tf.cast(batch_size, tf.int64),
@@ -67,7 +93,7 @@ def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=
                      for column in (rows, *picked))
 
     def pad_batch(*batch):
-        return tuple(_dense(column) for column in batch)
+        return tuple(_dense(column, bounds) for column, bounds in zip(batch, boundaries))
 
     dataset = tf.data.Dataset.range(len(texts))
     if input_context is not None and input_context.num_input_pipelines > 1:

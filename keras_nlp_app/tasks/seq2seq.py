@@ -196,7 +196,8 @@ class Seq2SeqTask(Task):
         from keras_nlp_app.data.pipelines import make_dataset
 
         common = dict(preprocessor=preprocessor, batch_size=global_batch, seed=cfg.train.seed,
-                      sort_window=cfg.train.sort_window, assemble=_teacher_forcing)
+                      sort_window=cfg.train.sort_window, assemble=_teacher_forcing,
+                      length_buckets=cfg.train.length_buckets)
         train_data = make_dataset(train.texts, _target_ids(preprocessor, train.labels),
                                   training=True, **common)
         validation_data = None
@@ -206,10 +207,13 @@ class Seq2SeqTask(Task):
         return train_data, validation_data, -(-len(train.texts) // global_batch)
 
     def compile_arguments(self, cfg, space):
-        """Loss and metrics; XLA only when `train.jit_compile: on`: batches are padded to their own
-        longest pair, and XLA would compile again for every new (source, target) length."""
+        """Loss and metrics; XLA with `train.jit_compile: on`, or `auto` with length buckets:
+        batches padded to their own longest pair would make XLA compile again for every new
+        (source, target) length, bucketed ones only once per bucket pair."""
+        jit = cfg.train.jit_compile == "on" or (cfg.train.jit_compile == "auto"
+                                                and cfg.train.length_buckets > 0)
         return {"loss": smoothed_loss(cfg.train.label_smoothing), "metrics": [token_accuracy],
-                "jit_compile": cfg.train.jit_compile == "on"}
+                "jit_compile": jit}
 
     def callbacks(self, *, cfg, run_dir, preprocessor, model, validation_data, validation_examples, space):
         from keras_nlp_app.callbacks import AverageLastEpochs, DecodingReport

@@ -1,0 +1,69 @@
+"""Length buckets: batches take a few padded shapes, hold the same rows, and give the same loss
+as batches padded to their own longest row."""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_nlp_app.data.pipelines import length_boundaries, make_dataset
+
+
+class SplitIds:
+    """A stand-in preprocessor: whitespace-separated integers are the ids."""
+
+    def ragged_ids(self, strings):
+        return tf.strings.to_number(tf.strings.split(strings), tf.int32)
+
+
+def _pairs(count, seed=0):
+    rng = np.random.default_rng(seed)
+    sources = [" ".join(str(x) for x in rng.integers(3, 50, rng.integers(1, 40)))
+               for _ in range(count)]
+    targets = tf.ragged.constant([[1, *rng.integers(3, 50, rng.integers(1, 30)), 2]
+                                  for _ in range(count)], dtype=tf.int32)
+    return sources, targets
+
+
+def test_boundaries_are_few_rounded_and_hold_the_longest():
+    lengths = np.random.default_rng(1).integers(1, 61, 1000)
+    bounds = length_boundaries(lengths, 4).numpy().tolist()
+    assert len(bounds) <= 4 and bounds == sorted(bounds)
+    assert all(b % 8 == 0 for b in bounds[:-1]) and bounds[-1] >= lengths.max()
+    assert length_boundaries([5, 5, 5], 4).numpy().tolist() == [8]
+
+
+def test_bucketed_batches_hold_the_same_rows_in_few_shapes():
+    sources, targets = _pairs(300)
+    common = dict(preprocessor=SplitIds(), batch_size=16, training=False, sort_window=4)
+    plain = list(make_dataset(sources, targets, **common))
+    bucketed = list(make_dataset(sources, targets, length_buckets=4, **common))
+    source_bounds = set(length_boundaries(SplitIds().ragged_ids(sources).row_lengths(), 4).numpy())
+    assert {int(s.shape[1]) for s, _ in bucketed} <= source_bounds
+    assert len({(int(s.shape[1]), int(t.shape[1])) for s, t in bucketed}) <= 16
+    assert len({(int(s.shape[1]), int(t.shape[1])) for s, t in plain}) > len(
+        {(int(s.shape[1]), int(t.shape[1])) for s, t in bucketed})
+    for (s1, t1), (s2, t2) in zip(plain, bucketed):
+        np.testing.assert_array_equal(s1, s2[:, :s1.shape[1]])
+        assert not np.any(s2[:, s1.shape[1]:]) and not np.any(t2[:, t1.shape[1]:])
+        np.testing.assert_array_equal(t1, t2[:, :t1.shape[1]])
+
+
+def test_bucketed_padding_gives_the_same_loss_as_padding_to_the_longest():
+    import keras
+
+    from keras_nlp_app.models import build_model
+    from keras_nlp_app.tasks.seq2seq import _teacher_forcing
+    from keras_nlp_app.tasks.seq2seq_graphs import smoothed_loss
+
+    keras.utils.set_random_seed(0)
+    model = build_model("transformer_seq2seq", source_vocab_size=60, target_vocab_size=60,
+                        num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, dropout=0.0)
+    sources, targets = _pairs(32, seed=2)
+    common = dict(preprocessor=SplitIds(), batch_size=32, training=False, sort_window=0,
+                  assemble=_teacher_forcing)
+    [(inputs, labels)] = list(make_dataset(sources, targets, **common))
+    [(wide_inputs, wide_labels)] = list(make_dataset(sources, targets, length_buckets=1, **common))
+    assert wide_inputs["source"].shape[1] > inputs["source"].shape[1] or \
+        wide_inputs["target"].shape[1] > inputs["target"].shape[1]
+    loss = smoothed_loss(0.1)
+    np.testing.assert_allclose(loss(wide_labels, model(wide_inputs, training=False)),
+                               loss(labels, model(inputs, training=False)), rtol=1e-5)
