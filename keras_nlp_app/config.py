@@ -104,7 +104,7 @@ class TrainConfig:
     scale_learning_rate: str = "none"  # none | linear | sqrt: multiply learning_rate by replicas (or its root) for the larger global batch
     seed: int = 1337  # seeds Python, NumPy, TensorFlow and the shuffle order
     sort_window: int = 4  # batches per window sorted by length before batching (less padding, faster); 0: off
-    length_buckets: int = 0  # seq2seq: pad token columns to one of N lengths from the training data's length distribution (few shapes: XLA compiles once per bucket; jit_compile auto turns XLA on); 0: each batch to its longest
+    length_buckets: int = 0  # seq2seq and tagging: pad token columns to one of N lengths from the training data's length distribution (few shapes: XLA compiles once per bucket; jit_compile auto turns XLA on); 0: each batch to its longest
     monitor: str = "val_accuracy"  # metric for the best checkpoint and early stopping
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 turns it off
     backup_every_steps: int = 0  # back up the training state every N batches too (resume there after a crash); 0: only at the end of every epoch

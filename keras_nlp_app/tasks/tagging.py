@@ -244,7 +244,8 @@ class TaggingTask(Task):
 
     def datasets_for(self, cfg, preprocessor, space, train, validation, global_batch):
         scheme = cfg.data.tag_scheme
-        common = dict(batch_size=global_batch, seed=cfg.train.seed, window=cfg.train.sort_window)
+        common = dict(batch_size=global_batch, seed=cfg.train.seed, window=cfg.train.sort_window,
+                      length_buckets=cfg.train.length_buckets)
         train_data = sentence_dataset(preprocessor, train.texts, tag_ids(train, space, scheme),
                                        training=True, **common)
         validation_data = None
@@ -255,9 +256,10 @@ class TaggingTask(Task):
         return train_data, validation_data, -(-len(train.texts) // global_batch)
 
     def compile_arguments(self, cfg, space):
-        """The model computes its own loss (CRF likelihood or masked cross-entropy). No XLA unless
-        asked: batches are padded to their own longest sentence."""
-        return {"jit_compile": cfg.train.jit_compile == "on"}
+        """The model computes its own loss (CRF likelihood or masked cross-entropy). XLA when
+        asked, or by default with length buckets (unbucketed batches take a shape per length)."""
+        return {"jit_compile": cfg.train.jit_compile == "on" or (
+            cfg.train.jit_compile == "auto" and cfg.train.length_buckets > 0)}
 
     def callbacks(self, *, cfg, run_dir, preprocessor, model, validation_data, validation_examples, space):
         from keras_nlp_app.callbacks import DecodingReport

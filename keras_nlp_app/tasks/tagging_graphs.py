@@ -6,10 +6,30 @@ import numpy as np
 from keras_nlp_app.text import entities
 
 
-def sentence_dataset(preprocessor, sentences, targets, *, batch_size, training, seed, window):
-    """Batches of (features, tag ids padded with -1). Training shuffles, then sorts each window
-    of `window` batches by length so a batch holds sentences of similar length."""
+def _padded_to_bucket(features, tags, boundaries):
+    """Features and tags of a batch padded along the token axis to the smallest boundary that
+    holds the batch (ids with 0, tags with -1)."""
     import tensorflow as tf
+
+    width = tf.shape(tags)[1]
+    extra = tf.gather(boundaries, tf.searchsorted(boundaries, tf.reshape(width, [1]))[0]) - width
+
+    def pad(tensor, value):
+        widths = [[0, 0], [0, extra]] + [[0, 0]] * (len(tensor.shape) - 2)
+        return tf.pad(tensor, widths, constant_values=value)
+
+    return {name: pad(value, 0) for name, value in features.items()}, pad(tags, -1)
+
+
+def sentence_dataset(preprocessor, sentences, targets, *, batch_size, training, seed, window,
+                     length_buckets=0):
+    """Batches of (features, tag ids padded with -1). Training shuffles, then sorts each window
+    of `window` batches by length so a batch holds sentences of similar length. With
+    `length_buckets` N, batches are padded to one of N lengths (pipelines.length_boundaries), so
+    XLA compiles once per length."""
+    import tensorflow as tf
+
+    from keras_nlp_app.data.pipelines import length_boundaries
 
     tokens = tf.ragged.constant(sentences, dtype=tf.string)
     tags = tf.ragged.constant(targets, dtype=tf.int32, ragged_rank=1)
@@ -26,8 +46,15 @@ def sentence_dataset(preprocessor, sentences, targets, *, batch_size, training, 
     if training and window > 1:
         data = data.shuffle(window * 4, seed=seed)
     length = preprocessor.sequence_length
-    data = data.map(lambda t, y: (preprocessor.features(t), y[:, :length].to_tensor(-1)),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+    boundaries = (length_boundaries([min(len(s), length) for s in sentences], length_buckets)
+                  if length_buckets else None)
+
+    def assemble(tokens, tags):
+        features, tags = preprocessor.features(tokens), tags[:, :length].to_tensor(-1)
+        return _padded_to_bucket(features, tags, boundaries) if boundaries is not None else (
+            features, tags)
+
+    data = data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE)
     return data.prefetch(tf.data.AUTOTUNE)
 
 

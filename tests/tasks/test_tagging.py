@@ -207,3 +207,26 @@ def test_knlp_explain_attributes_each_entity_tag_to_its_words(tagger_run, capsys
     for row, score, baseline in zip(explanation["attributions"], explanation["scores"],
                                     explanation["baseline_scores"]):
         assert abs(sum(row) - (score - baseline)) < 0.02 * max(1.0, abs(score - baseline))
+
+
+def test_length_buckets_give_the_same_loss_as_padding_to_the_longest(tagger_run):
+    """Sentences padded to a bucket's length (ids 0, tags -1) score as padded to the longest."""
+    import numpy as np
+
+    from keras_nlp_app import runs
+    from keras_nlp_app.tasks.tagging_graphs import sentence_dataset
+
+    run_dir, valid_file = tagger_run
+    run = runs.restore_run(run_dir)
+    examples = readers.read_conll(valid_file)
+    sentences = examples.texts[:24]
+    targets = [[0] * len(s) for s in sentences]
+    common = dict(batch_size=24, training=False, seed=0, window=0)
+    [(features, tags)] = list(sentence_dataset(run.preprocessor, sentences, targets, **common))
+    [(wide, wide_tags)] = list(sentence_dataset(run.preprocessor, sentences, targets,
+                                                length_buckets=1, **common))
+    assert wide["words"].shape[1] % 8 == 0 and wide["words"].shape[1] >= features["words"].shape[1]
+    assert wide["chars"].shape[1] == wide_tags.shape[1] == wide["words"].shape[1]
+    loss = run.model.compute_loss(features, tags, run.model(features, training=False))
+    wide_loss = run.model.compute_loss(wide, wide_tags, run.model(wide, training=False))
+    np.testing.assert_allclose(float(wide_loss), float(loss), rtol=1e-5)
