@@ -213,16 +213,36 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
         finished |= ~in_prompt & _stop_mask(following, stop_ids)
         return index + 1, tokens, cache, new_scores, finished, start
 
+    def generated_lengths(tokens):
+        positions = tf.range(tf.shape(tokens)[1])[None, :]
+        return tf.reduce_sum(tf.cast((positions >= row_prompt[:, None]) & (tokens > 0), tf.float32), 1)
+
+    def penalty(length):
+        return tf.pow((5.0 + length) / 6.0, length_penalty)
+
+    longest = tf.cast(ends - row_prompt, tf.float32)
+
+    def settled(index, tokens, scores, finished):
+        """`[B]`: no live beam of the row can still beat its best ended beam. A live beam's
+        normalized score is at most its score over the penalty of the longest it can grow
+        (scores only fall), so the row's answer is fixed: stopping then changes no output."""
+        ended = finished | (index + 1 >= ends)
+        floor = tf.constant(100.0 * _NEG)
+        best_ended = tf.reduce_max(tf.reshape(tf.where(
+            ended, scores / penalty(generated_lengths(tokens)), floor), [batch, beam_size]), 1)
+        best_live = tf.reduce_max(tf.reshape(tf.where(
+            ended, floor, scores / penalty(longest)), [batch, beam_size]), 1)
+        return best_ended >= best_live
+
     def cond(index, tokens, cache, scores, finished, start):
-        return (index < last) & ~tf.reduce_all(finished)
+        if n_best:  # every beam is an answer: each runs until it ends
+            return (index < last) & ~tf.reduce_all(finished)
+        return (index < last) & ~tf.reduce_all(settled(index, tokens, scores, finished))
 
     _, tokens, _, scores, _, _ = tf.while_loop(
         cond, body, (tf.constant(0), tokens, cache, scores, finished, tf.constant(0)))
     tokens = tokens[:, :buffer_length]
-    generated = tf.reduce_sum(tf.cast(
-        (tf.range(buffer_length)[None, :] >= row_prompt[:, None]) & (tokens > 0), tf.float32), 1)
-    normalized = tf.reshape(scores / tf.pow((5.0 + generated) / 6.0, length_penalty),
-                            [batch, beam_size])
+    normalized = tf.reshape(scores / penalty(generated_lengths(tokens)), [batch, beam_size])
     if n_best:
         ranked, order = tf.math.top_k(normalized, k=beam_size)
         ranked_tokens = tf.gather(tokens, order + tf.range(batch)[:, None] * beam_size)

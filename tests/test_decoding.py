@@ -262,3 +262,26 @@ def test_n_best_returns_every_beam_best_first_with_its_normalized_score():
         assert score == pytest.approx(sum(log_probs[a, b] for a, b in zip(sequence, sequence[1:])),
                                       abs=1e-3)
     assert tokens.numpy()[0, 0, 1:4].tolist() == brute_force_best(table, 2, 3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_search_that_stops_when_each_row_is_settled_answers_as_the_full_search(seed):
+    """Rows stop costing steps once no live beam can beat their best ended one; the answers are
+    those of running every beam to its end (the n-best search's best), for prompts of any
+    length, stop tokens of any likelihood and any length penalty."""
+    rng = np.random.default_rng(seed)
+    table = random_table(30, seed)
+    eos = 5
+    table[:, eos] += rng.uniform(-1.0, 3.0, size=30)  # rows end early, late or never
+    model = BigramLM(table)
+    prompts = [rng.integers(2, 30, rng.integers(1, 6)).tolist() for _ in range(16)]
+    buffer, lengths, _ = decoding.bucketed_buffer(prompts, 20)
+    fast = decoding.compiled_decoder(model, strategy="beam", beam_size=4, stop_ids=(eos,))
+    full = decoding.compiled_decoder(model, strategy="beam", beam_size=4, stop_ids=(eos,),
+                                     n_best=True)
+    for alpha in (0.0, 0.6, 1.5):
+        settings = (tf.constant(20), tf.constant(0.0), tf.constant(0), tf.constant(1.0),
+                    tf.constant(1.0), tf.constant(0), tf.constant(alpha))
+        best_of_all, _ = full(buffer, lengths, *settings)
+        np.testing.assert_array_equal(fast(buffer, lengths, *settings).numpy(),
+                                      best_of_all.numpy()[:, 0])
