@@ -49,6 +49,8 @@ def tiny_overrides(train_file, validation_file, **extra):
         "tokenizer.vocab_size": 100, "tokenizer.sequence_length": 16,
         "model.params": "{embedding_dim: 16, lstm_units: 16, dropout: 0.0}",
         "train.epochs": 4, "train.batch_size": 32, "train.learning_rate": 0.01, "train.verbose": 0,
+        # TensorBoard's attribution images and projector files: off where a test does not look
+        "train.explain_samples": 0, "train.projector_tokens": 0,
     }
     overrides.update(extra)
     return [f"{k}={v}" for k, v in overrides.items()]
@@ -60,7 +62,8 @@ def trained_run(easy_files, tmp_path_factory):
     from keras_nlp_app.config import load_config
     from keras_nlp_app.training.train import train
 
-    cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(*easy_files))
+    cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
+        *easy_files, **{"train.explain_samples": 3}))
     return train(cfg, run_dir=str(tmp_path_factory.mktemp("runs") / "easy"))
 
 

@@ -213,8 +213,10 @@ def tune(cfg, study_dir, trials):
     direction = _direction(cfg.train.monitor)
     study = optuna.create_study(
         study_name=cfg.name, storage=storage, direction=direction, load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=cfg.train.seed, n_startup_trials=min(10, max(trials // 2, 1))),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
+    # seeded by the trials already held, so a resumed study draws new values, not the first ones
+    study.sampler = optuna.samplers.TPESampler(seed=cfg.train.seed + len(study.trials),
+                                               n_startup_trials=min(10, max(trials // 2, 1)))
     others = [name for name in optuna.get_all_study_names(storage) if name != cfg.name]
     recipe = json.dumps(config_lib.config_to_dict(cfg), sort_keys=True)
     stored = study.user_attrs.get("config")

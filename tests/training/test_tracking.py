@@ -21,7 +21,8 @@ def tracked_run(easy_files, tmp_path_factory, monkeypatch_module):
     monkeypatch_module.delenv("MLFLOW_TRACKING_URI", raising=False)
     runs_root = tmp_path_factory.mktemp("tracked")
     cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
-        *easy_files, **{"train.tracking": "[wandb, mlflow]", "train.epochs": 3}))
+        *easy_files, **{"train.tracking": "[wandb, mlflow]", "train.epochs": 3,
+                        "train.projector_tokens": 10000}))
     return train(cfg, run_dir=str(runs_root / "easy"))
 
 
