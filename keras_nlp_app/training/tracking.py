@@ -312,8 +312,8 @@ def write_projector(model, token_strings, log_dir, rows):
     matrix = np.asarray(keras.ops.convert_to_numpy(token_embedding(model).embeddings))[:rows]
     tokens = token_strings(np.arange(len(matrix)))
     folder = os.path.join(log_dir, "projector")
-    atomic.write_text(os.path.join(folder, "vectors.tsv"), "".join(
-        "\t".join(f"{x:.5g}" for x in row) + "\n" for row in matrix))
+    with atomic.atomic_path(os.path.join(folder, "vectors.tsv")) as path:
+        np.savetxt(path, matrix, fmt="%.5g", delimiter="\t")
     atomic.write_text(os.path.join(folder, "metadata.tsv"), "".join(
         (" ".join(str(t).split()) or repr(str(t))) + "\n" for t in tokens))
     config = projector.ProjectorConfig()
