@@ -69,15 +69,20 @@ def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=
         input_context: `tf.distribute.InputContext` when a strategy shards the input per worker.
         assemble: optional function from the padded batch tuple to the element `fit` takes.
         length_buckets: with N > 0, token columns (texts, and ragged targets) are padded to one
-            of N lengths chosen from their length distribution (`length_boundaries`) instead of
-            each batch's longest row: a few shapes for XLA to compile, little extra padding.
+            of N lengths chosen from the examples' length distribution (`length_boundaries`)
+            instead of each batch's longest row: a few shapes for XLA to compile, a little more
+            padding.
     """
     ids = tokenize_all(texts, preprocessor)
     targets = targets if isinstance(targets, tf.RaggedTensor) else tf.constant(targets)
     columns = [targets] + ([tf.constant(weights)] if weights is not None else [])
     window = batch_size * max(sort_window, 1)
-    boundaries = [length_boundaries(column.row_lengths().numpy(), length_buckets)
-                  if length_buckets and isinstance(column, tf.RaggedTensor) else None
+    # one set of lengths for every token column (source and target), from each example's
+    # longest: N shapes in all, not N per column (XLA compiles each shape it meets, ~20 s each)
+    ragged = [column for column in (ids, *columns) if isinstance(column, tf.RaggedTensor)]
+    shared = (length_boundaries(np.max([c.row_lengths().numpy() for c in ragged], axis=0),
+                                length_buckets) if length_buckets else None)
+    boundaries = [shared if isinstance(column, tf.RaggedTensor) else None
                   for column in (ids, *columns)]
 
     def gather_window(index):
