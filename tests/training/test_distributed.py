@@ -33,6 +33,7 @@ def harder_files(tmp_path_factory):
             write_tsv(folder / "dev.tsv", easy_sentiment(123, 3)))
 
 
+@pytest.mark.slow  # over 20 s: pytest -m slow
 def test_two_local_workers_train_as_one_job_and_score_the_whole_validation_set(
         harder_files, tmp_path):
     run_dir = str(tmp_path / "two")
@@ -195,6 +196,7 @@ def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(easy_files
                for v in probabilities.values())
 
 
+@pytest.mark.slow  # over 20 s: pytest -m slow
 def test_a_mixed_precision_lm_decodes_with_its_key_value_cache(tmp_path):
     """The cache is allocated in the compute dtype: the epoch-end samples (cached decoding
     under XLA) used to fail with float32 zeros updated by float16 keys."""

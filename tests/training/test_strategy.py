@@ -72,6 +72,7 @@ def mirrored_run(task, easy_files, root):
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # over 20 s: pytest -m slow
 def test_mirrored_over_two_cpus_matches_one_device(easy_files, tmp_path):
     runs = mirrored_run("classification", easy_files, tmp_path)
     one, mirrored = runs["classification_one_device"], runs["classification_mirrored"]

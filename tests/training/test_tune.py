@@ -14,7 +14,7 @@ SPACE = ("tune={train.learning_rate: {log_uniform: [0.003, 0.03]}, "
 
 
 def _args(easy_files, study_dir, trials):
-    overrides = tiny_overrides(*easy_files, **{"train.epochs": 2})
+    overrides = tiny_overrides(*easy_files, **{"train.epochs": 1})
     return ["tune", "configs/sst2_lstm.yaml", "--trials", str(trials), "--study-dir",
             str(study_dir), "--json", *[a for o in overrides for a in ("--set", o)], "--set", SPACE]
 
@@ -41,7 +41,7 @@ def test_tune_runs_trials_writes_the_best_config_and_resumes(easy_files, tmp_pat
     assert trials[2]["params"] not in [t["params"] for t in trials[:2]]  # new draws on resume
 
     # the folder's study belongs to that config: another one is refused, nothing is run
-    assert main([*_args(easy_files, study_dir, 4), "--set", "train.epochs=3"]) == 2
+    assert main([*_args(easy_files, study_dir, 4), "--set", "train.epochs=2"]) == 2
     assert "holds a study of another config" in capsys.readouterr().err
     assert not (study_dir / "trial-003").exists()
 
