@@ -17,6 +17,11 @@ class LearningRateLogger(keras.callbacks.Callback):
                 self.model.optimizer.learning_rate))
 
 
+def monitor_mode(monitor):
+    """"min" for metrics that improve downwards (losses, perplexities), else "max"."""
+    return "min" if "loss" in monitor or "perplexity" in monitor else "max"
+
+
 class AtomicBestCheckpoint(keras.callbacks.Callback):
     """Saves weights whenever `monitor` improves: to a temporary file, then renamed into place.
 
@@ -29,7 +34,7 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         self.path = path
         self.monitor = monitor
         if mode == "auto":
-            mode = "min" if "loss" in monitor or "perplexity" in monitor else "max"
+            mode = monitor_mode(monitor)
         self.better = np.less if mode == "min" else np.greater
         self.best = np.inf if mode == "min" else -np.inf
         self._best_file = path + ".best"

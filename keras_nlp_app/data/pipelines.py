@@ -36,8 +36,12 @@ def _dense(column, boundaries=None):
     if boundaries is None:
         return dense
     width = tf.shape(dense)[1]
-    bucket = tf.gather(boundaries, tf.searchsorted(boundaries, tf.reshape(width, [1]))[0])
-    return tf.pad(dense, [[0, 0], [0, bucket - width]])
+    return tf.pad(dense, [[0, 0], [0, bucket_length(width, boundaries) - width]])
+
+
+def bucket_length(width, boundaries):
+    """The smallest of the sorted `boundaries` that holds `width` (a scalar tensor)."""
+    return tf.gather(boundaries, tf.searchsorted(boundaries, tf.reshape(width, [1]))[0])
 
 
 def length_boundaries(lengths, buckets, multiple=8):

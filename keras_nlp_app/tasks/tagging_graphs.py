@@ -11,8 +11,10 @@ def _padded_to_bucket(features, tags, boundaries):
     holds the batch (ids with 0, tags with -1)."""
     import tensorflow as tf
 
+    from keras_nlp_app.data.pipelines import bucket_length
+
     width = tf.shape(tags)[1]
-    extra = tf.gather(boundaries, tf.searchsorted(boundaries, tf.reshape(width, [1]))[0]) - width
+    extra = bucket_length(width, boundaries) - width
 
     def pad(tensor, value):
         widths = [[0, 0], [0, extra]] + [[0, 0]] * (len(tensor.shape) - 2)

@@ -152,8 +152,7 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
         if cfg.train.early_stopping_patience:
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor=cfg.train.monitor, patience=cfg.train.early_stopping_patience,
-                mode="min" if "loss" in cfg.train.monitor or "perplexity" in cfg.train.monitor
-                else "max"))
+                mode=callbacks_lib.monitor_mode(cfg.train.monitor)))
 
         # a tracker that cannot start is refused like a bad setting: before any training
         trackers = tracking.start_trackers(cfg, run_dir) if chief and tracked else []

@@ -117,7 +117,9 @@ def _check_space(cfg, space):
 
 
 def _direction(monitor):
-    return "minimize" if "loss" in monitor or "perplexity" in monitor else "maximize"
+    from keras_nlp_app.callbacks import monitor_mode
+
+    return f"{monitor_mode(monitor)}imize"
 
 
 def _pruning_callback(trial, monitor, epochs):
