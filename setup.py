@@ -32,6 +32,8 @@ setup(
         "prometheus-client>=0.20",
         # knlp explain and knlp report: figures inside self-contained pages
         "matplotlib>=3.8",
+        # masked-LM pretraining: skip-gram vectors that warm-start the token embedding
+        "gensim>=4.3",
     ],
     extras_require={
         # the tests cover tracking and search offline, so they install both extras

@@ -80,6 +80,7 @@ class ModelConfig:
     beam_size: int = 4  # seq2seq: beam width inside the exported model and for evaluation (1: greedy)
     max_answer_length: int = 30  # qa: longest answer span in tokens
     length_penalty: float = 0.6  # seq2seq: GNMT length-penalty exponent (0: none)
+    skipgram_epochs: int = 0  # pretrain from scratch: skip-gram (word2vec) epochs over the training tokens that initialize the token embedding before the masked LM trains (cheap lexical knowledge: docs/transfer.md); 0: random start
 
 
 @dataclass
@@ -202,6 +203,7 @@ RANGES = {
     "model.max_answer_length": _at_least(1),
     "model.length_penalty": _at_least(0),
     "train.epochs": _at_least(1),
+    "model.skipgram_epochs": _within(0, 100),
     "train.batch_size": _at_least(1),
     "train.learning_rate": _above(0),
     "train.weight_decay": _at_least(0),

@@ -5,7 +5,7 @@
 # `knlp train configs/pretrain_imdb.yaml`). Prints one JSON line per run.
 #   scripts/label_curve.sh scratch 100 1 2 3      # recipe, labels, seeds...
 #   scripts/label_curve.sh finetune 1000 1 2 3
-# SCRATCH=configs/sst2_fasttext.yaml TAG=fasttext picks another recipe; EXTRA="--set ..." adds
+# SCRATCH=configs/sst2_nb.yaml TAG=nb EPOCHS=1 picks another recipe; EXTRA="--set ..." adds
 # overrides (TAG names the runs apart).
 set -euo pipefail
 source "$(dirname "$0")/_env.sh"
@@ -19,6 +19,7 @@ esac
 case $labels in
   100) epochs=30 ;; 1000) epochs=10 ;; 10000) epochs=4 ;; *) epochs=3 ;;
 esac
+epochs=${EPOCHS:-$epochs}  # EPOCHS=1 for one-pass models (Naive Bayes)
 for seed in "$@"; do
   name=sst2_${kind}${TAG:+_$TAG}_${labels}_s${seed}
   subset=()

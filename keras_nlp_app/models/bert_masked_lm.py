@@ -1,9 +1,11 @@
 """A BERT encoder with its masked-LM head: keras-hub's own `BertBackbone` and `BertMaskedLM`, so
 what pretraining writes is a keras-hub preset, not a look-alike."""
 
+HIDDEN_DIM = 256  # the encoder's default width (BERT-mini)
+
 
 def build_bert_masked_lm(*, vocabulary_size, sequence_length=128, num_layers=4, num_heads=4,
-                         hidden_dim=256, intermediate_dim=1024, dropout=0.1):
+                         hidden_dim=HIDDEN_DIM, intermediate_dim=1024, dropout=0.1):
     """`keras_hub.models.BertMaskedLM` over a fresh `BertBackbone` (no preprocessor: the
     pipeline packs and masks).
 

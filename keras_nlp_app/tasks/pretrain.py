@@ -8,6 +8,13 @@ weights, tokenizer and its vocabulary, metadata — which `keras_hub.models.Back
 and `keras_hub.models.Tokenizer.from_preset` load without this package, and which
 `model.backbone` fine-tunes (or pretrains further: domain-adaptive pretraining).
 
+With `model.skipgram_epochs: N` a fresh encoder's token embedding (tied to the masked-LM head's
+output projection) starts from skip-gram vectors (word2vec, gensim) learned from the same
+training tokens in a few minutes: the lexical knowledge a short masked-LM run on two cores
+cannot reach by itself (docs/transfer.md). This task has no label space; what
+`prepare_assets` hands `build_model` in its place is those vectors (None on a restore or a
+resume, whose weights come from the checkpoint).
+
 The export serves fill-mask: `serving_default(text[B])` gives the k best tokens for every mask
 token of each text; `masked_lm` and `tokenize` let `knlp evaluate` score an export exactly as a
 run folder.
@@ -24,6 +31,7 @@ from keras_nlp_app.tasks import pretrain_graphs as graphs
 from keras_nlp_app.tasks.base import Task, register, text_of
 from keras_nlp_app.utils import atomic
 
+SKIPGRAM_VECTORS = "skipgram_vectors.npy"  # the warm start, kept in the assets for the record
 PRESET = "preset"  # the run folder's keras-hub preset (written at the end of training)
 RESERVED = ["[CLS]", "[SEP]", "[MASK]"]  # BERT's special tokens after [PAD] and [UNK]
 TOP_K = 5
@@ -82,6 +90,11 @@ class PretrainTask(Task):
         if cfg.tokenizer.sequence_length < 8:
             raise ConfigError(f"tokenizer.sequence_length must be at least 8 for masked-LM windows, "
                               f"got {cfg.tokenizer.sequence_length}")
+        if cfg.model.skipgram_epochs and not cfg.model.backbone:  # a preset's embedding is trained
+            try:
+                import gensim  # noqa: F401
+            except ImportError:
+                raise ConfigError("model.skipgram_epochs needs gensim: pip install gensim") from None
         if cfg.model.backbone:
             from keras_nlp_app.text.presets import check_loadable
 
@@ -127,7 +140,16 @@ class PretrainTask(Task):
             tokenizer = keras_hub.models.BertTokenizer(
                 vocabulary=vocabulary, lowercase=tok.lowercase, special_tokens_in_strings=True)
         presets.save_tokenizer(tokenizer, assets_dir)
-        return tokenizer, None
+        vectors = None
+        if cfg.model.skipgram_epochs and not cfg.model.backbone:
+            from keras_nlp_app.models.bert_masked_lm import HIDDEN_DIM
+
+            vectors = skipgram_vectors(tokenizer, train.texts, cfg.model.params.get("hidden_dim", HIDDEN_DIM),
+                                       cfg.model.skipgram_epochs, cfg.train.seed)
+            with atomic.atomic_path(os.path.join(assets_dir, SKIPGRAM_VECTORS)) as tmp, \
+                    open(tmp, "wb") as f:
+                np.save(f, vectors)
+        return tokenizer, vectors
 
     def load_tokenizer(self, assets_dir):
         from keras_nlp_app.text import presets
@@ -154,8 +176,9 @@ class PretrainTask(Task):
             raise ConfigError(str(exc)) from None
 
     def build_model(self, cfg, preprocessor, space, *, training=False, batch_size=None):
-        """`bert_masked_lm` from scratch, or the preset's masked-LM task (its head's weights too
-        when the preset has them) to pretrain further."""
+        """`bert_masked_lm` from scratch (its token embedding from `space`, the skip-gram
+        vectors, when given), or the preset's masked-LM task (its head's weights too when the
+        preset has them) to pretrain further."""
         if cfg.model.backbone:
             import keras_hub
 
@@ -173,6 +196,10 @@ class PretrainTask(Task):
 
             model = build(cfg.model.name, vocabulary_size=preprocessor.vocabulary_size,
                           sequence_length=cfg.tokenizer.sequence_length, **cfg.model.params)
+            if training and space is not None:  # the skip-gram warm start
+                embedding = model.backbone.token_embedding.embeddings
+                # at the scale of the layer's own initializer, beside the position embedding
+                embedding.assign(space * (float(np.std(embedding.numpy())) / float(np.std(space))))
         pooler = [layer for layer in model.backbone.layers if layer.name == "pooled_dense"]
         for layer in pooler:  # BERT's pooler serves next-sentence prediction, not the masked LM
             layer.trainable = False
@@ -337,6 +364,29 @@ class PretrainTask(Task):
         guesses = "  ".join("/".join(f"{g['token']}:{g['probability']:.2f}" for g in mask[:3])
                             for mask in record["masks"])
         return f"{record['filled']}\t{guesses or '(no mask token)'}"
+
+
+def skipgram_vectors(tokenizer, texts, dim, epochs, seed, batch=1000):
+    """`[vocabulary, dim]` skip-gram vectors (window 5, 5 negative samples) of the tokenizer's
+    tokens over `texts`; tokens the text never shows keep small random vectors. Threads make
+    gensim's result vary slightly from run to run; the vectors are saved with the run."""
+    from gensim.models import Word2Vec
+
+    sentences = []
+    for i in range(0, len(texts), batch):
+        ids = tokenizer(list(texts[i:i + batch]))
+        rows = ids.to_list() if hasattr(ids, "to_list") else ids
+        sentences += [[str(t) for t in row] for row in rows if len(row) > 1]
+    if not sentences:
+        raise UserError("the training text holds no tokens to learn skip-gram vectors from")
+    model = Word2Vec(sentences, vector_size=dim, window=5, min_count=1, sg=1, negative=5,
+                     epochs=epochs, seed=seed, workers=max(1, min(4, os.cpu_count() or 1)))
+    size = tokenizer.vocabulary_size()
+    vectors = np.random.default_rng(seed).normal(0.0, 0.1, (size, dim)).astype(np.float32)
+    for index in range(size):
+        if str(index) in model.wv:
+            vectors[index] = model.wv[str(index)]
+    return vectors
 
 
 def _run_scorer(model, preprocessor):

@@ -60,6 +60,26 @@ def test_pretraining_lowers_the_masked_token_loss(pretrained):
     assert metrics["trainable_parameters"] <= metrics["parameters"]
 
 
+def test_skipgram_vectors_start_the_token_embedding(pretrained):
+    """The recipe's warm start: skip-gram vectors of every vocabulary token, saved with the run,
+    become (rescaled) the fresh encoder's token embedding."""
+    from keras_nlp_app.tasks import get_task
+    from keras_nlp_app.tasks.pretrain import SKIPGRAM_VECTORS
+
+    run_dir, folder = pretrained
+    vectors = np.load(os.path.join(run_dir, "assets", SKIPGRAM_VECTORS))
+    cfg = tiny_pretrain(folder)
+    task = get_task("pretrain")
+    preprocessor = task.build_preprocessor(cfg, task.load_tokenizer(os.path.join(run_dir, "assets")))
+    assert vectors.shape == (preprocessor.vocabulary_size, 32)
+    start = task.build_model(cfg, preprocessor, vectors, training=True)
+    embedding = start.backbone.token_embedding.embeddings.numpy()
+    cosine = np.sum(embedding * vectors, 1) / np.linalg.norm(embedding, axis=1) / np.linalg.norm(vectors, axis=1)
+    np.testing.assert_allclose(cosine, 1.0, atol=1e-5)
+    fresh = task.build_model(cfg, preprocessor, None, training=True)
+    assert np.std(fresh.backbone.token_embedding.embeddings.numpy()) == pytest.approx(np.std(embedding), rel=0.1)
+
+
 def test_the_preset_loads_with_keras_hub_alone(pretrained):
     run_dir, _ = pretrained
     preset = os.path.join(run_dir, "preset")
