@@ -49,6 +49,29 @@ def _concat(parts, path):
                                          first_skipped=report.first_skipped))
 
 
+def _read_documents(path, options):
+    """A file's documents: the text of a txt/jsonl/tsv/csv file; for the registry's other
+    formats, their text only — a DailyDialog dialogue (`dialog`: its turns, one per line), a
+    SQuAD file's distinct paragraphs (`json`)."""
+    if options["fmt"] == "dialog":
+        found = readers.read_text_lines(path, on_bad_line=options["on_bad_line"])
+        found.texts = ["\n".join(t.strip() for t in text.split("__eou__") if t.strip())
+                       for text in found.texts]
+        return found
+    if options["fmt"] == "json":
+        from keras_nlp_app.data.squad import read_squad
+
+        found = read_squad(path, on_bad_line=options["on_bad_line"])
+        first = {}
+        for (_, context), line in zip(found.texts, found.lines):
+            first.setdefault(context, line)
+        found.texts, found.lines = list(first), list(first.values())
+        found.labels, found.groups = [None] * len(found.texts), None
+        found.report.examples = len(found.texts)
+        return found
+    return readers.read_examples(path, **options)
+
+
 def _save_preset(model, preprocessor, folder):
     """The masked-LM task (backbone, head, and keras-hub's own masked-LM preprocessor with the
     tokenizer) as a keras-hub preset, written in a staging folder and renamed into place."""
@@ -77,8 +100,16 @@ class PretrainTask(Task):
             options["fmt"] = fmt
         options["label_field"] = None  # unlabeled text
         paths = [p.strip() for p in str(path).split(",") if p.strip()]
-        parts = [readers.read_examples(p, **options) for p in paths]
+        parts = [_read_documents(p, options) for p in paths]
         return parts[0] if len(parts) == 1 else _concat(parts, path)
+
+    def read_registry(self, data_cfg, split_name):
+        """A registry dataset's text: its split's first file (DailyDialog's dialogues, not the
+        act and emotion labels beside them)."""
+        from keras_nlp_app.data import datasets
+
+        fmt = datasets.get_dataset(data_cfg.dataset).format
+        return self.read_file(datasets.split_paths(data_cfg.dataset, split_name)[0], data_cfg, fmt=fmt)
 
     def check_config(self, cfg):
         if cfg.model.backbone is None and cfg.model.name != "bert_masked_lm":

@@ -162,3 +162,24 @@ def test_pretraining_continues_from_a_preset(pretrained, tmp_path):
         after = json.load(f)
     assert after["history"][0]["val_loss"] < before["history"][0]["val_loss"] - 0.3
     assert after["loss"] < before["loss"] + 0.2
+
+
+def test_pretraining_reads_the_text_of_dialogue_and_squad_files(tmp_path):
+    """DailyDialog lines become dialogues with one turn per line; a SQuAD file gives each
+    distinct paragraph once, however many questions it has."""
+    from keras_nlp_app.tasks import get_task
+
+    dialogues = tmp_path / "dialogues_train.txt"
+    dialogues.write_text("Hi there . __eou__ Hello ! __eou__\nHow are you ? __eou__ Fine . __eou__\n")
+    squad = tmp_path / "train.json"
+    context = "The cat sat on the mat."
+    qas = [{"id": f"q{i}", "question": "Where?", "answers": [{"text": "the mat", "answer_start": 15}]}
+           for i in range(3)]
+    squad.write_text(json.dumps({"data": [{"title": "Cats", "paragraphs": [
+        {"context": context, "qas": qas}, {"context": "Dogs bark.", "qas": []}]}]}))
+    task = get_task("pretrain")
+    cfg = tiny_pretrain(tmp_path)
+    found = task.read_file(str(dialogues), cfg.data, fmt="dialog")
+    assert found.texts == ["Hi there .\nHello !", "How are you ?\nFine ."]
+    found = task.read_file(str(squad), cfg.data, fmt="json")
+    assert found.texts == [context] and found.labels == [None] and found.report.examples == 1
