@@ -69,3 +69,38 @@ def line_chunks(corpus, size=2000):
                 chunk, length = [], 0
         if chunk:
             yield "".join(chunk)
+
+
+def read_documents(path, options):
+    """A file's documents: the text of a txt/jsonl/tsv/csv file; for the registry's other
+    formats, their text only — a DailyDialog dialogue (`dialog`: its turns, one per line), a
+    SQuAD file's distinct paragraphs (`json`)."""
+    if options["fmt"] == "dialog":
+        found = readers.read_text_lines(path, on_bad_line=options["on_bad_line"])
+        found.texts = ["\n".join(t.strip() for t in text.split("__eou__") if t.strip())
+                       for text in found.texts]
+        return found
+    if options["fmt"] == "json":
+        from keras_nlp_app.data.squad import read_squad
+
+        found = read_squad(path, on_bad_line=options["on_bad_line"])
+        first = {}
+        for (_, context), line in zip(found.texts, found.lines):
+            first.setdefault(context, line)
+        found.texts, found.lines = list(first), list(first.values())
+        found.labels, found.groups = [None] * len(found.texts), None
+        found.report.examples = len(found.texts)
+        return found
+    return readers.read_examples(path, **options)
+
+
+def dataset_documents(name, split="train"):
+    """The documents of a registry dataset's split, read as `read_documents` reads them (its
+    first file: DailyDialog's dialogues, not the act and emotion labels beside them)."""
+    from keras_nlp_app.data import datasets
+
+    dataset = datasets.get_dataset(name)
+    options = {"fmt": dataset.format, "text_field": "text", "label_field": None, "header": True,
+               "columns": None, "on_bad_line": "error", **dataset.read_options}
+    options["label_field"] = None
+    return read_documents(datasets.split_paths(name, split)[0], options).texts

@@ -25,6 +25,7 @@ import os
 import numpy as np
 
 from keras_nlp_app.data import readers
+from keras_nlp_app.data.corpus import read_documents
 from keras_nlp_app.data.splits import read_options
 from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks import pretrain_graphs as graphs
@@ -47,29 +48,6 @@ def _concat(parts, path):
                             type(report)(path=path, examples=len(texts),
                                          skipped=sum(p.report.skipped for p in parts),
                                          first_skipped=report.first_skipped))
-
-
-def _read_documents(path, options):
-    """A file's documents: the text of a txt/jsonl/tsv/csv file; for the registry's other
-    formats, their text only — a DailyDialog dialogue (`dialog`: its turns, one per line), a
-    SQuAD file's distinct paragraphs (`json`)."""
-    if options["fmt"] == "dialog":
-        found = readers.read_text_lines(path, on_bad_line=options["on_bad_line"])
-        found.texts = ["\n".join(t.strip() for t in text.split("__eou__") if t.strip())
-                       for text in found.texts]
-        return found
-    if options["fmt"] == "json":
-        from keras_nlp_app.data.squad import read_squad
-
-        found = read_squad(path, on_bad_line=options["on_bad_line"])
-        first = {}
-        for (_, context), line in zip(found.texts, found.lines):
-            first.setdefault(context, line)
-        found.texts, found.lines = list(first), list(first.values())
-        found.labels, found.groups = [None] * len(found.texts), None
-        found.report.examples = len(found.texts)
-        return found
-    return readers.read_examples(path, **options)
 
 
 def _save_preset(model, preprocessor, folder):
@@ -100,7 +78,7 @@ class PretrainTask(Task):
             options["fmt"] = fmt
         options["label_field"] = None  # unlabeled text
         paths = [p.strip() for p in str(path).split(",") if p.strip()]
-        parts = [_read_documents(p, options) for p in paths]
+        parts = [read_documents(p, options) for p in paths]
         return parts[0] if len(parts) == 1 else _concat(parts, path)
 
     def read_registry(self, data_cfg, split_name):
@@ -173,9 +151,10 @@ class PretrainTask(Task):
         presets.save_tokenizer(tokenizer, assets_dir)
         vectors = None
         if cfg.model.skipgram_epochs and not cfg.model.backbone:
+            from keras_nlp_app.data.word_vectors import token_vectors
             from keras_nlp_app.models.bert_masked_lm import HIDDEN_DIM
 
-            vectors = skipgram_vectors(tokenizer, train.texts, cfg.model.params.get("hidden_dim", HIDDEN_DIM),
+            vectors = token_vectors(tokenizer, train.texts, cfg.model.params.get("hidden_dim", HIDDEN_DIM),
                                        cfg.model.skipgram_epochs, cfg.train.seed)
             with atomic.atomic_path(os.path.join(assets_dir, SKIPGRAM_VECTORS)) as tmp, \
                     open(tmp, "wb") as f:
@@ -395,29 +374,6 @@ class PretrainTask(Task):
         guesses = "  ".join("/".join(f"{g['token']}:{g['probability']:.2f}" for g in mask[:3])
                             for mask in record["masks"])
         return f"{record['filled']}\t{guesses or '(no mask token)'}"
-
-
-def skipgram_vectors(tokenizer, texts, dim, epochs, seed, batch=1000):
-    """`[vocabulary, dim]` skip-gram vectors (window 5, 5 negative samples) of the tokenizer's
-    tokens over `texts`; tokens the text never shows keep small random vectors. Threads make
-    gensim's result vary slightly from run to run; the vectors are saved with the run."""
-    from gensim.models import Word2Vec
-
-    sentences = []
-    for i in range(0, len(texts), batch):
-        ids = tokenizer(list(texts[i:i + batch]))
-        rows = ids.to_list() if hasattr(ids, "to_list") else ids
-        sentences += [[str(t) for t in row] for row in rows if len(row) > 1]
-    if not sentences:
-        raise UserError("the training text holds no tokens to learn skip-gram vectors from")
-    model = Word2Vec(sentences, vector_size=dim, window=5, min_count=1, sg=1, negative=5,
-                     epochs=epochs, seed=seed, workers=max(1, min(4, os.cpu_count() or 1)))
-    size = tokenizer.vocabulary_size()
-    vectors = np.random.default_rng(seed).normal(0.0, 0.1, (size, dim)).astype(np.float32)
-    for index in range(size):
-        if str(index) in model.wv:
-            vectors[index] = model.wv[str(index)]
-    return vectors
 
 
 def _run_scorer(model, preprocessor):

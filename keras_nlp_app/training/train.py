@@ -117,6 +117,7 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
         with _precision(cfg.train.mixed_precision), strategy.scope():
             model = task.build_model(cfg, preprocessor, space, training=True,
                                      batch_size=cfg.train.batch_size)
+            vectors = _start_from_word_vectors(cfg, preprocessor, model)
             groups = task.layer_groups(model) if grouped else None
             if grouped and not groups:
                 raise ConfigError(f"model {cfg.model.name} has no backbone layers to give "
@@ -184,6 +185,8 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
               "global_batch_size": global_batch}
     if hasattr(train_examples, "texts"):
         result["train_examples"] = len(train_examples.texts)
+    if vectors:
+        result["word_vectors"] = vectors
     result.update(task.final_metrics(cfg, preprocessor, model, space, validation_examples, run_dir))
     result["parameters"] = int(model.count_params())
     result["trainable_parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
@@ -192,6 +195,19 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
     _write_inspection_files(cfg, preprocessor, model, run_dir, result)
     tracking.finish_trackers(trackers, run_dir, result)
     return run_dir
+
+
+def _start_from_word_vectors(cfg, preprocessor, model):
+    """`model.word_vectors` written into the model's word embedding (None without them)."""
+    if not cfg.model.word_vectors:
+        return None
+    from keras_nlp_app.data.word_vectors import initialize_embeddings
+
+    vocabulary = getattr(getattr(preprocessor, "tokenizer", None), "vocabulary", None)
+    if not isinstance(vocabulary, list):
+        raise ConfigError(f"model.word_vectors needs a word vocabulary (tokenizer.kind: word); "
+                          f"the {cfg.task} run's tokenizer has none")
+    return initialize_embeddings(model, vocabulary, cfg.model.word_vectors)
 
 
 def _write_inspection_files(cfg, preprocessor, model, run_dir, result):

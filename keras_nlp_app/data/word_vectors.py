@@ -1,0 +1,152 @@
+"""Skip-gram word vectors (word2vec with negative sampling, by gensim): learned from any text by
+`knlp vectors`, read back by `model.word_vectors` to start a model's word embedding.
+
+Pretrained vectors are the cheapest transfer there is: minutes on two cores over a few million
+words of unlabeled text, and every from-scratch family with a word embedding (classifiers,
+taggers, relation and QA readers) starts from words it has already seen in context. The file is
+word2vec's text format (a `count dim` header, then a word and its numbers per line), so vectors
+from elsewhere (GloVe with a header, fastText's `.vec`) load the same way.
+"""
+
+import os
+import time
+
+import numpy as np
+
+from keras_nlp_app.errors import ConfigError, DataError, UserError
+from keras_nlp_app.utils import atomic
+
+NOT_WORDS = ("position", "segment", "case")  # names of embeddings of something else than words
+
+
+def skipgram(sentences, *, dim=100, epochs=5, window=5, min_count=1, seed=1):
+    """gensim's skip-gram model of `sentences` (lists of token strings). Its threads make the
+    vectors differ slightly from one run to the next."""
+    from gensim.models import Word2Vec
+
+    return Word2Vec(sentences, vector_size=dim, window=window, min_count=min_count, sg=1,
+                    negative=5, epochs=epochs, seed=seed,
+                    workers=max(1, min(4, os.cpu_count() or 1)))
+
+
+def token_vectors(tokenizer, texts, dim, epochs, seed, batch=1000):
+    """`[vocabulary, dim]` skip-gram vectors of a subword tokenizer's tokens (keras-hub's: ids
+    out) over `texts`; tokens the text never shows keep small random vectors."""
+    sentences = []
+    for i in range(0, len(texts), batch):
+        ids = tokenizer(list(texts[i:i + batch]))
+        rows = ids.to_list() if hasattr(ids, "to_list") else ids
+        sentences += [[str(t) for t in row] for row in rows if len(row) > 1]
+    if not sentences:
+        raise UserError("the training text holds no tokens to learn skip-gram vectors from")
+    model = skipgram(sentences, dim=dim, epochs=epochs, seed=seed)
+    size = tokenizer.vocabulary_size()
+    vectors = np.random.default_rng(seed).normal(0.0, 0.1, (size, dim)).astype(np.float32)
+    for index in range(size):
+        if str(index) in model.wv:
+            vectors[index] = model.wv[str(index)]
+    return vectors
+
+
+def learn_word_vectors(texts, output, *, sources, dim=100, epochs=5, window=5, min_count=3,
+                       lowercase=True, seed=1):
+    """Learns skip-gram vectors of the words of `texts` (split as the word tokenizer splits them)
+    and writes them to `output` in word2vec's text format, atomically.
+
+    Returns:
+        A JSON-ready summary: words, dim, texts, tokens, sources, output, seconds.
+    """
+    import tensorflow as tf
+
+    from keras_nlp_app.text.tokenizers import split_words
+
+    started = time.time()
+    for name, value in (("--dim", dim), ("--epochs", epochs), ("--window", window),
+                        ("--min-count", min_count)):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1, got {value}")
+    sentences = []
+    for i in range(0, len(texts), 4096):
+        words = split_words(tf.constant(texts[i:i + 4096]), lowercase).to_list()
+        sentences += [[w.decode("utf-8") for w in row] for row in words if len(row) > 1]
+    if not sentences:
+        raise DataError("holds no text to learn word vectors from", path=", ".join(sources))
+    model = skipgram(sentences, dim=dim, epochs=epochs, window=window, min_count=min_count,
+                     seed=seed)
+    words = list(model.wv.index_to_key)
+    lines = [f"{len(words)} {dim}"] + [
+        word + " " + " ".join(f"{x:.5g}" for x in model.wv[word]) for word in words]
+    atomic.write_text(output, "\n".join(lines) + "\n")
+    return {"words": len(words), "dim": dim, "texts": len(texts),
+            "tokens": sum(len(s) for s in sentences), "sources": list(sources), "output": output,
+            "seconds": round(time.time() - started, 2)}
+
+
+def read_word_vectors(path, vocabulary):
+    """The rows of `vocabulary` that the vectors file `path` holds.
+
+    Returns:
+        (found: int array of vocabulary ids, vectors: float32 `[len(found), dim]`).
+    Raises:
+        DataError naming the file and line for a malformed file.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"model.word_vectors: {path} is not a file")
+    wanted = {word: index for index, word in enumerate(vocabulary)}
+    found, rows, dim, number = [], [], None, 0
+    with open(path, encoding="utf-8", errors="strict") as f:
+        try:
+            for number, line in enumerate(f, 1):
+                parts = line.rstrip("\n").rstrip(" ").split(" ")
+                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    dim = int(parts[1])  # word2vec's header
+                    continue
+                if len(parts) < 2:
+                    raise DataError("expected a word and its numbers", path=path, line=number)
+                if dim is None:
+                    dim = len(parts) - 1
+                if len(parts) - 1 != dim:
+                    raise DataError(f"has {len(parts) - 1} numbers, the file's vectors have {dim}",
+                                    path=path, line=number)
+                if parts[0] in wanted:
+                    try:
+                        rows.append(np.asarray(parts[1:], dtype=np.float32))
+                    except ValueError:
+                        raise DataError("holds a value that is not a number", path=path,
+                                        line=number) from None
+                    found.append(wanted.pop(parts[0]))
+        except UnicodeDecodeError:
+            raise DataError(f"is not UTF-8 text (line {number + 1})", path=path) from None
+    if dim is None:
+        raise DataError("holds no vectors", path=path)
+    return np.asarray(found, np.int64), np.asarray(rows, np.float32).reshape(-1, dim)
+
+
+def initialize_embeddings(model, vocabulary, path):
+    """Writes the vectors of `path` into every word embedding of `model` (a Keras `Embedding`
+    with a row for each vocabulary entry, hashed n-gram rows after them allowed, that embeds
+    neither positions, segments nor casing); words without a vector keep their random start.
+
+    Returns:
+        {"path", "coverage": the fraction of the vocabulary found, "embeddings": layers set}.
+    """
+    import keras
+
+    found, vectors = read_word_vectors(path, vocabulary)
+    dim = vectors.shape[1]
+    layers = [layer for layer in model._flatten_layers()
+              if isinstance(layer, keras.layers.Embedding) and layer.input_dim >= len(vocabulary)
+              and not any(other in layer.name for other in NOT_WORDS)]
+    if not layers:
+        raise ConfigError(f"model.word_vectors: model {model.name} has no word embedding with "
+                          f"{len(vocabulary)} rows to start from {path}")
+    if any(layer.output_dim != dim for layer in layers):
+        raise ConfigError(f"model.word_vectors: {path} holds vectors of {dim} numbers but the "
+                          f"word embedding has {layers[0].output_dim}; set the model's embedding "
+                          f"width to {dim}")
+    for layer in layers:
+        table = np.array(layer.embeddings.numpy())
+        table[found] = vectors
+        layer.embeddings.assign(table)
+    return {"path": os.path.abspath(path), "coverage": round(len(found) / len(vocabulary), 4),
+            "embeddings": len(layers)}

@@ -1,0 +1,90 @@
+"""Word vectors: `knlp vectors` learns skip-gram vectors in word2vec's text format, and
+`model.word_vectors` starts a model's word embedding from them (words without one keep their
+random start; a width that does not fit, or a malformed file, is refused before training)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_nlp_app.data.word_vectors import initialize_embeddings, read_word_vectors
+from keras_nlp_app.errors import ConfigError, DataError
+
+
+def _lstm_classifier(vocab_size, embedding_dim):
+    from keras_nlp_app.models import build_model
+
+    return build_model("lstm_classifier", vocab_size=vocab_size, num_classes=2,
+                       embedding_dim=embedding_dim, lstm_units=4)
+
+
+def test_knlp_vectors_learns_a_word2vec_file(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["The cat sat on the mat .", "A dog sat on the rug ."] * 50) + "\n")
+    out = tmp_path / "vectors.txt"
+    done = subprocess.run([sys.executable, "-m", "keras_nlp_app", "vectors", str(corpus), "--output",
+                           str(out), "--dim", "8", "--min-count", "2", "--epochs", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    lines = out.read_text().splitlines()
+    assert lines[0] == f"{summary['words']} 8"
+    assert {line.split(" ")[0] for line in lines[1:]} == {"the", "cat", "sat", "on", "mat", ".", "a",
+                                                           "dog", "rug"}  # lower-cased words
+    assert summary["tokens"] == 100 * 7
+
+
+def test_the_embedding_starts_from_the_vectors_it_has(tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("3 4\ngood 1 2 3 4\nbad -1 -2 -3 -4\nunseen 9 9 9 9\n")
+    vocabulary = ["[PAD]", "[UNK]", "good", "bad", "film"]
+    model = _lstm_classifier(len(vocabulary), 4)
+    before = model.get_layer("embedding").embeddings.numpy().copy()
+    info = initialize_embeddings(model, vocabulary, str(vectors))
+    after = model.get_layer("embedding").embeddings.numpy()
+    assert info["coverage"] == pytest.approx(2 / 5) and info["embeddings"] == 1
+    np.testing.assert_array_equal(after[2], [1, 2, 3, 4])
+    np.testing.assert_array_equal(after[3], [-1, -2, -3, -4])
+    np.testing.assert_array_equal(after[[0, 1, 4]], before[[0, 1, 4]])
+
+
+def test_a_width_that_does_not_fit_and_malformed_files_are_refused(tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("good 1 2 3\nbad 1 2 3\n")  # no header: the width comes from the first row
+    with pytest.raises(ConfigError, match="3 numbers but the word embedding has 4"):
+        initialize_embeddings(_lstm_classifier(4, 4), ["[PAD]", "[UNK]", "good", "bad"], str(vectors))
+    vectors.write_text("2 3\ngood 1 2 3\nbad 1 2\n")
+    with pytest.raises(DataError, match=r"vectors.txt:3: has 2 numbers"):
+        read_word_vectors(str(vectors), ["good", "bad"])
+    vectors.write_text("good 1 x 3\n")
+    with pytest.raises(DataError, match=r"vectors.txt:1: holds a value that is not a number"):
+        read_word_vectors(str(vectors), ["good"])
+    vectors.write_bytes(b"good 1 2\nb\xe9d 1 2\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_word_vectors(str(vectors), ["good"])
+
+
+def test_a_run_with_word_vectors_records_their_coverage(easy_files, tmp_path):
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.training.train import train
+    from tests.conftest import tiny_overrides
+
+    vectors = tmp_path / "vectors.txt"
+    rng = np.random.default_rng(0)
+    words = ["good", "great", "bad", "awful", "the", "film", "was"]
+    vectors.write_text(f"{len(words)} 16\n" + "".join(
+        w + " " + " ".join(f"{x:.4f}" for x in rng.normal(size=16)) + "\n" for w in words))
+    cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
+        *easy_files, **{"model.word_vectors": str(vectors), "train.epochs": 1}))
+    run = train(cfg, run_dir=str(tmp_path / "run"))
+    with open(os.path.join(run, "metrics.json")) as f:
+        recorded = json.load(f)["word_vectors"]
+    assert recorded["embeddings"] == 1 and 0 < recorded["coverage"] < 1
+    bad = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
+        *easy_files, **{"model.word_vectors": str(vectors), "model.params": "{embedding_dim: 8}"}))
+    with pytest.raises(ConfigError, match="set the model's embedding width to 16"):
+        train(bad, run_dir=str(tmp_path / "refused"))
+    assert not os.path.exists(tmp_path / "refused")
