@@ -13,9 +13,12 @@ Decoding interface of a model (models/transformer_lm.py, models/lstm_lm.py):
     model.context_length → longest window, or None (recurrent models)
 
 Conditional models (sequence to sequence) also take a `source`: nested tensors with the batch on
-axis 0 (e.g. encoder outputs and their mask), given as `model.init_cache(B, source)` and, for
-the uncached path, `model.decode(tokens, source) → logits [B, T, V]`; beam search repeats it
-for every beam.
+axis 0 (e.g. encoder outputs and their mask), given as `model.init_cache(B, source, length)`
+(`length`: the target positions the loop will write, so the self-attention cache holds no more)
+and, for the uncached path, `model.decode(tokens, source) → logits [B, T, V]`; beam search
+repeats it for every beam. Their `model.static_cache` names the cache entries that never
+change while decoding (the source's keys and values): beam search does not reorder those, since
+every beam of a sentence holds the same ones.
 
 Prompts are left-aligned in a token buffer; row b's prompt is `prompt_lengths[b]` tokens long
 and it gets `max_new_tokens` more. Every position is fed through the step function (prompt
@@ -117,10 +120,12 @@ class _Window:
         return self.model.decode(window, source)[:, index - start], cache
 
 
-def _initial_cache(model, batch, source, use_cache):
+def _initial_cache(model, batch, source, use_cache, length):
     if not use_cache:
         return {}
-    return model.init_cache(batch) if source is None else model.init_cache(batch, source)
+    if source is None:
+        return model.init_cache(batch)
+    return model.init_cache(batch, source, length)
 
 
 def _presence(tokens, vocab):
@@ -143,7 +148,7 @@ def _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, t
     presence = _presence(tokens, vocab)
     ends = tf.minimum(prompt_lengths + max_new_tokens, buffer_length)
     last = tf.reduce_max(ends) - 1
-    cache = _initial_cache(model, batch, source, use_cache)
+    cache = _initial_cache(model, batch, source, use_cache, buffer_length)
     finished = tf.zeros([batch], tf.bool)
 
     def body(index, tokens, cache, presence, finished, start):
@@ -185,7 +190,8 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
     finished = tf.zeros([flat], tf.bool)
     if source is not None:
         source = tf.nest.map_structure(lambda t: tf.repeat(t, beam_size, axis=0), source)
-    cache = _initial_cache(model, flat, source, use_cache)
+    cache = _initial_cache(model, flat, source, use_cache, buffer_length)
+    static = set(getattr(model, "static_cache", ())) if source is not None else set()
     pad_only = tf.one_hot(0, vocab, on_value=0.0, off_value=_NEG)
 
     def body(index, tokens, cache, scores, finished, start):
@@ -206,7 +212,8 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
         new_scores = tf.where(in_prompt, scores, tf.reshape(best, [flat]))
         tokens = tf.gather(tokens, parents)
         finished = tf.gather(finished, parents)
-        cache = tf.nest.map_structure(lambda c: tf.gather(c, parents, axis=1), cache)
+        cache = {name: c if name in static else tf.nest.map_structure(
+            lambda t: tf.gather(t, parents, axis=1), c) for name, c in cache.items()}
         following = tf.where(in_prompt, tokens[:, position], chosen)
         tokens = tf.tensor_scatter_nd_update(
             tokens, tf.stack([tf.range(flat), tf.fill([flat], position)], axis=1), following)

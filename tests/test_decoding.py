@@ -200,8 +200,10 @@ class ConditionalBigramLM(BigramLM):
     def decode(self, tokens, source):
         return tf.gather(self.table, tokens) + source["bias"][:, None, :]
 
-    def init_cache(self, batch_size, source):
-        return {"bias": source["bias"][None]}  # batch on axis 1, as beam search reorders it
+    static_cache = ("bias",)  # every beam of a row has its row's: beam search need not reorder it
+
+    def init_cache(self, batch_size, source, length=None):
+        return {"bias": source["bias"][None]}  # batch on axis 1
 
     def decode_step(self, token, cache, index):
         return tf.gather(self.table, token) + cache["bias"][0], cache

@@ -113,7 +113,11 @@ class LSTMSeq2Seq(keras.Model):
                                                                   source["c"]))[0]
         return self._finish(outputs, source["encoded"], source["mask"])
 
-    def init_cache(self, batch_size, source):
+    static_cache = ("memory", "mask")  # the encoder's outputs: fixed while decoding
+
+    def init_cache(self, batch_size, source, length=None):
+        """The decoder state, the encoder outputs and their mask (`length`: unused; the state
+        does not grow)."""
         return {"h": source["h"][None], "c": source["c"][None], "memory": source["encoded"][None],
                 "mask": ops.cast(source["mask"], "float32")[None]}
 

@@ -208,9 +208,13 @@ class TransformerSeq2Seq(keras.Model):
         return self.decode(inputs["target"], self.encode(inputs["source"], training=training),
                            training=training)
 
-    def init_cache(self, batch_size, source):
-        """Self-attention keys/values (empty) and every layer's cross-attention keys/values."""
-        shape = (self.num_layers, batch_size, self.max_length, self.num_heads,
+    static_cache = ("cross_keys", "cross_values", "source_mask")  # the source's: fixed while decoding
+
+    def init_cache(self, batch_size, source, length=None):
+        """Self-attention keys/values (empty) for `length` target positions (at most
+        `max_length`), and every layer's cross-attention keys/values."""
+        positions = self.max_length if length is None else ops.minimum(length, self.max_length)
+        shape = (self.num_layers, batch_size, positions, self.num_heads,
                  self.hidden_dim // self.num_heads)
         cross = [block.cross_attention.keys_values(source["encoded"])
                  for block in self.decoder_blocks]

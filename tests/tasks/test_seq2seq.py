@@ -235,7 +235,7 @@ def test_cached_decoding_equals_uncached_for_every_seq2seq_variant(family, param
     keras.utils.set_random_seed(5)
     if family == "transformer":
         model = build_model("transformer_seq2seq", source_vocab_size=30, target_vocab_size=30,
-                            num_layers=2, num_heads=2, hidden_dim=16, max_length=64, **params)
+                            num_layers=2, num_heads=2, hidden_dim=16, max_length=128, **params)
     else:
         model = build_model("lstm_seq2seq", source_vocab_size=30, target_vocab_size=30,
                             units=16, embedding_dim=8, **params)
