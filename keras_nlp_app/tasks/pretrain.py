@@ -99,11 +99,6 @@ class PretrainTask(Task):
         if cfg.tokenizer.sequence_length < 8:
             raise ConfigError(f"tokenizer.sequence_length must be at least 8 for masked-LM windows, "
                               f"got {cfg.tokenizer.sequence_length}")
-        if cfg.model.skipgram_epochs and not cfg.model.backbone:  # a preset's embedding is trained
-            try:
-                import gensim  # noqa: F401
-            except ImportError:
-                raise ConfigError("model.skipgram_epochs needs gensim: pip install gensim") from None
         if cfg.model.backbone:
             from keras_nlp_app.text.presets import check_loadable
 
