@@ -28,13 +28,17 @@ def _source_texts(source, text_field):
 
 
 def cmd_vectors(args):
-    from keras_nlp_app.data.word_vectors import learn_word_vectors
+    from keras_nlp_app.data.word_vectors import check_settings, learn_word_vectors
 
+    check_settings(args.dim, args.epochs, args.window, args.min_count)
     texts = []
     for source in args.sources:
         texts += _source_texts(source, args.text_field)
+        if args.max_texts and len(texts) >= args.max_texts:
+            texts = texts[:args.max_texts]
+            break
     print(json.dumps(learn_word_vectors(
-        texts[:args.max_texts] if args.max_texts else texts, args.output, sources=args.sources,
+        texts, args.output, sources=args.sources,
         dim=args.dim, epochs=args.epochs, window=args.window, min_count=args.min_count,
         lowercase=not args.cased, seed=args.seed)))
     return 0

@@ -29,14 +29,22 @@ def skipgram(sentences, *, dim=100, epochs=5, window=5, min_count=1, seed=1):
                     workers=max(1, min(4, os.cpu_count() or 1)))
 
 
-def token_vectors(tokenizer, texts, dim, epochs, seed, batch=1000):
-    """`[vocabulary, dim]` skip-gram vectors of a subword tokenizer's tokens (keras-hub's: ids
-    out) over `texts`; tokens the text never shows keep small random vectors."""
+def _sentences(texts, tokenize, batch=4096):
+    """Token strings of each text with two tokens or more: `tokenize` maps a list of texts to
+    ragged (or list) rows of ids or byte strings."""
     sentences = []
     for i in range(0, len(texts), batch):
-        ids = tokenizer(list(texts[i:i + batch]))
-        rows = ids.to_list() if hasattr(ids, "to_list") else ids
-        sentences += [[str(t) for t in row] for row in rows if len(row) > 1]
+        rows = tokenize(list(texts[i:i + batch]))
+        rows = rows.to_list() if hasattr(rows, "to_list") else rows
+        sentences += [[t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in row]
+                      for row in rows if len(row) > 1]
+    return sentences
+
+
+def token_vectors(tokenizer, texts, dim, epochs, seed):
+    """`[vocabulary, dim]` skip-gram vectors of a subword tokenizer's tokens (keras-hub's: ids
+    out) over `texts`; tokens the text never shows keep small random vectors."""
+    sentences = _sentences(texts, tokenizer)
     if not sentences:
         raise UserError("the training text holds no tokens to learn skip-gram vectors from")
     model = skipgram(sentences, dim=dim, epochs=epochs, seed=seed)
@@ -46,6 +54,14 @@ def token_vectors(tokenizer, texts, dim, epochs, seed, batch=1000):
         if str(index) in model.wv:
             vectors[index] = model.wv[str(index)]
     return vectors
+
+
+def check_settings(dim, epochs, window, min_count):
+    """Refuses `knlp vectors` settings below 1 (before any text is read)."""
+    for name, value in (("--dim", dim), ("--epochs", epochs), ("--window", window),
+                        ("--min-count", min_count)):
+        if value < 1:
+            raise UserError(f"{name} must be at least 1, got {value}")
 
 
 def learn_word_vectors(texts, output, *, sources, dim=100, epochs=5, window=5, min_count=3,
@@ -61,14 +77,8 @@ def learn_word_vectors(texts, output, *, sources, dim=100, epochs=5, window=5, m
     from keras_nlp_app.text.tokenizers import split_words
 
     started = time.time()
-    for name, value in (("--dim", dim), ("--epochs", epochs), ("--window", window),
-                        ("--min-count", min_count)):
-        if value < 1:
-            raise UserError(f"{name} must be at least 1, got {value}")
-    sentences = []
-    for i in range(0, len(texts), 4096):
-        words = split_words(tf.constant(texts[i:i + 4096]), lowercase).to_list()
-        sentences += [[w.decode("utf-8") for w in row] for row in words if len(row) > 1]
+    check_settings(dim, epochs, window, min_count)
+    sentences = _sentences(texts, lambda chunk: split_words(tf.constant(chunk), lowercase))
     if not sentences:
         raise DataError("holds no text to learn word vectors from", path=", ".join(sources))
     model = skipgram(sentences, dim=dim, epochs=epochs, window=window, min_count=min_count,

@@ -35,6 +35,11 @@ def test_knlp_vectors_learns_a_word2vec_file(tmp_path):
     assert {line.split(" ")[0] for line in lines[1:]} == {"the", "cat", "sat", "on", "mat", ".", "a",
                                                            "dog", "rug"}  # lower-cased words
     assert summary["tokens"] == 100 * 7
+    refused = subprocess.run([sys.executable, "-m", "keras_nlp_app", "vectors", "missing.txt",
+                              "--output", str(tmp_path / "no.txt"), "--dim", "0"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--dim must be at least 1" in refused.stderr  # before reading
+    assert "Traceback" not in refused.stderr and not (tmp_path / "no.txt").exists()
 
 
 def test_the_embedding_starts_from_the_vectors_it_has(tmp_path):
