@@ -16,7 +16,7 @@ import numpy as np
 from keras_nlp_app.errors import ConfigError, DataError, UserError
 from keras_nlp_app.utils import atomic
 
-NOT_WORDS = ("position", "segment", "case")  # names of embeddings of something else than words
+NOT_WORDS = ("position", "segment", "case", "char")  # names of embeddings of something else than words
 
 
 def skipgram(sentences, *, dim=100, epochs=5, window=5, min_count=1, seed=1):
@@ -150,10 +150,11 @@ def initialize_embeddings(model, vocabulary, path):
     if not layers:
         raise ConfigError(f"model.word_vectors: model {model.name} has no word embedding with "
                           f"{len(vocabulary)} rows to start from {path}")
-    if any(layer.output_dim != dim for layer in layers):
-        raise ConfigError(f"model.word_vectors: {path} holds vectors of {dim} numbers but the "
-                          f"word embedding has {layers[0].output_dim}; set the model's embedding "
-                          f"width to {dim}")
+    for layer in layers:
+        if layer.output_dim != dim:
+            raise ConfigError(f"model.word_vectors: {path} holds vectors of {dim} numbers but "
+                              f"the word embedding has {layer.output_dim}; set the model's "
+                              f"embedding width to {dim}")
     for layer in layers:
         table = np.array(layer.embeddings.numpy())
         table[found] = vectors

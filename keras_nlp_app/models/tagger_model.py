@@ -40,7 +40,7 @@ class CharCNN(keras.layers.Layer):
         super().__init__(**kwargs)
         self.config = dict(vocab_size=vocab_size, dim=dim, filters=filters, kernel=kernel,
                            dropout=dropout)
-        self.embedding = keras.layers.Embedding(vocab_size, dim)
+        self.embedding = keras.layers.Embedding(vocab_size, dim, name="char_embedding")
         self.dropout = keras.layers.Dropout(dropout)
         self.conv = keras.layers.Conv1D(filters, kernel, padding="same", activation="tanh")
 

@@ -203,7 +203,9 @@ def _start_from_word_vectors(cfg, preprocessor, model):
         return None
     from keras_nlp_app.data.word_vectors import initialize_embeddings
 
-    vocabulary = getattr(getattr(preprocessor, "tokenizer", None), "vocabulary", None)
+    # word-and-character preprocessors (tagging, QA) keep their word vocabulary themselves
+    vocabulary = getattr(preprocessor, "word_vocabulary", None) or getattr(
+        getattr(preprocessor, "tokenizer", None), "vocabulary", None)
     if not isinstance(vocabulary, list):
         raise ConfigError(f"model.word_vectors needs a word vocabulary (tokenizer.kind: word); "
                           f"the {cfg.task} run's tokenizer has none")

@@ -2,6 +2,7 @@
 and (slow) a reader that learns an easy task and exports."""
 
 import json
+import os
 
 import pytest
 
@@ -164,6 +165,26 @@ def _train_qa(tmp_path, articles, overrides):
                  "train.batch_size=16", "train.monitor=val_f1", "train.verbose=0", *overrides]
     assert main(["train", str(config), "--run-dir", run, *sum([["--set", o] for o in overrides], [])]) == 0
     return run
+
+
+def test_a_reader_starts_from_word_vectors_in_its_word_embedding_only(tmp_path):
+    """`model.word_vectors` fills the word embedding, not the (here larger) character one."""
+    from types import SimpleNamespace
+
+    from keras_nlp_app.models import build_model
+    from keras_nlp_app.training.train import _start_from_word_vectors
+
+    preprocessor = _preprocessor(context_length=6, doc_stride=3, question_length=4)
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("the -1 -1 -1 -1\ncat 0.5 0.5 0.5 0.5\n")
+    model = build_model("bidaf_reader", vocab_size=len(preprocessor.word_vocabulary),
+                        char_vocab_size=40, max_word_length=16, hidden_dim=4, word_dim=4,
+                        char_filters=4)
+    cfg = SimpleNamespace(task="qa", model=SimpleNamespace(word_vectors=str(vectors)))
+    recorded = _start_from_word_vectors(cfg, preprocessor, model)
+    assert recorded["embeddings"] == 1 and 0 < recorded["coverage"] < 1
+    table = model.get_layer("word_embedding").embeddings.numpy()
+    assert table[preprocessor.word_vocabulary.index("the")].tolist() == [-1.0] * 4
 
 
 @pytest.mark.slow
