@@ -75,6 +75,7 @@ class ModelConfig:
     backbone: str | None = None  # keras-hub preset to start from: a local preset folder (knlp pretrain's, or downloaded), a preset name, kaggle://..., hf://...; the preset's tokenizer is used
     finetune: str = "full"  # with a backbone: full (every weight trains) | frozen (features only) | lora (only LoRA factors train)
     lora_rank: int = 8  # finetune lora: rank of the LoRA factors in the attention query/value projections
+    backbone_weights: str = "pretrained"  # pretrained (fine-tune the preset) | random (the preset's architecture and tokenizer, fresh weights: pretraining from scratch, e.g. a causal LM written as a keras-hub preset)
     params: dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
     top_k: int = 5  # the serving signature also returns this many best labels (capped at the label count); qa: answers in the n-best list
     beam_size: int = 4  # seq2seq: beam width inside the exported model and for evaluation (1: greedy)
@@ -148,6 +149,7 @@ CHOICES = {
     "tokenizer.truncation": ("head", "tail", "head+tail"),
     "train.optimizer": ("adam", "adamw", "sgd"),
     "model.finetune": ("full", "frozen", "lora"),
+    "model.backbone_weights": ("pretrained", "random"),
     "train.decay": ("none", "cosine", "linear", "step", "noam"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
     "train.scale_learning_rate": ("none", "linear", "sqrt"),

@@ -11,6 +11,8 @@ Decoding interface of a model (models/transformer_lm.py, models/lstm_lm.py):
     model.decode_step(token [B], cache, index) → (logits [B, V], cache)
     model.prefill(tokens [B, W]) → cache holding positions 0..W-1
     model.context_length → longest window, or None (recurrent models)
+    model.never_generated → ids never chosen (optional; default padding 0 and unknown 1)
+    model.cache_batch_axis → the cache's batch axis (optional; default 1)
 
 Conditional models (sequence to sequence) also take a `source`: nested tensors with the batch on
 axis 0 (e.g. encoder outputs and their mask), given as `model.init_cache(B, source, length)`
@@ -67,19 +69,29 @@ def filter_logits(logits, top_k, top_p):
     return tf.where(logits < threshold, _NEG, logits)
 
 
-def _mask_special(logits):
-    """Padding (id 0) and the unknown token (id 1) are never generated."""
-    return tf.where(tf.range(tf.shape(logits)[-1])[None, :] < 2, _NEG, tf.cast(logits, tf.float32))
+NEVER_GENERATED = (0, 1)  # padding and the unknown token of the package's own vocabularies
 
 
-def choose_next(logits, presence, step_seed, temperature, top_k, top_p, repetition_penalty):
+def _mask_special(logits, never=NEVER_GENERATED):
+    """Logits with the ids `never` (padding, the unknown token, ...) masked out."""
+    vocab = tf.shape(logits)[-1]
+    banned = tf.reduce_any(tf.equal(tf.range(vocab)[None, :], tf.constant(never)[:, None]), 0)
+    return tf.where(banned[None, :], _NEG, tf.cast(logits, tf.float32))
+
+
+def choose_next(logits, presence, step_seed, temperature, top_k, top_p, repetition_penalty,
+                never=NEVER_GENERATED):
     """The next token of every row: argmax when `temperature` is 0, else a seeded sample from
-    the filtered, temperature-scaled distribution. Ids 0 and 1 are never chosen."""
-    logits = apply_repetition_penalty(_mask_special(logits), presence, repetition_penalty)
+    the filtered, temperature-scaled distribution. The ids `never` are never chosen."""
+    logits = apply_repetition_penalty(_mask_special(logits, never), presence, repetition_penalty)
     greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
     scaled = filter_logits(logits / tf.maximum(temperature, 1e-6), top_k, top_p)
     sampled = tf.random.stateless_categorical(scaled, 1, step_seed, dtype=tf.int32)[:, 0]
     return tf.where(temperature > 0, sampled, greedy)
+
+
+def _never_generated(model):
+    return tuple(getattr(model, "never_generated", NEVER_GENERATED))
 
 
 def _stop_mask(tokens, stop_ids):
@@ -155,7 +167,7 @@ def _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, t
         start, cache = window.advance(index, start, cache, tokens, use_cache)
         logits, cache = window.logits(index, start, cache, tokens, use_cache, source)
         chosen = choose_next(logits, presence, tf.stack([seed, index]), temperature, top_k, top_p,
-                             repetition_penalty)
+                             repetition_penalty, _never_generated(model))
         position = index + 1
         in_prompt = position < prompt_lengths
         following = tf.where(in_prompt, tokens[:, position], chosen)
@@ -192,13 +204,15 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
         source = tf.nest.map_structure(lambda t: tf.repeat(t, beam_size, axis=0), source)
     cache = _initial_cache(model, flat, source, use_cache, buffer_length)
     static = set(getattr(model, "static_cache", ())) if source is not None else set()
+    batch_axis = getattr(model, "cache_batch_axis", 1)
     pad_only = tf.one_hot(0, vocab, on_value=0.0, off_value=_NEG)
 
     def body(index, tokens, cache, scores, finished, start):
         start, cache = window.advance(index, start, cache, tokens, use_cache)
         logits, cache = window.logits(index, start, cache, tokens, use_cache, source)
         position = index + 1
-        log_probs = _mask_special(tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1))
+        log_probs = _mask_special(tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1),
+                                  _never_generated(model))
         done = finished | (position >= ends)
         log_probs = tf.where(done[:, None], pad_only[None, :], log_probs)
         candidates = tf.reshape(scores[:, None] + log_probs, [batch, beam_size * vocab])
@@ -213,7 +227,7 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
         tokens = tf.gather(tokens, parents)
         finished = tf.gather(finished, parents)
         cache = {name: c if name in static else tf.nest.map_structure(
-            lambda t: tf.gather(t, parents, axis=1), c) for name, c in cache.items()}
+            lambda t: tf.gather(t, parents, axis=batch_axis), c) for name, c in cache.items()}
         following = tf.where(in_prompt, tokens[:, position], chosen)
         tokens = tf.tensor_scatter_nd_update(
             tokens, tf.stack([tf.range(flat), tf.fill([flat], position)], axis=1), following)

@@ -1,6 +1,6 @@
 """Tiny randomly initialized keras-hub presets of the three tokenizer families, built and saved
 with `save_to_preset` (no download): WordPiece (BERT), byte-pair (RoBERTa) and SentencePiece
-(ALBERT)."""
+(ALBERT) encoders, and byte-pair (GPT-2) and SentencePiece (Gemma) decoders."""
 
 import io
 import os
@@ -22,14 +22,13 @@ def _bert(folder):
     return backbone, tokenizer
 
 
-def _roberta(folder):
-    import keras_hub
+def _byte_pair_vocabulary(specials):
+    """A byte-level BPE vocabulary and merges: `specials`, every byte's symbol (as in RoBERTa's
+    and GPT-2's vocabularies, so no text is unknown), and merges spelling the first words."""
     from keras_hub.src.tokenizers.byte_pair_tokenizer import bytes_to_unicode
 
-    # every byte has a symbol (as in RoBERTa's and GPT-2's vocabularies), so no text is unknown
     _, symbols = bytes_to_unicode()
-    tokens = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    vocabulary = {t: i for i, t in enumerate(tokens + [s for s in symbols if s not in tokens])}
+    vocabulary = {t: i for i, t in enumerate(specials + [s for s in symbols if s not in specials])}
     merges = []
     for word in WORDS[:12]:
         spaced = "Ġ" + word
@@ -42,6 +41,13 @@ def _roberta(folder):
                 merges.append(f"{merged} {char}")
             merged += char
             vocabulary.setdefault(merged, len(vocabulary))
+    return vocabulary, merges
+
+
+def _roberta(folder):
+    import keras_hub
+
+    vocabulary, merges = _byte_pair_vocabulary(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     tokenizer = keras_hub.models.RobertaTokenizer(vocabulary=vocabulary, merges=merges)
     backbone = keras_hub.models.RobertaBackbone(
         vocabulary_size=len(vocabulary), num_layers=2, num_heads=2, hidden_dim=16,
@@ -49,17 +55,46 @@ def _roberta(folder):
     return backbone, tokenizer
 
 
-def _albert(folder):
+def _gpt2(folder):
     import keras_hub
+
+    vocabulary, merges = _byte_pair_vocabulary(["<|endoftext|>"])
+    tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=len(vocabulary), num_layers=2, num_heads=2, hidden_dim=16,
+        intermediate_dim=32, max_sequence_length=64)
+    return backbone, tokenizer
+
+
+def _sentencepiece(**options):
     import sentencepiece
 
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter([" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))] * 5),
-        model_writer=model, vocab_size=60, model_type="unigram", pad_id=0, unk_id=1, bos_id=-1,
-        eos_id=-1, user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"], pad_piece="<pad>",
-        unk_piece="<unk>", hard_vocab_limit=False, minloglevel=2)
-    tokenizer = keras_hub.models.AlbertTokenizer(proto=model.getvalue())
+        model_writer=model, vocab_size=60, model_type="unigram", hard_vocab_limit=False,
+        minloglevel=2, **options)
+    return model.getvalue()
+
+
+def _gemma(folder):
+    import keras_hub
+
+    tokenizer = keras_hub.models.GemmaTokenizer(proto=_sentencepiece(
+        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
+        bos_piece="<bos>", unk_piece="<unk>"))
+    backbone = keras_hub.models.GemmaBackbone(
+        vocabulary_size=tokenizer.vocabulary_size(), num_layers=2, num_query_heads=2,
+        num_key_value_heads=1, hidden_dim=16, intermediate_dim=32, head_dim=8)
+    return backbone, tokenizer
+
+
+def _albert(folder):
+    import keras_hub
+
+    tokenizer = keras_hub.models.AlbertTokenizer(proto=_sentencepiece(
+        pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        pad_piece="<pad>", unk_piece="<unk>"))
     backbone = keras_hub.models.AlbertBackbone(
         vocabulary_size=tokenizer.vocabulary_size(), num_layers=2, num_heads=2, hidden_dim=16,
         embedding_dim=8, intermediate_dim=32, max_sequence_length=32)
@@ -67,6 +102,7 @@ def _albert(folder):
 
 
 FAMILIES = {"wordpiece": _bert, "bpe": _roberta, "sentencepiece": _albert}
+DECODERS = {"gpt2": _gpt2, "gemma": _gemma}  # causal-LM families (byte-pair, SentencePiece)
 
 
 def save_tiny_preset(family, folder):
@@ -74,7 +110,7 @@ def save_tiny_preset(family, folder):
     import keras
 
     keras.utils.set_random_seed(0)
-    backbone, tokenizer = FAMILIES[family](folder)
+    backbone, tokenizer = {**FAMILIES, **DECODERS}[family](folder)
     os.makedirs(folder, exist_ok=True)
     backbone.save_to_preset(str(folder))
     tokenizer.save_to_preset(str(folder))

@@ -4,6 +4,7 @@ import inspect
 
 from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.models.backbone_classifier import build_backbone_classifier
+from keras_nlp_app.models.backbone_lm import build_backbone_lm
 from keras_nlp_app.models.backbone_reader import build_backbone_reader
 from keras_nlp_app.models.backbone_tagger import build_backbone_tagger
 from keras_nlp_app.models.bert_masked_lm import build_bert_masked_lm
@@ -37,6 +38,7 @@ MODELS = {
     "transformer_classifier": build_transformer_classifier,
     "lstm_lm": build_lstm_lm,
     "transformer_lm": build_transformer_lm,
+    "backbone_lm": build_backbone_lm,
     "transformer_seq2seq": build_transformer_seq2seq,
     "lstm_seq2seq": build_lstm_seq2seq,
     "bilstm_crf_tagger": build_bilstm_crf_tagger,

@@ -126,9 +126,13 @@ class Task:
             lowercase=tok.lowercase, model_type=tok.model_type, **options)
 
     def load_tokenizer(self, assets_dir):
-        """The tokenizer (whatever `build_preprocessor` takes) saved in a run's assets."""
-        from keras_nlp_app.text import tokenizers
+        """The tokenizer (whatever `build_preprocessor` takes) saved in a run's assets: a
+        backbone preset's (`presets.PresetTokenizer`) or the package's own."""
+        from keras_nlp_app.text import presets, tokenizers
 
+        folder = os.path.join(assets_dir, presets.PRESET_FOLDER)
+        if os.path.isdir(folder):
+            return presets.PresetTokenizer.load(folder)
         return tokenizers.load_tokenizer(assets_dir)
 
     @staticmethod
@@ -142,7 +146,8 @@ class Task:
 
     def read_assets(self, assets_dir):
         """The label space a run folder's assets hold (None by default), without TensorFlow."""
-        if not os.path.exists(os.path.join(assets_dir, "tokenizer.json")):
+        if not any(os.path.exists(os.path.join(assets_dir, *where, "tokenizer.json"))
+                   for where in ((), ("preset",))):
             raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
         return None
 

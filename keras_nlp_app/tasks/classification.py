@@ -225,14 +225,6 @@ class ClassificationTask(Task):
             space.class_models = _fit_class_models(cfg, tokenizer, train, space, assets_dir)
         return tokenizer, space
 
-    def load_tokenizer(self, assets_dir):
-        from keras_nlp_app.text import presets
-
-        folder = os.path.join(assets_dir, presets.PRESET_FOLDER)
-        if os.path.isdir(folder):
-            return presets.PresetTokenizer.load(folder)
-        return super().load_tokenizer(assets_dir)
-
     def read_assets(self, assets_dir):
         if not LabelSpace.exists(assets_dir):
             raise UserError(f"{os.path.dirname(assets_dir)}: the run has no assets yet; train it first")
@@ -267,9 +259,10 @@ class ClassificationTask(Task):
         from keras_nlp_app.models import build_model as build
 
         if cfg.model.backbone:
-            from keras_nlp_app.text.presets import load_backbone
+            from keras_nlp_app.text.presets import load_backbone, loads_weights
 
-            backbone = load_backbone(cfg.model.backbone, load_weights=training)
+            backbone = load_backbone(cfg.model.backbone,
+                                     load_weights=loads_weights(cfg.model, training))
             positions = getattr(backbone, "max_sequence_length", None)
             if positions is not None and positions < preprocessor.sequence_length:
                 raise ConfigError(f"tokenizer.sequence_length {preprocessor.sequence_length} exceeds "

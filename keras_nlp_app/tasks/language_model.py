@@ -22,6 +22,13 @@ from keras_nlp_app.data.corpus import Corpus, line_chunks, read_corpus, stdlib_s
 from keras_nlp_app.data.splits import read_options
 from keras_nlp_app.errors import ConfigError, DataError, UserError
 from keras_nlp_app.tasks.base import Task, register
+from keras_nlp_app.tasks.language_model_data import (
+    CONDITIONS,
+    conditioned_corpus,
+    control_token,
+    corpus_conditions,
+    token_stream,
+)
 from keras_nlp_app.tasks.language_model_graphs import (
     MAX_NEW_TOKENS,
     evaluate_stream,
@@ -31,62 +38,45 @@ from keras_nlp_app.tasks.language_model_graphs import (
 )
 
 NAME = "lm"
+BACKBONE_MODEL = "backbone_lm"  # the factory over a keras-hub decoder preset
 WORD_KINDS = ("word", "whitespace", "wordpiece")
 # TensorBoard samples start from these each epoch: the line-start token alone, then a few words
 SAMPLE_PROMPTS = {"char": ("", "ROMEO:", "def "), "word": ("", "the company said", "in the")}
-CONDITIONS = "conditions.json"  # assets of a conditioned LM: the condition names it knows
-_CONDITION = re.compile(r"[a-z0-9_]+")
+def _backbone_lm(cfg, preprocessor, params, training):
+    """The `backbone_lm` over the preset's decoder (its weights, or fresh ones with
+    `model.backbone_weights: random`), built."""
+    from keras_nlp_app.models import build_model as build
+    from keras_nlp_app.text.presets import load_backbone, loads_weights
+
+    backbone = load_backbone(cfg.model.backbone, load_weights=loads_weights(cfg.model, training))
+    params.setdefault("context_length", cfg.tokenizer.sequence_length)
+    try:
+        model = build(BACKBONE_MODEL, backbone=backbone, pad_token_id=preprocessor.pad_token_id,
+                      never_generated=preprocessor.never_generated, finetune=cfg.model.finetune,
+                      lora_rank=cfg.model.lora_rank, **params)
+    except ValueError as exc:
+        raise ConfigError(f"model.backbone {cfg.model.backbone}: {exc}") from None
+    model(np.ones((1, min(cfg.tokenizer.sequence_length, 8)), np.int32))
+    return model
 
 
-def control_token(condition):
-    """The token that starts every text of a condition: one word for every tokenizer kind."""
-    return f"__{condition}__"
+def _save_causal_lm_preset(cfg, preprocessor, model, run_dir):
+    """The run's causal LM (backbone and tokenizer) as a keras-hub preset in `run_dir/preset`,
+    written whole or not at all; None for a LoRA run (its preset is the base one plus factors
+    that keras-hub keeps apart: the run's checkpoint and export hold them)."""
+    if cfg.model.finetune == "lora":
+        return None
+    from keras_nlp_app.utils import atomic
 
-
-def conditioned_corpus(path, data_cfg, fmt=None):
-    """Labelled examples as one line each, `__CONDITION__ text` (the condition: the value of
-    `data.condition_field`, renamed by `data.condition_names`)."""
-    options = read_options(data_cfg, path if fmt is None else None)
-    if fmt is not None and data_cfg.format == "auto":
-        options["fmt"] = fmt
-    options["label_field"] = data_cfg.condition_field
-    examples = readers.read_examples(path, **options)
-    names = {str(k): str(v) for k, v in data_cfg.condition_names.items()}
-    lines = []
-    for position, (text, value) in enumerate(zip(examples.texts, examples.labels)):
-        name = names.get(str(value), str(value))
-        if not _CONDITION.fullmatch(name):
-            raise DataError(f"condition {name!r} (field {data_cfg.condition_field!r}) must be "
-                            f"lower-case letters, digits and underscores; rename it with "
-                            f"data.condition_names", path=path, line=examples.lines[position])
-        lines.append(f"{control_token(name)} {' '.join(text.split())}")
-    return Corpus(path, ["\n".join(lines) + "\n"])
-
-
-def corpus_conditions(corpus):
-    """The condition names whose control tokens start the lines of a conditioned corpus."""
-    return sorted({m for d in corpus.documents for m in re.findall(r"(?m)^__([a-z0-9_]+)__ ", d)})
-
-
-def token_stream(preprocessor, corpus, chunk_lines=20000):
-    """The corpus as one int32 array of ids (in-graph tokenization, a chunk of lines at a time)."""
-    import tensorflow as tf
-
-    parts = []
-    for document in corpus.documents:
-        lines = document.splitlines(keepends=True)
-        for start in range(0, len(lines), chunk_lines):
-            chunk = lines[start:start + chunk_lines]
-            if preprocessor.word_level:
-                ids = preprocessor.ragged_ids(tf.constant(["".join(chunk)]))
-            else:
-                ids = preprocessor.ragged_ids(tf.constant(chunk))
-            parts.append(ids.flat_values.numpy())
-    stream = np.concatenate(parts).astype(np.int32) if parts else np.zeros([0], np.int32)
-    if len(stream) < 2:
-        raise DataError("has fewer than two tokens; a language model needs more text",
-                        path=corpus.path)
-    return stream
+    causal_lm = model.causal_lm
+    backbone = type(causal_lm.backbone).from_config(causal_lm.backbone.get_config())
+    backbone.set_weights(causal_lm.backbone.get_weights())  # no optimizer in the preset
+    clean = type(causal_lm)(backbone=backbone, preprocessor=causal_lm.preprocessor_cls(
+        tokenizer=preprocessor.tokenizer, sequence_length=preprocessor.sequence_length))
+    folder = os.path.join(run_dir, "preset")
+    with atomic.atomic_folder(folder) as staging:
+        clean.save_to_preset(staging)  # backbone, task, preprocessor and tokenizer
+    return os.path.abspath(folder)
 
 
 def is_recurrent(cfg):
@@ -151,9 +141,15 @@ class LanguageModelTask(Task):
         return train, validation
 
     def check_config(self, cfg):
-        if cfg.model.name not in ("lstm_lm", "transformer_lm"):
-            raise ConfigError(f"model {cfg.model.name!r} is not a language model; use lstm_lm or "
-                              f"transformer_lm")
+        from keras_nlp_app.text.presets import check_backbone_config
+
+        if check_backbone_config(cfg.model, BACKBONE_MODEL):
+            if cfg.data.condition_field:
+                raise ConfigError("data.condition_field needs the package's own tokenizer; a "
+                                  "backbone's vocabulary has no control tokens")
+        elif cfg.model.name not in ("lstm_lm", "transformer_lm"):
+            raise ConfigError(f"model {cfg.model.name!r} is not a language model; use lstm_lm, "
+                              f"transformer_lm, or {BACKBONE_MODEL} with model.backbone")
         context = cfg.model.params.get("context_length")
         if context is not None and context < cfg.tokenizer.sequence_length:
             raise ConfigError(f"model.params.context_length {context} is shorter than "
@@ -168,11 +164,17 @@ class LanguageModelTask(Task):
     # -- assets, model, training -------------------------------------------------------------
 
     def prepare_assets(self, cfg, train, assets_dir):
-        """Learns the tokenizer from the training text (or loads it when the run is resumed)."""
-        from keras_nlp_app.text import tokenizers
+        """Learns the tokenizer from the training text, or copies the backbone preset's (loaded
+        instead when the run is resumed)."""
+        from keras_nlp_app.text import presets, tokenizers
 
-        if os.path.exists(os.path.join(assets_dir, "tokenizer.json")):
-            return tokenizers.load_tokenizer(assets_dir), self.read_assets(assets_dir)
+        if os.path.exists(os.path.join(assets_dir, presets.PRESET_FOLDER if cfg.model.backbone
+                                       else "", "tokenizer.json")):
+            return self.load_tokenizer(assets_dir), self.read_assets(assets_dir)
+        if cfg.model.backbone:
+            tokenizer = presets.PresetTokenizer.from_preset(cfg.model.backbone)
+            tokenizer.save(assets_dir)
+            return tokenizer, None
         conditions = None
         if cfg.data.condition_field:
             conditions = corpus_conditions(train)
@@ -213,6 +215,13 @@ class LanguageModelTask(Task):
     def build_preprocessor(self, cfg, tokenizer):
         from keras_nlp_app.text.preprocessors import LMPreprocessor
 
+        if cfg.model.backbone:
+            from keras_nlp_app.text.presets import PresetLMPreprocessor
+
+            try:
+                return PresetLMPreprocessor(tokenizer, cfg.tokenizer.sequence_length)
+            except ValueError as exc:
+                raise ConfigError(f"model.backbone: {exc}") from None
         return LMPreprocessor(tokenizer, cfg.tokenizer.sequence_length)
 
     def build_model(self, cfg, preprocessor, space, *, training=False, batch_size=None):
@@ -221,6 +230,8 @@ class LanguageModelTask(Task):
 
         self.check_config(cfg)
         params = dict(cfg.model.params)
+        if cfg.model.backbone:
+            return _backbone_lm(cfg, preprocessor, params, training)
         if is_recurrent(cfg):
             if training:
                 params["stateful_batch_size"] = batch_size
@@ -285,11 +296,16 @@ class LanguageModelTask(Task):
         return found
 
     def final_metrics(self, cfg, preprocessor, model, space, validation, run_dir):
-        """Exact validation loss and perplexity of the best weights, over the whole stream."""
+        """Exact validation loss and perplexity of the best weights, over the whole stream; a
+        backbone LM's run also gets `preset/` (the fine-tuned or pretrained causal LM and its
+        tokenizer as a keras-hub preset)."""
+        found = {}
+        if cfg.model.backbone:
+            found["preset"] = _save_causal_lm_preset(cfg, preprocessor, model, run_dir)
         if validation is None:
-            return {}
+            return found
         twin = self.decoding_twin(cfg, preprocessor, model)
-        return evaluate_stream(twin, token_stream(preprocessor, validation))
+        return {**found, **evaluate_stream(twin, token_stream(preprocessor, validation))}
 
     def decoding_twin(self, cfg, preprocessor, model):
         """A stateless copy of a stateful (training) LSTM LM, sharing nothing but weight values."""
@@ -354,10 +370,7 @@ class LanguageModelTask(Task):
                 "eos_id": preprocessor.eos_id,
                 "context_length": run.model.context_length, "beam_size": 4,
                 "max_new_tokens_limit": MAX_NEW_TOKENS,
-                "tokenizer": {"kind": preprocessor.tokenizer.kind,
-                              "lowercase": preprocessor.tokenizer.lowercase,
-                              "vocabulary_size": preprocessor.tokenizer.vocabulary_size,
-                              "sequence_length": preprocessor.sequence_length}}
+                "tokenizer": preprocessor.describe()}
 
     def check_export(self, run, reloaded, texts=None):
         """The reloaded export must score like the trained model and decode greedily the same."""
@@ -431,6 +444,6 @@ class LanguageModelTask(Task):
         return [t.decode("utf-8", errors="replace") for t in outputs["continuation"].numpy()]
 
     def format_generation(self, prompt, text, run_config):
-        word_level = run_config.tokenizer.kind in WORD_KINDS
+        word_level = run_config.tokenizer.kind in WORD_KINDS and not run_config.model.backbone
         return f"{prompt} {text}" if word_level and prompt else prompt + text
 

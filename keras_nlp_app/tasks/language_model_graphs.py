@@ -103,14 +103,19 @@ def score_texts(model, preprocessor, strings):
 # -- generation -------------------------------------------------------------------------------
 
 
+def stop_ids(preprocessor):
+    """The ids that end a generation: a preset LM's end token (the package's own LMs write
+    until `max_new_tokens`: their `<eos>` ends a line, not a text)."""
+    end = preprocessor.document_end_id
+    return () if end is None else (end,)
+
+
 def generated_text(preprocessor, tokens, prompt_lengths, stop=()):
     """The continuation part of decoded buffers `[B, L]` as `[B]` strings, cut before the first
     stop string. Graph code."""
     import tensorflow as tf
 
-    positions = tf.range(tf.shape(tokens)[1])[None, :]
-    keep = (positions >= prompt_lengths[:, None]) & (tokens > 0)
-    text = preprocessor.detokenize(tf.ragged.boolean_mask(tokens, keep))
+    text = preprocessor.continuation(tokens, prompt_lengths)
     for stop_string in stop:
         text = tf.strings.split(text, stop_string, maxsplit=1).to_tensor("")[:, 0]
     return text
@@ -128,7 +133,8 @@ def generate_texts(model, preprocessor, prompts, *, max_new_tokens=64, strategy=
     tokens = decoding.decode_ids(
         model, ids, max_new_tokens=max_new_tokens, strategy=strategy, temperature=temperature,
         top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty, beam_size=beam_size,
-        length_penalty=length_penalty, seed=seed, use_cache=use_cache)
+        length_penalty=length_penalty, seed=seed, stop_ids=stop_ids(preprocessor),
+        use_cache=use_cache)
     text = generated_text(preprocessor, tokens, tf.cast(ids.row_lengths(), tf.int32), stop)
     return [t.decode("utf-8", errors="replace") for t in text.numpy().tolist()]
 
@@ -139,7 +145,8 @@ def generate_endpoint(run, strategy, beam_size=4):
     from keras_nlp_app import decoding
 
     preprocessor = run.preprocessor
-    decode = decoding.compiled_decoder(run.model, strategy=strategy, beam_size=beam_size)
+    decode = decoding.compiled_decoder(run.model, strategy=strategy, beam_size=beam_size,
+                                       stop_ids=stop_ids(preprocessor))
 
     def generate(prompt, max_new_tokens, temperature, top_k, top_p, seed):
         tf.debugging.assert_less_equal(

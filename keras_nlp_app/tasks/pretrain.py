@@ -187,12 +187,13 @@ class PretrainTask(Task):
         if cfg.model.backbone:
             import keras_hub
 
-            from keras_nlp_app.text.presets import check_preset
+            from keras_nlp_app.text.presets import check_preset, loads_weights
 
             check_preset(cfg.model.backbone)
             try:
                 model = keras_hub.models.MaskedLM.from_preset(
-                    cfg.model.backbone, preprocessor=None, load_weights=training)
+                    cfg.model.backbone, preprocessor=None,
+                    load_weights=loads_weights(cfg.model, training))
             except Exception as exc:  # noqa: BLE001 - keras-hub raises many kinds
                 raise ConfigError(f"model.backbone: cannot build a masked LM from "
                                   f"{cfg.model.backbone} ({str(exc).splitlines()[0][:200]})") from None

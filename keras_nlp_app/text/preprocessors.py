@@ -131,6 +131,7 @@ class LMPreprocessor(_SavesTokenizer, keras.layers.Layer):
         self.tokenizer = tokenizer
         self.sequence_length = sequence_length
         self.word_level = tokenizer.kind in ("word", "whitespace", "wordpiece")
+        self.document_end_id = None  # documents of the training stream run on
         vocabulary = tokenizer.vocabulary
         if self.word_level:
             from keras_nlp_app.text.tokenizers import EOS
@@ -170,8 +171,20 @@ class LMPreprocessor(_SavesTokenizer, keras.layers.Layer):
     def detokenize(self, ids):
         return self.tokenizer.detokenize(ids)
 
+    def continuation(self, tokens, prompt_lengths):
+        """`[B]` strings of the tokens after each row's prompt in decoded buffers `[B, L]`."""
+        positions = tf.range(tf.shape(tokens)[1])[None, :]
+        keep = (positions >= prompt_lengths[:, None]) & (tokens > 0)
+        return self.detokenize(tf.ragged.boolean_mask(tokens, keep))
+
     def call(self, strings):
         return self.ragged_ids(strings)
+
+    def describe(self):
+        """The tokenizer as export metadata records it."""
+        return {"kind": self.tokenizer.kind, "lowercase": self.tokenizer.lowercase,
+                "vocabulary_size": self.tokenizer.vocabulary_size,
+                "sequence_length": self.sequence_length}
 
     def get_config(self):
         return {**super().get_config(), "sequence_length": self.sequence_length}

@@ -79,7 +79,7 @@ def backbone_factory_params(model_cfg, piece_tokenizer, *, pieces, allows, remed
     Refuses a config whose inputs can reach `pieces` pieces when the backbone has fewer
     positions: the message says what `allows` them and `remedy(positions)` what to lower.
     """
-    backbone = load_backbone(model_cfg.backbone, load_weights=training)
+    backbone = load_backbone(model_cfg.backbone, load_weights=loads_weights(model_cfg, training))
     positions = getattr(backbone, "max_sequence_length", None)
     if positions is not None and positions < pieces:
         raise ConfigError(f"{allows} {pieces} pieces but the backbone has {positions} positions; "
@@ -107,6 +107,12 @@ def load_backbone(spec, load_weights=True):
     check_preset(spec)
     return _loading(spec, "backbone",
                     lambda: keras_hub.models.Backbone.from_preset(spec, load_weights=load_weights))
+
+
+def loads_weights(model_cfg, training):
+    """Whether a backbone is built with the preset's weights: when training starts, unless
+    `model.backbone_weights: random` (a restored run's weights come from its checkpoint)."""
+    return training and model_cfg.backbone_weights == "pretrained"
 
 
 def load_tokenizer(spec):
@@ -284,3 +290,76 @@ class PresetPreprocessor(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "sequence_length": self.sequence_length,
                 "truncation": self.truncation}
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class PresetLMPreprocessor(keras.layers.Layer):
+    """Strings → shifted ids for a language model over a preset's tokenizer (`task: lm` with
+    `model.backbone`), and shifted ids → strings: the interface of `preprocessors.LMPreprocessor`.
+
+    A text's ids are its tokens only; a document of the training stream ends with the end token
+    (GPT-2's `<|endoftext|>`, Gemma's `<eos>`), and scoring and generation start from the start
+    token (the end token where there is none: GPT-2 separates documents with it).
+    """
+
+    word_level = False
+
+    def __init__(self, preset_tokenizer, sequence_length=128, **kwargs):
+        super().__init__(**kwargs)
+        self.preset_tokenizer = preset_tokenizer
+        self.tokenizer = preset_tokenizer.tokenizer
+        self.sequence_length = int(sequence_length)
+        start, end, self.pad_token_id = special_ids(self.tokenizer)
+        if start is None and end is None:
+            raise ValueError(f"{type(self.tokenizer).__name__} has neither a start nor an end "
+                             f"token to begin a text with")
+        self.bos_id = (start if start is not None else end) + 1
+        self.eos_id = None if end is None else end + 1
+        self.document_end_id = self.eos_id
+        unknown = getattr(self.tokenizer, "unk_token_id", None)
+        self.never_generated = sorted({0, self.pad_token_id + 1, self.bos_id} - {self.eos_id}
+                                      | ({unknown + 1} if unknown is not None else set()))
+
+    @property
+    def vocabulary_size(self):
+        return self.tokenizer.vocabulary_size() + 1
+
+    def ragged_ids(self, strings):
+        return tokenize(self.tokenizer, strings) + 1
+
+    def prompt_ids(self, strings):
+        ids = self.ragged_ids(strings)
+        return add_special_tokens(ids, self.bos_id, None)
+
+    def detokenize(self, shifted):
+        """Shifted ids `[B, None]` → `[B]` strings, padding and special tokens dropped."""
+        shifted = tf.ragged.boolean_mask(shifted, ~tf.reduce_any(
+            tf.equal(shifted[..., None], tf.constant(self.never_generated + [self.eos_id or 0])),
+            axis=-1))
+        text = self.tokenizer.detokenize(shifted - 1)
+        return tf.convert_to_tensor(text, tf.string)
+
+    def continuation(self, tokens, prompt_lengths):
+        """`[B]` strings of the tokens after each row's prompt in decoded buffers `[B, L]`: the
+        whole text less the prompt's, so a piece's leading space survives (SentencePiece drops
+        it at the start of a text)."""
+        positions = tf.range(tf.shape(tokens)[1])[None, :]
+        whole = self.detokenize(tf.ragged.boolean_mask(tokens, tokens > 0))
+        prompt = self.detokenize(tf.ragged.boolean_mask(tokens, positions < prompt_lengths[:, None]))
+        skip = tf.strings.length(prompt)
+        return tf.strings.substr(whole, skip, tf.strings.length(whole) - skip)
+
+    def call(self, strings):
+        return self.ragged_ids(strings)
+
+    def describe(self):
+        """The tokenizer as export metadata records it."""
+        return {"kind": "preset", "class": type(self.tokenizer).__name__,
+                "vocabulary_size": self.vocabulary_size, "sequence_length": self.sequence_length}
+
+    def save_assets(self, folder):
+        """The tokenizer's preset files in `folder/preset`."""
+        self.preset_tokenizer.save(folder)
+
+    def get_config(self):
+        return {**super().get_config(), "sequence_length": self.sequence_length}

@@ -208,3 +208,92 @@ def test_a_tagger_fine_tunes_a_preset_at_each_words_first_piece(family, tmp_path
     exported = export_run(run_dir, str(tmp_path / "model"))
     texts = {"text": ["Ada visited New York .", "Alan Turing visited Paris .", ""]}
     assert predict(exported, texts) == predict(run_dir, texts)
+
+
+DECODER_FAMILIES = ["gpt2", "gemma"]  # byte-pair and SentencePiece causal LMs
+
+
+def _backbone_lm(family, folder):
+    from keras_nlp_app.models import build_model
+    from keras_nlp_app.text.presets import PresetLMPreprocessor, PresetTokenizer, load_backbone
+
+    preset = save_tiny_preset(family, folder)
+    preprocessor = PresetLMPreprocessor(PresetTokenizer.load(preset), 16)
+    model = build_model("backbone_lm", backbone=load_backbone(preset),
+                        pad_token_id=preprocessor.pad_token_id,
+                        never_generated=preprocessor.never_generated, context_length=16)
+    return preprocessor, model
+
+
+@pytest.mark.parametrize("family", DECODER_FAMILIES)
+def test_a_backbone_lm_step_through_its_cache_equals_the_whole_pass(family, tmp_path):
+    """Shifted ids in, one logit column more out (padding, never likely); keras-hub's key/value
+    cache, filled by `prefill` then one `decode_step`, gives the full pass's next logits."""
+    preprocessor, model = _backbone_lm(family, tmp_path / "preset")
+    tokens = preprocessor.prompt_ids(["the film was great"]).to_tensor()
+    logits = model(tokens).numpy()
+    assert logits.shape == (1, tokens.shape[1], preprocessor.vocabulary_size)
+    assert (logits[..., 0] < -1e8).all()
+    cache = model.prefill(tokens[:, :-1])
+    step, _ = model.decode_step(tokens[:, -1], cache, tokens.shape[1] - 1)
+    np.testing.assert_allclose(step.numpy()[0], logits[0, -1], atol=1e-4)
+
+
+@pytest.mark.slow  # XLA compiles four decoding loops
+@pytest.mark.parametrize("family", DECODER_FAMILIES)
+def test_a_backbone_lm_decodes_with_its_cache_as_without(family, tmp_path):
+    """Greedy and beam decoding through keras-hub's key/value cache give the uncached tokens;
+    the padding column and the preset's special tokens are never generated."""
+    from keras_nlp_app import decoding
+
+    preprocessor, model = _backbone_lm(family, tmp_path / "preset")
+    prompts = preprocessor.prompt_ids(["the film was", "a"])
+    for strategy in ("greedy", "beam"):
+        cached, uncached = (decoding.decode_ids(model, prompts, max_new_tokens=12, strategy=strategy,
+                                                use_cache=use_cache).numpy()
+                            for use_cache in (True, False))
+        np.testing.assert_array_equal(cached, uncached)
+        assert not np.isin(cached[:, 1:], [i for i in preprocessor.never_generated if i]).any()
+
+
+LOAD_CAUSAL_LM = """
+import sys
+import keras_hub
+lm = keras_hub.models.CausalLM.from_preset(sys.argv[1])
+assert "keras_nlp_app" not in sys.modules
+print(lm.generate("the film", max_length=12))
+"""
+
+
+@pytest.mark.slow  # about 40 s a family on 2 cores
+@pytest.mark.parametrize("family", DECODER_FAMILIES)
+def test_a_causal_lm_preset_fine_tunes_generates_and_exports(family, tmp_path, capsys):
+    """`task: lm` over a decoder preset learns the text, writes its own keras-hub preset, and
+    exports a SavedModel that scores and generates as the run does (the export checks it)."""
+    preset = save_tiny_preset(family, tmp_path / "preset")
+    train_file = tmp_path / "train.txt"
+    sentences = ["the film was great", "the movie is dull", "a good plot and fine acting"]
+    train_file.write_text("\n".join(sentences[i % 3] for i in range(600)) + "\n")
+    config = tmp_path / "lm.yaml"
+    config.write_text("task: lm\nname: lm_preset\n")
+    run = str(tmp_path / "run")
+    settings = {"data.dataset": "null", "data.train_file": train_file,
+                "data.holdout_fraction": 0.2, "model.name": "backbone_lm",
+                "model.backbone": preset, "tokenizer.sequence_length": 32,
+                "train.batch_size": 8, "train.epochs": 3, "train.learning_rate": 0.01,
+                "train.monitor": "val_loss", "train.verbose": 0}
+    assert main(["train", str(config), "--run-dir", run,
+                 *sum([["--set", f"{k}={v}"] for k, v in settings.items()], [])]) == 0
+    with open(os.path.join(run, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["perplexity"] < 8  # from about the vocabulary size (60-300) at the start
+    assert main(["export", run, "--output", str(tmp_path / "export")]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "export"), "--prompt", "the film",
+                 "--max-new-tokens", "4", "--strategy", "greedy"]) == 0
+    assert capsys.readouterr().out.startswith("the film ")
+    done = subprocess.run([sys.executable, "-c", LOAD_CAUSAL_LM, metrics["preset"]],
+                          capture_output=True, text=True, cwd="/", timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith("the film")
