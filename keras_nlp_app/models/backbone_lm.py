@@ -87,6 +87,20 @@ class BackboneLM(keras.Model):
         return self._shifted_logits(logits[:, 0]), {"kv": kv}
 
 
+def fresh_decoder(vocabulary_size, *, num_layers=4, num_heads=4, hidden_dim=256,
+                  intermediate_dim=1024, dropout=0.0):
+    """A randomly initialized Gemma-architecture decoder (rotary positions, RMS norms, gated
+    feed-forward): what causal-LM pretraining from scratch starts from (`model.params.decoder`)."""
+    import keras_hub
+
+    if hidden_dim % num_heads:
+        raise ValueError(f"hidden_dim {hidden_dim} is not a multiple of num_heads {num_heads}")
+    return keras_hub.models.GemmaBackbone(
+        vocabulary_size=vocabulary_size, num_layers=num_layers, num_query_heads=num_heads,
+        num_key_value_heads=num_heads, hidden_dim=hidden_dim, intermediate_dim=intermediate_dim,
+        head_dim=hidden_dim // num_heads, dropout=dropout)
+
+
 def build_backbone_lm(*, backbone, pad_token_id, never_generated, context_length=None,
                       finetune="full", lora_rank=8):
     """A `BackboneLM` over `backbone` (weights loaded, or fresh when pretraining from scratch).

@@ -29,6 +29,13 @@ from keras_nlp_app.tasks.language_model_data import (
     corpus_conditions,
     token_stream,
 )
+from keras_nlp_app.tasks.language_model_presets import (
+    BACKBONE_MODEL,
+    backbone_lm,
+    fresh_decoder_config,
+    fresh_decoder_tokenizer,
+    save_causal_lm_preset,
+)
 from keras_nlp_app.tasks.language_model_graphs import (
     MAX_NEW_TOKENS,
     evaluate_stream,
@@ -38,47 +45,9 @@ from keras_nlp_app.tasks.language_model_graphs import (
 )
 
 NAME = "lm"
-BACKBONE_MODEL = "backbone_lm"  # the factory over a keras-hub decoder preset
 WORD_KINDS = ("word", "whitespace", "wordpiece")
 # TensorBoard samples start from these each epoch: the line-start token alone, then a few words
 SAMPLE_PROMPTS = {"char": ("", "ROMEO:", "def "), "word": ("", "the company said", "in the")}
-def _backbone_lm(cfg, preprocessor, params, training):
-    """The `backbone_lm` over the preset's decoder (its weights, or fresh ones with
-    `model.backbone_weights: random`), built."""
-    from keras_nlp_app.models import build_model as build
-    from keras_nlp_app.text.presets import load_backbone, loads_weights
-
-    backbone = load_backbone(cfg.model.backbone, load_weights=loads_weights(cfg.model, training))
-    params.setdefault("context_length", cfg.tokenizer.sequence_length)
-    try:
-        model = build(BACKBONE_MODEL, backbone=backbone, pad_token_id=preprocessor.pad_token_id,
-                      never_generated=preprocessor.never_generated, finetune=cfg.model.finetune,
-                      lora_rank=cfg.model.lora_rank, **params)
-    except ValueError as exc:
-        raise ConfigError(f"model.backbone {cfg.model.backbone}: {exc}") from None
-    model(np.ones((1, min(cfg.tokenizer.sequence_length, 8)), np.int32))
-    return model
-
-
-def _save_causal_lm_preset(cfg, preprocessor, model, run_dir):
-    """The run's causal LM (backbone and tokenizer) as a keras-hub preset in `run_dir/preset`,
-    written whole or not at all; None for a LoRA run (its preset is the base one plus factors
-    that keras-hub keeps apart: the run's checkpoint and export hold them)."""
-    if cfg.model.finetune == "lora":
-        return None
-    from keras_nlp_app.utils import atomic
-
-    causal_lm = model.causal_lm
-    backbone = type(causal_lm.backbone).from_config(causal_lm.backbone.get_config())
-    backbone.set_weights(causal_lm.backbone.get_weights())  # no optimizer in the preset
-    clean = type(causal_lm)(backbone=backbone, preprocessor=causal_lm.preprocessor_cls(
-        tokenizer=preprocessor.tokenizer, sequence_length=preprocessor.sequence_length))
-    folder = os.path.join(run_dir, "preset")
-    with atomic.atomic_folder(folder) as staging:
-        clean.save_to_preset(staging)  # backbone, task, preprocessor and tokenizer
-    return os.path.abspath(folder)
-
-
 def is_recurrent(cfg):
     return cfg.model.name == "lstm_lm"
 
@@ -143,7 +112,7 @@ class LanguageModelTask(Task):
     def check_config(self, cfg):
         from keras_nlp_app.text.presets import check_backbone_config
 
-        if check_backbone_config(cfg.model, BACKBONE_MODEL):
+        if fresh_decoder_config(cfg) or check_backbone_config(cfg.model, BACKBONE_MODEL):
             if cfg.data.condition_field:
                 raise ConfigError("data.condition_field needs the package's own tokenizer; a "
                                   "backbone's vocabulary has no control tokens")
@@ -168,11 +137,13 @@ class LanguageModelTask(Task):
         instead when the run is resumed)."""
         from keras_nlp_app.text import presets, tokenizers
 
-        if os.path.exists(os.path.join(assets_dir, presets.PRESET_FOLDER if cfg.model.backbone
-                                       else "", "tokenizer.json")):
+        preset = cfg.model.name == BACKBONE_MODEL
+        if os.path.exists(os.path.join(assets_dir, presets.PRESET_FOLDER if preset else "",
+                                       "tokenizer.json")):
             return self.load_tokenizer(assets_dir), self.read_assets(assets_dir)
-        if cfg.model.backbone:
-            tokenizer = presets.PresetTokenizer.from_preset(cfg.model.backbone)
+        if cfg.model.name == BACKBONE_MODEL:
+            tokenizer = (presets.PresetTokenizer.from_preset(cfg.model.backbone)
+                         if cfg.model.backbone else fresh_decoder_tokenizer(cfg, train))
             tokenizer.save(assets_dir)
             return tokenizer, None
         conditions = None
@@ -215,7 +186,7 @@ class LanguageModelTask(Task):
     def build_preprocessor(self, cfg, tokenizer):
         from keras_nlp_app.text.preprocessors import LMPreprocessor
 
-        if cfg.model.backbone:
+        if cfg.model.name == BACKBONE_MODEL:
             from keras_nlp_app.text.presets import PresetLMPreprocessor
 
             try:
@@ -230,8 +201,8 @@ class LanguageModelTask(Task):
 
         self.check_config(cfg)
         params = dict(cfg.model.params)
-        if cfg.model.backbone:
-            return _backbone_lm(cfg, preprocessor, params, training)
+        if cfg.model.name == BACKBONE_MODEL:
+            return backbone_lm(cfg, preprocessor, params, training)
         if is_recurrent(cfg):
             if training:
                 params["stateful_batch_size"] = batch_size
@@ -300,8 +271,8 @@ class LanguageModelTask(Task):
         backbone LM's run also gets `preset/` (the fine-tuned or pretrained causal LM and its
         tokenizer as a keras-hub preset)."""
         found = {}
-        if cfg.model.backbone:
-            found["preset"] = _save_causal_lm_preset(cfg, preprocessor, model, run_dir)
+        if cfg.model.name == BACKBONE_MODEL:
+            found["preset"] = save_causal_lm_preset(cfg, preprocessor, model, run_dir)
         if validation is None:
             return found
         twin = self.decoding_twin(cfg, preprocessor, model)
@@ -444,6 +415,7 @@ class LanguageModelTask(Task):
         return [t.decode("utf-8", errors="replace") for t in outputs["continuation"].numpy()]
 
     def format_generation(self, prompt, text, run_config):
-        word_level = run_config.tokenizer.kind in WORD_KINDS and not run_config.model.backbone
+        word_level = (run_config.tokenizer.kind in WORD_KINDS
+                      and run_config.model.name != BACKBONE_MODEL)
         return f"{prompt} {text}" if word_level and prompt else prompt + text
 

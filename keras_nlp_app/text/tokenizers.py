@@ -283,8 +283,21 @@ class SentencePieceTokenizer(keras.layers.Layer):
         return self._sentencepiece.detokenize(tf.ragged.boolean_mask(ids, keep))
 
 
-def learn_sentencepiece(texts, *, vocab_size=8000, model_type="unigram", character_coverage=1.0):
-    """Trains a SentencePiece model on `texts` (training split only); returns its bytes."""
+# the special pieces of a SentencePiece model: the package's own layout, and Gemma's (whose
+# keras-hub tokenizer expects <pad> 0, <eos> 1, <bos> 2, <unk> 3; text kept byte for byte)
+SENTENCEPIECE_LAYOUTS = {
+    "package": dict(pad_id=0, unk_id=1, bos_id=2, eos_id=3),
+    "gemma": dict(pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
+                  bos_piece="<bos>", unk_piece="<unk>", byte_fallback=True,
+                  normalization_rule_name="identity", remove_extra_whitespaces=False,
+                  allow_whitespace_only_pieces=True, user_defined_symbols=["\n"]),
+}
+
+
+def learn_sentencepiece(texts, *, vocab_size=8000, model_type="unigram", character_coverage=1.0,
+                        layout="package"):
+    """Trains a SentencePiece model on `texts` (training split only) with the special pieces of
+    `layout` (see SENTENCEPIECE_LAYOUTS); returns its bytes."""
     import io
 
     import sentencepiece
@@ -296,8 +309,8 @@ def learn_sentencepiece(texts, *, vocab_size=8000, model_type="unigram", charact
     try:
         sentencepiece.SentencePieceTrainer.train(
             sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
-            model_type=model_type, character_coverage=character_coverage, pad_id=0, unk_id=1,
-            bos_id=2, eos_id=3, hard_vocab_limit=False, num_threads=2, minloglevel=2,
+            model_type=model_type, character_coverage=character_coverage,
+            **SENTENCEPIECE_LAYOUTS[layout], hard_vocab_limit=False, num_threads=2, minloglevel=2,
             input_sentence_size=2_000_000, shuffle_input_sentence=True)
     except RuntimeError as exc:
         raise ConfigError(f"SentencePiece training failed: {str(exc).strip().splitlines()[-1]}") from None

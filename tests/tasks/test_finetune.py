@@ -266,11 +266,17 @@ print(lm.generate("the film", max_length=12))
 
 
 @pytest.mark.slow  # about 40 s a family on 2 cores
-@pytest.mark.parametrize("family", DECODER_FAMILIES)
+@pytest.mark.parametrize("family", [*DECODER_FAMILIES, "fresh"])
 def test_a_causal_lm_preset_fine_tunes_generates_and_exports(family, tmp_path, capsys):
-    """`task: lm` over a decoder preset learns the text, writes its own keras-hub preset, and
-    exports a SavedModel that scores and generates as the run does (the export checks it)."""
-    preset = save_tiny_preset(family, tmp_path / "preset")
+    """`task: lm` over a decoder preset (or a fresh decoder with a SentencePiece vocabulary
+    learned from the text: pretraining from scratch) learns the text, writes its own keras-hub
+    preset, and exports a SavedModel that scores and generates as the run does (the export
+    checks it)."""
+    if family == "fresh":
+        start = {"model.params": "{decoder: {num_layers: 2, num_heads: 2, hidden_dim: 16, "
+                                 "intermediate_dim: 32}}", "tokenizer.vocab_size": 320}
+    else:
+        start = {"model.backbone": save_tiny_preset(family, tmp_path / "preset")}
     train_file = tmp_path / "train.txt"
     sentences = ["the film was great", "the movie is dull", "a good plot and fine acting"]
     train_file.write_text("\n".join(sentences[i % 3] for i in range(600)) + "\n")
@@ -278,8 +284,8 @@ def test_a_causal_lm_preset_fine_tunes_generates_and_exports(family, tmp_path, c
     config.write_text("task: lm\nname: lm_preset\n")
     run = str(tmp_path / "run")
     settings = {"data.dataset": "null", "data.train_file": train_file,
-                "data.holdout_fraction": 0.2, "model.name": "backbone_lm",
-                "model.backbone": preset, "tokenizer.sequence_length": 32,
+                "data.holdout_fraction": 0.2, "model.name": "backbone_lm", **start,
+                "tokenizer.sequence_length": 32,
                 "train.batch_size": 8, "train.epochs": 3, "train.learning_rate": 0.01,
                 "train.monitor": "val_loss", "train.verbose": 0}
     assert main(["train", str(config), "--run-dir", run,
@@ -297,3 +303,28 @@ def test_a_causal_lm_preset_fine_tunes_generates_and_exports(family, tmp_path, c
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().startswith("the film")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"tokenizer.vocab_size": 50}, "too small for a fresh decoder"),
+    ({"model.backbone": "encoder"}, "no causal-LM head"),
+    ({"model.params": "{decoder: {num_layers: 2, hidden_dim: 10, num_heads: 4}}"},
+     "not a multiple of num_heads"),
+])
+def test_a_causal_lm_config_that_cannot_work_is_one_line_and_exit_2(setting, message, tmp_path,
+                                                                     capsys):
+    if setting.get("model.backbone") == "encoder":
+        setting = {"model.backbone": save_tiny_preset("wordpiece", tmp_path / "encoder")}
+    train_file = tmp_path / "train.txt"
+    train_file.write_text("the film was great\n" * 200)
+    config = tmp_path / "lm.yaml"
+    config.write_text("task: lm\nname: lm_preset\n")
+    settings = {"data.dataset": "null", "data.train_file": train_file, "model.name": "backbone_lm",
+                "train.monitor": "loss", "tokenizer.vocab_size": 320,
+                "tokenizer.sequence_length": 16, "train.batch_size": 4, **setting}
+    run = tmp_path / "run"
+    assert main(["train", str(config), "--run-dir", str(run),
+                 *sum([["--set", f"{k}={v}"] for k, v in settings.items()], [])]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not run.exists()
