@@ -48,6 +48,14 @@ NAME = "lm"
 WORD_KINDS = ("word", "whitespace", "wordpiece")
 # TensorBoard samples start from these each epoch: the line-start token alone, then a few words
 SAMPLE_PROMPTS = {"char": ("", "ROMEO:", "def "), "word": ("", "the company said", "in the")}
+def per_character(report, corpus):
+    """`report` with `bits_per_character`: the total loss over the corpus's characters, which
+    compares models whatever their tokens (characters, words, SentencePiece pieces)."""
+    characters = sum(len(document) for document in corpus.documents)
+    bits = report["loss"] * report["tokens"] / max(characters, 1) / math.log(2)
+    return {**report, "characters": characters, "bits_per_character": round(bits, 4)}
+
+
 def is_recurrent(cfg):
     return cfg.model.name == "lstm_lm"
 
@@ -276,7 +284,8 @@ class LanguageModelTask(Task):
         if validation is None:
             return found
         twin = self.decoding_twin(cfg, preprocessor, model)
-        return {**found, **evaluate_stream(twin, token_stream(preprocessor, validation))}
+        return {**found, **per_character(evaluate_stream(twin, token_stream(preprocessor, validation)),
+                                         validation)}
 
     def decoding_twin(self, cfg, preprocessor, model):
         """A stateless copy of a stateful (training) LSTM LM, sharing nothing but weight values."""
@@ -376,10 +385,12 @@ class LanguageModelTask(Task):
         if target.is_run:
             run = target.restore()
             report = evaluate_stream(run.model, token_stream(run.preprocessor, corpus))
-            return {"task": NAME, "source": "run", "context": "stream", **report}
+            return {"task": NAME, "source": "run", "context": "stream",
+                    **per_character(report, corpus)}
         loss, tokens = _saved_model_scores(target.saved_model(), corpus)
         return {"task": NAME, "source": "saved_model", "context": "chunks of ~2000 characters",
-                "tokens": tokens, "loss": round(loss, 5), "perplexity": round(math.exp(loss), 3)}
+                **per_character({"tokens": tokens, "loss": round(loss, 5),
+                                 "perplexity": round(math.exp(loss), 3)}, corpus)}
 
     def format_report(self, report):
         return (f"task: lm   tokens: {report['tokens']}   loss: {report['loss']:.4f} nats/token   "

@@ -289,7 +289,7 @@ SENTENCEPIECE_LAYOUTS = {
     "package": dict(pad_id=0, unk_id=1, bos_id=2, eos_id=3),
     "gemma": dict(pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
                   bos_piece="<bos>", unk_piece="<unk>", byte_fallback=True,
-                  normalization_rule_name="identity", remove_extra_whitespaces=False,
+                  normalization_rule_name="nfkc", remove_extra_whitespaces=False,
                   allow_whitespace_only_pieces=True, user_defined_symbols=["\n"]),
 }
 

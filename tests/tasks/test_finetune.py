@@ -293,6 +293,7 @@ def test_a_causal_lm_preset_fine_tunes_generates_and_exports(family, tmp_path, c
     with open(os.path.join(run, "metrics.json")) as f:
         metrics = json.load(f)
     assert metrics["perplexity"] < 8  # from about the vocabulary size (60-300) at the start
+    assert 0 < metrics["bits_per_character"] < 8
     assert main(["export", run, "--output", str(tmp_path / "export")]) == 0
     capsys.readouterr()
     assert main(["generate", str(tmp_path / "export"), "--prompt", "the film",

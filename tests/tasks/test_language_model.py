@@ -308,3 +308,12 @@ def test_a_conditioned_lm_generates_under_the_asked_condition(easy_files, tmp_pa
     texts = [t.decode() for t in outputs["text"].numpy()]
     assert sum(any(w in t.split() for w in POSITIVE) for t in texts) >= 6, texts
     assert not any("__" in t for t in texts)
+
+
+def test_bits_per_character_is_the_total_loss_over_the_characters():
+    from keras_nlp_app.data.corpus import Corpus
+    from keras_nlp_app.tasks.language_model import per_character
+
+    report = per_character({"tokens": 10, "loss": math.log(2) * 3, "perplexity": 8.0},
+                           Corpus("x.txt", ["abcdefghij", "klmnopqrst"]))
+    assert report["characters"] == 20 and report["bits_per_character"] == pytest.approx(1.5)
