@@ -1,7 +1,9 @@
 """Sequence-tagging speed benchmark; prints one JSON object.
 
 - training: tokens/s (real tokens, padding excluded) of `fit` on the recipe's model and CoNLL
-  training sentences, timed over `--steps` steps after a warm-up epoch of the same length.
+  training sentences, timed over `--steps` steps after a warm-up epoch of the same length (which
+  also pays XLA's compiles). With `--buckets N`, the same again with `train.length_buckets: N`
+  (XLA on, one compiled step per bucket) and the speed-up of one over the other.
 - serving: sentences/s of an exported SavedModel's serving_default (raw text in; tokens, tags,
   offsets and entities out) on eng.testa sentences at batch 1 and batch 32, after one warm-up
   call. Without `--saved-model` the benchmark exports the briefly trained model.
@@ -9,6 +11,7 @@
 Usage:
     KNLP_DATA_DIR=../shared/data .venv/bin/python scripts/bench_tagger.py \
         [--config configs/conll2003.yaml] [--saved-model saved_models/conll2003] [--steps 200]
+        [--buckets 4] [--no-serving]
 """
 
 import argparse
@@ -52,6 +55,9 @@ def main():
     parser.add_argument("--config", default="configs/conll2003.yaml")
     parser.add_argument("--steps", type=int, default=200, help="timed training steps")
     parser.add_argument("--saved-model", help="SavedModel to time (default: export the bench run)")
+    parser.add_argument("--buckets", type=int, default=0,
+                        help="also time the recipe with this many length buckets")
+    parser.add_argument("--no-serving", action="store_true", help="time training only")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_nlp_app.config import load_config
@@ -62,13 +68,23 @@ def main():
 
     cfg = load_config([args.config])
     training = bench_training(cfg, args.steps)
+    report = {"config": args.config, "training": training}
+    if args.buckets:
+        bucketed = bench_training(load_config([args.config], [
+            f"train.length_buckets={args.buckets}"]), args.steps)
+        report["training_length_buckets"] = {"buckets": args.buckets, **bucketed}
+        report["bucketed_speedup"] = round(
+            bucketed["train_tokens_per_s"] / training["train_tokens_per_s"], 2)
+    if args.no_serving:
+        print(json.dumps(report, indent=2))
+        return
     model_dir = (resolve_model_dir(args.saved_model) if args.saved_model else
                  quick_export(args.config, args.steps, tempfile.mkdtemp(prefix="bench_tagger_")))
     _, validation = tagging.load_splits(cfg.data, cfg.train.seed)
     sentences = [" ".join(tokens) for tokens in validation.texts]
-    print(json.dumps({"config": args.config, "training": training,
-                      "serving": {"saved_model": model_dir, **texts_per_second(model_dir, sentences, "entities", {1: 100, 32: 8})}},
-                     indent=2))
+    report["serving"] = {"saved_model": model_dir,
+                         **texts_per_second(model_dir, sentences, "entities", {1: 100, 32: 8})}
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

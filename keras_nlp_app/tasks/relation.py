@@ -70,27 +70,36 @@ class RelationTask(ClassificationTask):
         return read_relations(path, on_bad_line=data_cfg.on_bad_line)
 
     def check_config(self, cfg):
-        if cfg.model.backbone:
-            raise ConfigError("task relation: model.backbone is not supported yet; use "
-                              f"{' or '.join(RELATION_MODELS)}")
+        from keras_nlp_app.tasks.classification import BACKBONE_MODEL
+        from keras_nlp_app.text.presets import check_backbone_config
+
+        if cfg.data.multi_label:
+            raise ConfigError("task relation: one relation per entity pair (data.multi_label: false)")
+        if check_backbone_config(cfg.model, BACKBONE_MODEL):
+            return  # the preset's tokenizer cuts the marked text, markers included
         if cfg.model.name not in RELATION_MODELS:
             raise ConfigError(f"task relation: model {cfg.model.name!r} is not a relation model; "
                               f"use {' or '.join(RELATION_MODELS)}")
         if cfg.tokenizer.kind not in ("word", "whitespace") or cfg.tokenizer.ngrams > 1:
             raise ConfigError("task relation: tokenizer.kind word or whitespace and "
                               "tokenizer.ngrams 1 (the entity markers are whole words)")
-        if cfg.data.multi_label:
-            raise ConfigError("task relation: one relation per entity pair (data.multi_label: false)")
 
     def prepare_assets(self, cfg, train, assets_dir):
-        """Word vocabulary with the four markers reserved (ids 2-5) and the label space."""
-        from keras_nlp_app.text import tokenizers
+        """Word vocabulary with the four markers reserved (ids 2-5), or the backbone preset's
+        tokenizer, and the label space."""
+        from keras_nlp_app.text import presets, tokenizers
 
-        if LabelSpace.exists(assets_dir) and os.path.exists(os.path.join(assets_dir, "tokenizer.json")):
+        marker = os.path.join(assets_dir, presets.PRESET_FOLDER if cfg.model.backbone else "",
+                              "tokenizer.json")
+        if LabelSpace.exists(assets_dir) and os.path.exists(marker):
             return self.load_tokenizer(assets_dir), self.read_assets(assets_dir)
-        tokenizer = self.learned_tokenizer(cfg, train.texts, reserved=MARKERS)
+        if cfg.model.backbone:
+            tokenizer = presets.PresetTokenizer.from_preset(cfg.model.backbone)
+            tokenizer.save(assets_dir)
+        else:
+            tokenizer = self.learned_tokenizer(cfg, train.texts, reserved=MARKERS)
+            tokenizers.save_tokenizer(tokenizer, assets_dir)
         space = both_directions(label_space(train))
-        tokenizers.save_tokenizer(tokenizer, assets_dir)
         space.save(assets_dir)
         return tokenizer, space
 
@@ -98,6 +107,9 @@ class RelationTask(ClassificationTask):
         from keras_nlp_app.models import build_model as build
 
         self.check_config(cfg)
+        if cfg.model.backbone:  # a pooled vector of the marked text (classification's factory)
+            return super().build_model(cfg, preprocessor, space, training=training,
+                                       batch_size=batch_size)
         vocabulary = preprocessor.tokenizer.vocabulary
         return build(cfg.model.name, vocab_size=preprocessor.input_vocabulary_size,
                      sequence_length=preprocessor.sequence_length,
