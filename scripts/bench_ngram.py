@@ -1,6 +1,7 @@
 """N-gram benchmark on Penn Treebank; prints one JSON object.
 
-Whole-process figures, as a user sees them: `knlp ngram train` (wall time, peak memory) and
+Whole-process figures, as a user sees them: `knlp ngram train` (wall time, peak memory; also
+with `--arpa`, as lmplz writes ARPA) and
 `knlp ngram score` (tokens/s), for us and — where installed — KenLM's `lmplz`/`query` binaries
 (`--kenlm-bin DIR`) and the `kenlm` Python module, plus NLTK's `KneserNeyInterpolated` on a
 subset of the training data (it is too slow for all of it; the subset size is in the output).
@@ -43,6 +44,9 @@ def bench_ours(train, valid, workdir, knlp):
     model = os.path.join(workdir, "ours5")
     wall, memory, out = run_with_memory([knlp, "ngram", "train", train, "--order", "5", "--output", model])
     result = {"train_wall_s": round(wall, 2), "train_peak_mib": round(memory)}
+    wall, memory, out = run_with_memory([knlp, "ngram", "train", train, "--order", "5", "--output",
+                                         model, "--arpa"])
+    result.update({"train_with_arpa_wall_s": round(wall, 2), "train_with_arpa_peak_mib": round(memory)})
     for name, path in (("valid", valid), ("train", train)):
         wall, memory, out = run_with_memory([knlp, "ngram", "score", model, "--data", path, "--json"])
         report = json.loads(out.strip().splitlines()[-1])
@@ -152,6 +156,8 @@ def main():
             result["ratios"] = {
                 "train_wall_ours_over_lmplz": round(result["ours"]["train_wall_s"] / k["lmplz_wall_s"], 2),
                 "train_memory_ours_over_lmplz": round(result["ours"]["train_peak_mib"] / k["lmplz_peak_mib"], 2),
+                "train_with_arpa_wall_ours_over_lmplz": round(
+                    result["ours"]["train_with_arpa_wall_s"] / k["lmplz_wall_s"], 2),
                 "score_speed_ours_over_query": round(
                     result["ours"]["score_train_tokens_per_s"] / k["query_train_tokens_per_s"], 2),
                 "valid_perplexity_ours_over_kenlm": round(

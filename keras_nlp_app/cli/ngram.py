@@ -35,7 +35,7 @@ def cmd_ngram(args):
         print(json.dumps(train_files(
             args.train_file, args.output, order=args.order, smoothing=args.smoothing, k=args.k,
             min_count=args.min_count, max_vocab=args.max_vocab, tokenizer=args.tokenizer,
-            discount_fallback=fallback, alpha=args.alpha, write_arpa_file=not args.no_arpa)))
+            discount_fallback=fallback, alpha=args.alpha, write_arpa_file=args.arpa)))
         return 0
     if args.action == "score":
         model = load_model(model_path(args.model))
@@ -80,8 +80,11 @@ def add_parsers(verbs):
     q.add_argument("--min-count", type=int, default=1, help="rarer words become <unk>")
     q.add_argument("--max-vocab", type=int, help="keep only the most frequent words")
     q.add_argument("--tokenizer", default="whitespace", choices=["whitespace", "word"])
-    q.add_argument("--output", required=True, help="PATH: writes PATH.npz and, for kneser_ney, PATH.arpa")
-    q.add_argument("--no-arpa", action="store_true", help="skip the ARPA file")
+    q.add_argument("--output", required=True, help="PATH: writes PATH.npz (and PATH.arpa with --arpa)")
+    q.add_argument("--arpa", action="store_true",
+                   help="also write PATH.arpa (Kneser-Ney only), the text format KenLM and SRILM "
+                        "read; it takes about twice the estimation's time (knlp ngram to-arpa "
+                        "writes one later)")
     q.add_argument("--discount-fallback", type=float, nargs="*", metavar="D",
                    help="Kneser-Ney D1 D2 D3+ for orders whose discounts cannot be estimated "
                         "(small corpora; default when given without values: 0.5 1 1.5)")

@@ -70,8 +70,8 @@ def model_path(path):
 
 def train_files(train_file, output, *, order=5, smoothing="kneser_ney", k=1.0, min_count=1,
                 max_vocab=None, tokenizer="whitespace", discount_fallback=None, alpha=0.4,
-                write_arpa_file=True):
-    """Counts a text file and writes `output.npz` (and `output.arpa` for Kneser-Ney).
+                write_arpa_file=False):
+    """Counts a text file and writes `output.npz` (and, asked, `output.arpa` for Kneser-Ney).
 
     Returns:
         A JSON-ready summary: order, smoothing, vocabulary, ngrams per order, discounts, files,

@@ -105,7 +105,7 @@ def test_ngram_verbs_do_not_import_tensorflow(tmp_path):
     corpus.write_text("\n".join(" ".join(s) for s in random_corpus(400, 15)) + "\n")
     code = (
         "import sys, json; from keras_nlp_app.cli import main\n"
-        f"assert main(['ngram', 'train', {str(corpus)!r}, '--order', '3', '--output', {str(tmp_path / 'lm')!r}]) == 0\n"
+        f"assert main(['ngram', 'train', {str(corpus)!r}, '--order', '3', '--output', {str(tmp_path / 'lm')!r}, '--arpa']) == 0\n"
         f"assert main(['ngram', 'score', {str(tmp_path / 'lm')!r}, '--data', {str(corpus)!r}, '--json']) == 0\n"
         f"assert main(['ngram', 'generate', {str(tmp_path / 'lm.arpa')!r}, '--seed', '1']) == 0\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n")
