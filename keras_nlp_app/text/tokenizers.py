@@ -284,12 +284,14 @@ class SentencePieceTokenizer(keras.layers.Layer):
 
 
 # the special pieces of a SentencePiece model: the package's own layout, and Gemma's (whose
-# keras-hub tokenizer expects <pad> 0, <eos> 1, <bos> 2, <unk> 3; text kept byte for byte)
+# keras-hub tokenizer expects <pad> 0, <eos> 1, <bos> 2, <unk> 3; text kept byte for byte, no
+# space invented before a text or a line)
 SENTENCEPIECE_LAYOUTS = {
     "package": dict(pad_id=0, unk_id=1, bos_id=2, eos_id=3),
     "gemma": dict(pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>",
                   bos_piece="<bos>", unk_piece="<unk>", byte_fallback=True,
                   normalization_rule_name="nfkc", remove_extra_whitespaces=False,
+                  add_dummy_prefix=False,
                   allow_whitespace_only_pieces=True, user_defined_symbols=["\n"]),
 }
 
