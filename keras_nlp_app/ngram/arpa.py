@@ -14,7 +14,6 @@ from keras_nlp_app.errors import DataError, UserError
 from keras_nlp_app.ngram.model import BOS, UNK, NGramModel, Order
 from keras_nlp_app.utils import atomic
 
-
 _SEVEN_DIGITS = "{:.7g}".format
 
 

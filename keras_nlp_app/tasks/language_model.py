@@ -13,13 +13,11 @@ The graph code (scoring, generation) is in language_model_graphs.py.
 import json
 import math
 import os
-import re
 
 import numpy as np
 
 from keras_nlp_app.data import datasets, readers, splits
 from keras_nlp_app.data.corpus import Corpus, line_chunks, read_corpus, stdlib_split
-from keras_nlp_app.data.splits import read_options
 from keras_nlp_app.errors import ConfigError, DataError, UserError
 from keras_nlp_app.tasks.base import Task, register
 from keras_nlp_app.tasks.language_model_data import (
@@ -29,19 +27,19 @@ from keras_nlp_app.tasks.language_model_data import (
     corpus_conditions,
     token_stream,
 )
-from keras_nlp_app.tasks.language_model_presets import (
-    BACKBONE_MODEL,
-    backbone_lm,
-    fresh_decoder_config,
-    fresh_decoder_tokenizer,
-    save_causal_lm_preset,
-)
 from keras_nlp_app.tasks.language_model_graphs import (
     MAX_NEW_TOKENS,
     evaluate_stream,
     generate_endpoint,
     generate_texts,
     score_texts,
+)
+from keras_nlp_app.tasks.language_model_presets import (
+    BACKBONE_MODEL,
+    backbone_lm,
+    fresh_decoder_config,
+    fresh_decoder_tokenizer,
+    save_causal_lm_preset,
 )
 
 NAME = "lm"
@@ -149,7 +147,7 @@ class LanguageModelTask(Task):
         if os.path.exists(os.path.join(assets_dir, presets.PRESET_FOLDER if preset else "",
                                        "tokenizer.json")):
             return self.load_tokenizer(assets_dir), self.read_assets(assets_dir)
-        if cfg.model.name == BACKBONE_MODEL:
+        if preset:
             tokenizer = (presets.PresetTokenizer.from_preset(cfg.model.backbone)
                          if cfg.model.backbone else fresh_decoder_tokenizer(cfg, train))
             tokenizer.save(assets_dir)

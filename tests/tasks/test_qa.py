@@ -2,7 +2,6 @@
 and (slow) a reader that learns an easy task and exports."""
 
 import json
-import os
 
 import pytest
 
