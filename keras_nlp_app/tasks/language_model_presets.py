@@ -16,7 +16,12 @@ DECODER = "decoder"  # model.params key: a fresh decoder's architecture (models.
 
 def fresh_decoder_config(cfg):
     """True when the config pretrains a fresh decoder (backbone_lm and no model.backbone)."""
-    if cfg.model.name != BACKBONE_MODEL or cfg.model.backbone:
+    if cfg.model.name != BACKBONE_MODEL:
+        return False
+    if cfg.model.backbone:
+        if DECODER in cfg.model.params:
+            raise ConfigError(f"model.params.{DECODER} sizes a fresh decoder; with model.backbone "
+                              f"the preset's architecture is used (drop one of them)")
         return False
     if cfg.tokenizer.vocab_size < MIN_VOCABULARY:
         raise ConfigError(f"tokenizer.vocab_size {cfg.tokenizer.vocab_size} is too small for a "

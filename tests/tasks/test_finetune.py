@@ -311,11 +311,14 @@ def test_a_causal_lm_preset_fine_tunes_generates_and_exports(family, tmp_path, c
     ({"model.backbone": "encoder"}, "no causal-LM head"),
     ({"model.params": "{decoder: {num_layers: 2, hidden_dim: 10, num_heads: 4}}"},
      "not a multiple of num_heads"),
+    ({"model.backbone": "decoder", "model.params": "{decoder: {num_layers: 2}}"},
+     "sizes a fresh decoder"),
 ])
 def test_a_causal_lm_config_that_cannot_work_is_one_line_and_exit_2(setting, message, tmp_path,
                                                                      capsys):
-    if setting.get("model.backbone") == "encoder":
-        setting = {"model.backbone": save_tiny_preset("wordpiece", tmp_path / "encoder")}
+    family = {"encoder": "wordpiece", "decoder": "gpt2"}.get(setting.get("model.backbone"))
+    if family:
+        setting = {**setting, "model.backbone": save_tiny_preset(family, tmp_path / "preset")}
     train_file = tmp_path / "train.txt"
     train_file.write_text("the film was great\n" * 200)
     config = tmp_path / "lm.yaml"
