@@ -11,7 +11,7 @@
 Usage:
     KNLP_DATA_DIR=../shared/data .venv/bin/python scripts/bench_tagger.py \
         [--config configs/conll2003.yaml] [--saved-model saved_models/conll2003] [--steps 200]
-        [--buckets 4] [--no-serving]
+        [--buckets 4] [--no-serving] [--set train.jit_compile=off ...]
 """
 
 import argparse
@@ -58,6 +58,8 @@ def main():
     parser.add_argument("--buckets", type=int, default=0,
                         help="also time the recipe with this many length buckets")
     parser.add_argument("--no-serving", action="store_true", help="time training only")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for every timed run")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_nlp_app.config import load_config
@@ -66,12 +68,12 @@ def main():
 
     tagging = get_task("tagging")
 
-    cfg = load_config([args.config])
+    cfg = load_config([args.config], args.set)
     training = bench_training(cfg, args.steps)
-    report = {"config": args.config, "training": training}
+    report = {"config": args.config, "overrides": args.set, "training": training}
     if args.buckets:
         bucketed = bench_training(load_config([args.config], [
-            f"train.length_buckets={args.buckets}"]), args.steps)
+            *args.set, f"train.length_buckets={args.buckets}"]), args.steps)
         report["training_length_buckets"] = {"buckets": args.buckets, **bucketed}
         report["bucketed_speedup"] = round(
             bucketed["train_tokens_per_s"] / training["train_tokens_per_s"], 2)
