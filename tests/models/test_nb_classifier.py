@@ -88,6 +88,7 @@ def test_nbsvm_ratios_count_each_id_once_per_example():
     assert logit == pytest.approx(r[0] + r[3], rel=1e-5)
 
 
+@pytest.mark.slow  # about 26 s on 2 cores (the default suite keeps to 10 minutes)
 def test_nbsvm_counts_then_trains_and_exports_for_a_fresh_process(easy_files, tmp_path):
     import json
 

@@ -4,6 +4,7 @@ after it finished (more trials) and after a crash left a trial running."""
 import json
 import os
 
+import pytest
 import yaml
 
 from keras_nlp_app.cli import main
@@ -19,6 +20,7 @@ def _args(easy_files, study_dir, trials):
             str(study_dir), "--json", *[a for o in overrides for a in ("--set", o)], "--set", SPACE]
 
 
+@pytest.mark.slow  # about 22 s; the crash-resume test below keeps knlp tune in the default suite
 def test_tune_runs_trials_writes_the_best_config_and_resumes(easy_files, tmp_path, capsys):
     study_dir = tmp_path / "study"
     assert main(_args(easy_files, study_dir, 2)) == 0

@@ -30,9 +30,9 @@ SMALL_PARAMS = {
 
 
 # from-scratch classifiers (backbone_classifier fine-tunes a preset: tests/tasks/test_finetune.py)
-# > 20 s, or (lstm_classifier) trained and exported by the shared trained_run tests already
+# > 15 s, or (lstm_classifier) trained and exported by the shared trained_run tests already
 SLOW_FACTORIES = ("ensemble_classifier", "transformer_classifier", "bilstm_classifier",
-                  "lstm_classifier")
+                  "lstm_classifier", "cnn_classifier", "fasttext_classifier")
 # fitted in phases of their own (a counting epoch; class LMs before training), each trained,
 # exported and reloaded in its own test under tests/models/
 OWN_TESTS = ("nbsvm_classifier", "ngram_classifier")
