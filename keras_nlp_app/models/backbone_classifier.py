@@ -10,11 +10,17 @@ FINETUNE_MODES = ("full", "frozen", "lora")
 POOLINGS = ("first", "mean", "last")
 
 
+def unshifted_ids(shifted_ids, pad_token_id):
+    """The tokenizer's ids of shifted ids (0 = padding, token id + 1 otherwise:
+    `text.presets`), the padding id where they are 0."""
+    return keras.ops.where(keras.ops.greater(shifted_ids, 0), shifted_ids - 1, pad_token_id)
+
+
 def backbone_inputs(backbone, shifted_ids, pad_token_id):
     """The backbone's input dict from shifted ids `[B, T]` (0 = padding, token id + 1 otherwise:
     `text.presets.PresetPreprocessor`), so one padding id works for every tokenizer family."""
     padding_mask = keras.ops.greater(shifted_ids, 0)
-    token_ids = keras.ops.where(padding_mask, shifted_ids - 1, pad_token_id)
+    token_ids = unshifted_ids(shifted_ids, pad_token_id)
     inputs = {"token_ids": token_ids, "padding_mask": padding_mask,
               "segment_ids": keras.ops.zeros_like(token_ids)}
     return {name: inputs[name] for name in backbone.input}

@@ -10,7 +10,7 @@ padding column, never a target and never generated).
 import keras
 from keras import ops
 
-from keras_nlp_app.models.backbone_classifier import apply_finetune
+from keras_nlp_app.models.backbone_classifier import apply_finetune, unshifted_ids
 
 _NEG = -1e9
 
@@ -53,8 +53,7 @@ class BackboneLM(keras.Model):
         self.vocab_size = int(causal_lm.backbone.vocabulary_size) + 1
 
     def _token_ids(self, shifted):
-        shifted = ops.cast(shifted, "int32")
-        return ops.where(shifted > 0, shifted - 1, self.pad_token_id)
+        return unshifted_ids(ops.cast(shifted, "int32"), self.pad_token_id)
 
     def _shifted_logits(self, logits):
         """Logits over shifted ids: a padding column (never likely) before the tokenizer's."""
