@@ -7,14 +7,20 @@ with `--arpa`, as lmplz writes ARPA) and
 subset of the training data (it is too slow for all of it; the subset size is in the output).
 Ratios are computed within this one run. Also the valid perplexity of every order and smoothing.
 
+`--growth 1 4 16` measures instead how build time and peak memory grow with the corpus, ours
+beside lmplz's: PTB train, then PTB followed by the other staged corpora's text (lower-cased,
+words and punctuation split) until the corpus holds that many times PTB's tokens.
+
 Usage:
     KNLP_DATA_DIR=../shared/data .venv/bin/python scripts/bench_ngram.py [--kenlm-bin DIR]
         [--nltk-sentences 5000] [--orders 2 3 4 5]
+    KNLP_DATA_DIR=../shared/data .venv/bin/python scripts/bench_ngram.py --kenlm-bin DIR --growth 1 4 16
 """
 
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -122,6 +128,78 @@ def bench_nltk(train, valid, sentences):
             "score_tokens_per_s": round(tokens / (time.perf_counter() - started))}
 
 
+GROWTH_SOURCES = ("imdb/unsup.jsonl", "imdb/train.jsonl", "aeslc/train.jsonl", "squad_v1.1/train-v1.1.rebuilt.json",
+                  "dailydialog/dialogues_train.txt", "spa_eng/spa.txt", "multi30k/train.en",
+                  "multi30k/train.de", "tinyshakespeare/input.txt", "sst2/train.tsv")
+JSONL_TEXT_FIELDS = ("text", "email", "subject_line")
+WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[^\w\s]")
+
+
+def other_text_lines(data):
+    """Lines of the staged corpora other than PTB, lower-cased and split into words and
+    punctuation; JSON(L) files give the lines of their text fields (SQuAD: contexts, questions)."""
+    for relative in GROWTH_SOURCES:
+        path = os.path.join(data, relative)
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8", errors="replace") as f:
+            if relative.endswith(".json"):
+                article_texts = (p["context"] + "\n" + "\n".join(q["question"] for q in p["qas"])
+                                 for a in json.load(f)["data"] for p in a["paragraphs"])
+                lines = (line for text in article_texts for line in text.splitlines())
+            elif relative.endswith(".jsonl"):
+                lines = (text_line for line in f for key, value in json.loads(line).items()
+                         if key in JSONL_TEXT_FIELDS for text_line in value.splitlines())
+            else:
+                lines = f
+            for line in lines:
+                words = WORD.findall(line.lower().replace("<unk>", " "))
+                if words:
+                    yield " ".join(words)
+
+
+def growth_corpus(ptb_train, data, scale, workdir):
+    """PTB train followed by other staged text up to `scale` × PTB's tokens; (path, tokens)."""
+    target_tokens = count_tokens(ptb_train) * scale
+    path = os.path.join(workdir, f"growth_x{scale}.txt")
+    with open(ptb_train, encoding="utf-8") as f, open(path, "w", encoding="utf-8") as out:
+        out.write(f.read())
+    tokens = count_tokens(ptb_train)
+    with open(path, "a", encoding="utf-8") as out:
+        for line in other_text_lines(data):
+            if tokens >= target_tokens:
+                break
+            out.write(line + "\n")
+            tokens += len(line.split()) + 1
+    if tokens < target_tokens:
+        raise SystemExit(f"only {tokens} tokens of staged text for scale {scale} ({target_tokens} needed)")
+    return path, tokens
+
+
+def growth_curve(ptb_train, data, scales, bin_dir, workdir, knlp):
+    """Build wall time and peak memory of a 5-gram, ours (no ARPA, as `knlp ngram train` does by
+    default) and lmplz's (`-o 5 -S 1G`, ARPA out), for each corpus scale."""
+    rows = []
+    for scale in scales:
+        corpus, tokens = growth_corpus(ptb_train, data, scale, workdir)
+        row = {"scale": scale, "tokens": tokens}
+        wall, memory, _ = run_with_memory([knlp, "ngram", "train", corpus, "--order", "5",
+                                           "--output", os.path.join(workdir, "growth5")])
+        row.update({"ours_wall_s": round(wall, 2), "ours_peak_mib": round(memory)})
+        if bin_dir:
+            renamed = without_literal_unk(corpus, workdir)
+            wall, memory, _ = run_with_memory([os.path.join(bin_dir, "lmplz"), "-o", "5", "-S", "1G",
+                                               "-T", workdir, "--text", renamed, "--arpa",
+                                               os.path.join(workdir, "growth5.arpa")])
+            row.update({"lmplz_wall_s": round(wall, 2), "lmplz_peak_mib": round(memory),
+                        "wall_ours_over_lmplz": round(row["ours_wall_s"] / wall, 2),
+                        "memory_ours_over_lmplz": round(row["ours_peak_mib"] / memory, 2)})
+        for leftover in os.listdir(workdir):
+            os.remove(os.path.join(workdir, leftover))
+        rows.append(row)
+    return rows
+
+
 def perplexity_table(train, valid, orders):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from keras_nlp_app.ngram.estimate import train_model
@@ -143,10 +221,16 @@ def main():
     parser.add_argument("--kenlm-bin", help="folder holding KenLM's lmplz and query binaries")
     parser.add_argument("--nltk-sentences", type=int, default=5000)
     parser.add_argument("--orders", type=int, nargs="+", default=[2, 3, 4, 5])
+    parser.add_argument("--growth", type=int, nargs="+", metavar="SCALE",
+                        help="only the growth curve: build time and memory at these multiples of PTB")
     args = parser.parse_args()
     data = os.environ.get("KNLP_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     train, valid = os.path.join(data, "ptb", "ptb.train.txt"), os.path.join(data, "ptb", "ptb.valid.txt")
     knlp = shutil.which("knlp", path=os.path.dirname(sys.executable)) or "knlp"
+    if args.growth:
+        with tempfile.TemporaryDirectory() as workdir:
+            print(json.dumps({"growth": growth_curve(train, data, args.growth, args.kenlm_bin, workdir, knlp)}))
+        return
     result = {}
     with tempfile.TemporaryDirectory() as workdir:
         result["ours"], our_arpa = bench_ours(train, valid, workdir, knlp)

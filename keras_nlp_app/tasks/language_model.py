@@ -46,6 +46,16 @@ NAME = "lm"
 WORD_KINDS = ("word", "whitespace", "wordpiece")
 # TensorBoard samples start from these each epoch: the line-start token alone, then a few words
 SAMPLE_PROMPTS = {"char": ("", "ROMEO:", "def "), "word": ("", "the company said", "in the")}
+def _one_side(paths, data_cfg):
+    """The file of a parallel dataset's split whose suffix is `data.text_field` (a language
+    model over one side of a translation corpus, e.g. the target side for n-best rescoring)."""
+    sides = {os.path.splitext(p)[1].lstrip("."): p for p in paths}
+    if data_cfg.text_field not in sides:
+        raise ConfigError(f"data.text_field: dataset {data_cfg.dataset} is parallel; name the side "
+                          f"to model ({', '.join(sides)}), got {data_cfg.text_field!r}")
+    return sides[data_cfg.text_field]
+
+
 def per_character(report, corpus):
     """`report` with `bits_per_character`: the total loss over the corpus's characters, which
     compares models whatever their tokens (characters, words, SentencePiece pieces)."""
@@ -92,7 +102,8 @@ class LanguageModelTask(Task):
         if data_cfg.dataset == "python_stdlib":
             root, files = stdlib_split(split_name)
             return Corpus(root, [readers.read_text(f) for f in files])
-        return read_corpus(datasets.split_path(data_cfg.dataset, split_name))
+        paths = datasets.split_paths(data_cfg.dataset, split_name)
+        return read_corpus(paths[0] if len(paths) == 1 else _one_side(paths, data_cfg))
 
     def load_splits(self, data_cfg, seed):
         """(train, validation) corpora. With `data.holdout_fraction`, validation is the last

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from keras_nlp_app.config import load_config
 from keras_nlp_app.data.corpus import Corpus
+from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.tasks import get_task
 from keras_nlp_app.tasks import language_model as lm
 from keras_nlp_app.tasks import language_model_graphs as graphs
@@ -130,6 +131,21 @@ def test_holdout_is_the_last_fraction_of_the_text(tmp_path):
                            "data.holdout_fraction=0.1"])
     train, validation = get_task("lm").load_splits(cfg.data, 0)
     assert train.documents == ["0123456789" * 9] and validation.documents == ["0123456789"]
+
+
+def test_an_lm_over_a_parallel_dataset_reads_the_side_named_by_text_field(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNLP_DATA_DIR", str(tmp_path))
+    (tmp_path / "multi30k").mkdir()
+    for split in ("train", "val"):
+        write(tmp_path / "multi30k" / f"{split}.en", f"an english {split} line\n")
+        write(tmp_path / "multi30k" / f"{split}.de", f"eine deutsche {split} zeile\n")
+    german = load_config([], ["task=lm", "data.dataset=multi30k", "data.text_field=de"])
+    train, validation = get_task("lm").load_splits(german.data, 0)
+    assert train.documents == ["eine deutsche train zeile\n"]
+    assert validation.documents == ["eine deutsche val zeile\n"]
+    unnamed = load_config([], ["task=lm", "data.dataset=multi30k"])
+    with pytest.raises(ConfigError, match=r"parallel; name the side to model \(en, de\)"):
+        get_task("lm").load_splits(unnamed.data, 0)
 
 
 PATTERN = "the quick brown fox jumps over the lazy dog.\n"
