@@ -170,7 +170,7 @@ class LanguageModelTask(Task):
 
             atomic.write_json(os.path.join(assets_dir, CONDITIONS), conditions)
         tok = cfg.tokenizer
-        if tok.kind in WORD_KINDS:
+        if tok.kind in (*WORD_KINDS, "sentencepiece"):  # learned from lines, not whole files
             texts = [line for d in train.documents for line in d.splitlines()]
         else:
             texts = train.documents

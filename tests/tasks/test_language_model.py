@@ -55,6 +55,16 @@ def test_subword_streams_end_lines_with_eos_and_detokenize_to_words():
     assert text == "the cats sat\nthe mat\n"
 
 
+def test_a_sentencepiece_lm_learns_its_vocabulary_from_the_lines_of_a_one_file_corpus(tmp_path):
+    text = "".join(f"der hund {i} spielt mit dem ball im garten\n" for i in range(600))
+    assert len(text) > 4192  # one document longer than SentencePiece's longest sentence
+    cfg = load_config([], ["task=lm", "tokenizer.kind=sentencepiece", "tokenizer.vocab_size=100"])
+    tokenizer, _ = get_task("lm").prepare_assets(cfg, Corpus("t.txt", [text]), str(tmp_path))
+    ids = tokenizer(tf.constant(["der hund spielt"]))
+    assert tokenizer.detokenize(ids).numpy()[0] == b"der hund spielt"
+    assert tokenizer.vocabulary_size > len(set(text))  # pieces beyond the characters
+
+
 def test_stop_strings_cut_the_continuation_before_the_first_match():
     text = "To be, or not\nto be"
     preprocessor = char_preprocessor(text)
