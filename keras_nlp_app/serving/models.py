@@ -16,7 +16,7 @@ import threading
 from keras_nlp_app.errors import UserError
 from keras_nlp_app.serving.batching import Batcher
 from keras_nlp_app.serving.requests import InputSpec, RequestError
-from keras_nlp_app.utils.saved_models import load_saved_model, versions
+from keras_nlp_app.utils.saved_models import SessionSavedModel, versions
 
 _PREDICT = "tensorflow/serving/predict"
 log = logging.getLogger("keras_nlp_app")
@@ -53,23 +53,21 @@ def _fingerprint(folder):
 
 
 class LoadedVersion:
-    """One loaded SavedModel version: its signatures, input specs and batchers."""
+    """One loaded SavedModel version: its signatures, input specs and batchers. It runs in a
+    session of its own (`SessionSavedModel`), so an unloaded version frees all it held."""
 
     def __init__(self, name, version, path, limits, metrics):
         self.name, self.version, self.path = name, version, path
         self.limits, self.metrics = limits, metrics
-        self.loaded = load_saved_model(path)
-        self.signatures = dict(self.loaded.signatures)
+        self.loaded = SessionSavedModel(path)
+        self.signatures = self.loaded.signatures
         if not self.signatures:
             raise UserError(f"{path}: the SavedModel has no signatures to serve")
-        self.inputs = {name: self._input_specs(fn) for name, fn in self.signatures.items()}
+        self.inputs = {name: {key: InputSpec(key, dtype, shape) for key, (dtype, shape)
+                              in signature["inputs"].items()}
+                       for name, signature in self.signatures.items()}
         self.batchers = {}
         self._warm_up()
-
-    @staticmethod
-    def _input_specs(function):
-        specs = function.structured_input_signature[1]
-        return {key: InputSpec(key, spec.dtype, spec.shape.as_list()) for key, spec in specs.items()}
 
     def _warm_up(self):
         """Runs serving_default once on an empty string when it takes only strings: the check
@@ -81,29 +79,27 @@ class LoadedVersion:
 
     def metadata(self):
         def tensor(spec_name, dtype, shape):
-            dims = [{"size": str(-1 if d is None else d)} for d in shape]
+            dims = [{"size": str(-1 if d is None else d)} for d in shape or []]
             return {"dtype": f"DT_{dtype.name.upper()}", "tensor_shape": {
-                "dim": dims, "unknown_rank": False}, "name": spec_name}
+                "dim": dims, "unknown_rank": shape is None}, "name": spec_name}
 
         signature_def = {}
-        for name, function in self.signatures.items():
-            outputs = function.structured_outputs
+        for name, signature in self.signatures.items():
             signature_def[name] = {
-                "inputs": {k: tensor(k, s.dtype, s.shape) for k, s in self.inputs[name].items()},
-                "outputs": {k: tensor(k, t.dtype, t.shape.as_list()) for k, t in outputs.items()},
-                "method_name": _PREDICT}
+                part: {k: tensor(k, dtype, shape) for k, (dtype, shape) in signature[part].items()}
+                for part in ("inputs", "outputs")}
+            signature_def[name]["method_name"] = _PREDICT
         return {"model_spec": {"name": self.name, "signature_name": "",
                                "version": str(self.version)},
                 "metadata": {"signature_def": {"signature_def": signature_def}}}
 
     def call(self, signature_name, columns):
         """Runs a signature on python values (lists for batched inputs) → numpy outputs."""
-        import tensorflow as tf
+        import numpy as np
 
         specs = self.inputs[signature_name]
-        tensors = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in columns.items()}
-        outputs = self.signatures[signature_name](**tensors)
-        return {k: v.numpy() for k, v in outputs.items()}
+        return self.loaded.run(signature_name, {
+            k: np.asarray(v, dtype=specs[k].dtype.as_numpy_dtype) for k, v in columns.items()})
 
     def batcher(self, signature_name):
         if signature_name not in self.batchers:

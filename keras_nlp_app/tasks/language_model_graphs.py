@@ -82,7 +82,8 @@ def score_texts(model, preprocessor, strings):
     ids = preprocessor.ragged_ids(strings)
     bos = tf.fill([ids.nrows(), 1], preprocessor.bos_id)
     inputs = tf.concat([tf.RaggedTensor.from_tensor(bos), ids[:, :-1]], axis=1).to_tensor(0)
-    targets = ids.to_tensor(0)
+    # as wide as the inputs, which hold at least the start token: an empty text scores 0
+    targets = ids.to_tensor(0, shape=tf.shape(inputs))
     mask = tf.sequence_mask(ids.row_lengths(), tf.shape(targets)[1], tf.float32)
     window = model.context_length
     if window:

@@ -135,6 +135,20 @@ def test_scores_start_from_the_line_start_token_by_hand():
     assert outputs["log_prob"].numpy()[0] == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.parametrize("context_length", [None, 4])
+def test_empty_texts_score_zero_beside_others(context_length):
+    preprocessor = char_preprocessor("abcab\n")
+    model = BigramLM(random_table(preprocessor.vocabulary_size, 4))
+    model.context_length = context_length
+    alone = graphs.score_texts(model, preprocessor, tf.constant(["abc"]))
+    outputs = graphs.score_texts(model, preprocessor, tf.constant(["", "abc", ""]))
+    assert outputs["num_tokens"].numpy().tolist() == [0, 3, 0]
+    assert outputs["log_prob"].numpy()[[0, 2]].tolist() == [0.0, 0.0]
+    assert outputs["log_prob"].numpy()[1] == pytest.approx(alone["log_prob"].numpy()[0], abs=1e-5)
+    only_empty = graphs.score_texts(model, preprocessor, tf.constant([""]))
+    assert only_empty["log_prob"].numpy().tolist() == [0.0]
+
+
 def test_holdout_is_the_last_fraction_of_the_text(tmp_path):
     path = write(tmp_path / "t.txt", "0123456789" * 10)
     cfg = load_config([], ["task=lm", "data.dataset=null", f"data.train_file={path}",
