@@ -324,11 +324,6 @@ TOKENIZERS = {"word": WordTokenizer, "whitespace": WhitespaceTokenizer,
               "sentencepiece": SentencePieceTokenizer}
 
 
-def _batched(texts, batch_size=4096):
-    for start in range(0, len(texts), batch_size):
-        yield texts[start:start + batch_size]
-
-
 def learn_word_vocabulary(texts, *, vocab_size=20000, min_count=1, lowercase=True,
                           on_whitespace=False, ngrams=1, ngram_vocab_size=0):
     """Counts words over `texts` and keeps the most frequent (ties broken alphabetically).
@@ -338,7 +333,7 @@ def learn_word_vocabulary(texts, *, vocab_size=20000, min_count=1, lowercase=Tru
     space: exact n-gram features, as scikit-learn's CountVectorizer has, instead of hashed ones.
     """
     counts, grams = collections.Counter(), collections.Counter()
-    for chunk in _batched(texts):
+    for chunk in (texts[start:start + 4096] for start in range(0, len(texts), 4096)):
         words = split_words(tf.constant(chunk), lowercase, on_whitespace)
         counts.update(words.flat_values.numpy().tolist())
         for order in range(2, ngrams + 1):
@@ -366,9 +361,7 @@ def learn_wordpiece_vocabulary(texts, *, vocab_size=20000, lowercase=True):
 
 def learn_char_vocabulary(texts, *, vocab_size=20000, min_count=1):
     """The characters of `texts` seen at least `min_count` times, most frequent first."""
-    counts = collections.Counter()
-    for text in texts:
-        counts.update(text)
+    counts = collections.Counter(character for text in texts for character in text)
     ranked = sorted(((c, ch) for ch, c in counts.items() if c >= min_count),
                     key=lambda cw: (-cw[0], cw[1]))
     return [PAD, UNK] + sorted(ch for _, ch in ranked[: max(vocab_size - 2, 0)])
@@ -425,14 +418,32 @@ def save_tokenizer(tokenizer, folder):
 
 
 def load_tokenizer(folder):
-    """Rebuilds the tokenizer saved by `save_tokenizer`."""
-    with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
-        spec = json.load(f)
-    if spec["kind"] == "sentencepiece":
-        with open(os.path.join(folder, "spm.model"), "rb") as f:
-            return SentencePieceTokenizer(f.read())
-    if "vocabulary" in spec or spec["kind"] == "byte":
-        return TOKENIZERS[spec["kind"]](vocabulary=spec.get("vocabulary"))
-    with open(os.path.join(folder, "vocab.txt"), encoding="utf-8") as f:
-        vocabulary = f.read().split("\n")[:-1]
-    return TOKENIZERS[spec["kind"]](vocabulary=vocabulary, lowercase=spec["lowercase"])
+    """Rebuilds the tokenizer saved by `save_tokenizer`; a folder that cannot give one back (no
+    or bad `tokenizer.json`, a missing or damaged vocabulary) is a UserError naming the file."""
+    spec_path, vocab_path = os.path.join(folder, "tokenizer.json"), os.path.join(folder, "vocab.txt")
+    spec = _read_file(spec_path, json.load)
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind not in TOKENIZERS:
+        raise UserError(f"{spec_path}: names no tokenizer kind of {', '.join(TOKENIZERS)} ({kind!r})")
+    if kind == "sentencepiece":
+        return _read_file(os.path.join(folder, "spm.model"), lambda f: SentencePieceTokenizer(f.read()), "rb")
+    if "vocabulary" in spec or kind == "byte":
+        return TOKENIZERS[kind](vocabulary=spec.get("vocabulary"))
+    vocabulary = _read_file(vocab_path, lambda f: f.read().split("\n")[:-1])
+    if len(vocabulary) <= 2:
+        raise UserError(f"{vocab_path}: holds {len(vocabulary)} tokens; is it truncated?")
+    return TOKENIZERS[kind](vocabulary=vocabulary, lowercase=bool(spec.get("lowercase")))
+
+
+def _read_file(path, read, mode="r"):
+    """`read(the open file)`; a missing, unreadable or malformed file is a UserError naming it."""
+    try:
+        with open(path, mode, encoding=None if "b" in mode else "utf-8") as f:
+            return read(f)
+    except FileNotFoundError:
+        reason = "missing"
+    except tf.errors.OpError:
+        reason = "not a valid SentencePiece model"
+    except (OSError, ValueError, RuntimeError) as exc:  # unreadable, not JSON, not UTF-8
+        reason = f"cannot be read ({(str(exc).strip() or type(exc).__name__).splitlines()[0][:120]})"
+    raise UserError(f"{path}: {reason}; tokenizer folders are written by knlp vocab and training runs")

@@ -22,6 +22,11 @@ COMMANDS = {
     "dialog": TRAIN + ["--set", "data.format=dialog"],
     "squad": TRAIN,
     "lm": TRAIN,
+    "rules": ["chat", "{data}"],
+    "tokenizer": ["train", "configs/sst2.yaml", "--run-dir", "{out}", "--set", "data.dataset=null",
+                  "--set", "data.validation_split=null", "--set",
+                  f"data.train_file={HERE}/config/tiny_data.tsv", "--set", "train.monitor=loss",
+                  "--set", "tokenizer.vocabulary={data}"],
 }
 RECIPES = {"conll": "configs/conll2003.yaml", "entities": "configs/conll2003.yaml",
            "parallel": "configs/multi30k_en_de.yaml", "dialog": "configs/dailydialog.yaml",
