@@ -159,29 +159,74 @@ def test_a_stalled_or_trickling_body_is_cut_off_without_holding_up_others(export
     assert ok_code == 200 and ok_s < 1.5  # answered while the other two were still waiting
 
 
-def _resident_mib():
-    with open("/proc/self/status", encoding="ascii") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc for memory")
-def test_an_unloaded_version_gives_its_memory_back(exported_version):
-    """Each version runs in a session of its own: loading and dropping one 20 times grows the
-    process by less than 0.1 MiB a time (tf.saved_model.load kept ~0.8 MiB per load)."""
+def test_an_unloaded_version_leaves_nothing_behind(exported_version):
+    """A version runs in a graph and session of its own (tf.saved_model.load kept ~0.8 MiB per
+    load for good): once the version is dropped, its graph is freed with it."""
     import gc
+    import weakref
 
     from keras_nlp_app.serving.models import LoadedVersion
     from keras_nlp_app.serving.requests import Limits
 
-    def load_call_drop():
-        version = LoadedVersion("m", 1, exported_version, Limits(), metrics=None)
-        assert version.call("serving_default", {"text": ["a good film"]})
-        del version
-        gc.collect()
+    version = LoadedVersion("m", 1, exported_version, Limits(), metrics=None)
+    assert version.call("serving_default", {"text": ["a good film"]})
+    graph, session = weakref.ref(version.loaded.graph), weakref.ref(version.loaded.session)
+    del version
+    gc.collect()
+    assert graph() is None and session() is None
 
-    for _ in range(5):  # allocator and graph-building caches settle first
-        load_call_drop()
-    before = _resident_mib()
-    for _ in range(20):
-        load_call_drop()
-    assert _resident_mib() - before < 2.0
+
+@pytest.mark.slow
+def test_slow_clients_over_real_sockets_are_cut_off_without_holding_up_others(exported_version):
+    """`knlp serve` as a process, over TCP: a client that sends headers and then stalls, and one
+    that trickles its body a byte at a time, get 408 after --body-timeout-s, while a third
+    client's request is answered at once."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keras_nlp_app", "serve", f"m={os.path.dirname(exported_version)}",
+         "--port", str(port), "--body-timeout-s", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    body = json.dumps({"instances": ["a good film"]}).encode()
+    head = (f"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+
+    def status_of(connection):
+        return int(connection.recv(4096).split(b" ", 2)[1])
+
+    try:
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, "knlp serve exited"
+                time.sleep(0.1)
+        stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
+        stalled.sendall(head + body[:5])
+        trickling = socket.create_connection(("127.0.0.1", port), timeout=10)
+        trickling.sendall(head)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as prompt:
+            prompt.sendall(head + body)
+            assert status_of(prompt) == 200
+        prompt_s = time.monotonic() - started
+        for byte in body[:8]:  # one byte every 0.3 s: slower than the body must arrive
+            try:
+                trickling.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.3)
+        assert status_of(stalled) == 408 and status_of(trickling) == 408
+        assert prompt_s < 1.0 and time.monotonic() - started < 5.0
+        stalled.close()
+        trickling.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
