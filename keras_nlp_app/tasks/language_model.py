@@ -46,6 +46,8 @@ NAME = "lm"
 WORD_KINDS = ("word", "whitespace", "wordpiece")
 # TensorBoard samples start from these each epoch: the line-start token alone, then a few words
 SAMPLE_PROMPTS = {"char": ("", "ROMEO:", "def "), "word": ("", "the company said", "in the")}
+
+
 def _one_side(paths, data_cfg):
     """The file of a parallel dataset's split whose suffix is `data.text_field` (a language
     model over one side of a translation corpus, e.g. the target side for n-best rescoring)."""

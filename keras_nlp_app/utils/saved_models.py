@@ -61,9 +61,13 @@ def load_saved_model(model_dir):
     try:
         return tf.saved_model.load(model_dir)
     except (OSError, ValueError, IndexError, tf.errors.OpError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{model_dir}: cannot load this SavedModel; is it damaged or only partly "
-                        f"copied? ({first})") from None
+        raise _unloadable(model_dir, exc) from None
+
+
+def _unloadable(model_dir, exc):
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return UserError(f"{model_dir}: cannot load this SavedModel; is it damaged or only partly "
+                     f"copied? ({first})")
 
 
 class SessionSavedModel:
@@ -78,18 +82,17 @@ class SessionSavedModel:
     def __init__(self, model_dir):
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the ops the tokenizer graph uses)
+        from tensorflow.python.util import deprecation
 
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
-        try:
-            with self.graph.as_default():
+        try:  # the TF1 loader is "deprecated" for eager use, not for serving from a session
+            with self.graph.as_default(), deprecation.silence():
                 meta_graph = tf.compat.v1.saved_model.loader.load(
                     self.session, [tf.saved_model.SERVING], model_dir)
         except (OSError, ValueError, IndexError, RuntimeError, tf.errors.OpError) as exc:
             self.session.close()
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{model_dir}: cannot load this SavedModel; is it damaged or only "
-                            f"partly copied? ({first})") from None
+            raise _unloadable(model_dir, exc) from None
         self._tensor_names, self.signatures = {}, {}
         for name, signature in meta_graph.signature_def.items():
             if name.startswith("__"):  # the loader's own init op, not a serving signature
