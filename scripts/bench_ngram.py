@@ -160,11 +160,10 @@ def other_text_lines(data):
 
 def growth_corpus(ptb_train, data, scale, workdir):
     """PTB train followed by other staged text up to `scale` × PTB's tokens; (path, tokens)."""
-    target_tokens = count_tokens(ptb_train) * scale
-    path = os.path.join(workdir, f"growth_x{scale}.txt")
-    with open(ptb_train, encoding="utf-8") as f, open(path, "w", encoding="utf-8") as out:
-        out.write(f.read())
     tokens = count_tokens(ptb_train)
+    target_tokens = tokens * scale
+    path = os.path.join(workdir, f"growth_x{scale}.txt")
+    shutil.copyfile(ptb_train, path)
     with open(path, "a", encoding="utf-8") as out:
         for line in other_text_lines(data):
             if tokens >= target_tokens:
