@@ -52,8 +52,10 @@ def load_model(path):
         meta = json.loads(str(data["meta"]))
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"{path}: not an n-gram model written by knlp ngram train ({exc})") from None
+    # Kneser-Ney scores from probabilities and backoffs alone: its counts are not read
+    counted = meta["smoothing"] != "kneser_ney"
     orders = [Order(data[f"keys_{i}"], data[f"log10_prob_{i}"], data[f"log10_backoff_{i}"],
-                    data[f"counts_{i}"] if f"counts_{i}" in data else None)
+                    data[f"counts_{i}"] if counted and f"counts_{i}" in data else None)
               for i in range(meta["order"])]
     return NGramModel([str(w) for w in data["vocabulary"]], orders, smoothing=meta["smoothing"],
                k=meta["k"], tokenizer=meta["tokenizer"], discounts=meta["discounts"],

@@ -12,6 +12,7 @@ Sentences are scored as KenLM does: the context starts with `<s>`, every word an
 """
 
 import dataclasses
+import itertools
 import math
 import re
 
@@ -56,7 +57,7 @@ class NGramModel:
     def __init__(self, vocabulary, orders, smoothing="kneser_ney", k=1.0, tokenizer="whitespace",
                  discounts=None, alpha=0.4):
         self.vocabulary = list(vocabulary)
-        self.index = {word: i for i, word in enumerate(self.vocabulary)}
+        self.index = _WordIds((word, i) for i, word in enumerate(self.vocabulary))
         self.orders = orders
         self.smoothing = smoothing
         self.k = k
@@ -74,28 +75,39 @@ class NGramModel:
 
     def _encode(self, sentences):
         """Flat ids `<s> w.. </s> <s> ...` and, per position, tokens left in its sentence."""
-        index = self.index
-        lengths = np.fromiter((len(s) + 2 for s in sentences), dtype=np.int64, count=len(sentences))
-        ids = np.fromiter(
-            (i for s in sentences for i in (BOS_ID, *[index.get(w, UNK_ID) for w in s], EOS_ID)),
-            dtype=np.int64, count=int(lengths.sum()))
+        lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences)) + 2
         ends = np.cumsum(lengths)
+        words = np.fromiter(map(self.index.__getitem__, itertools.chain.from_iterable(sentences)),
+                            dtype=np.int64, count=int(lengths.sum()) - 2 * len(sentences))
+        ids = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+        is_word = np.ones(len(ids), dtype=bool)
+        is_word[ends - lengths] = False
+        is_word[ends - 1] = False
+        ids[is_word] = words
+        ids[ends - lengths] = BOS_ID
+        ids[ends - 1] = EOS_ID
         remaining = np.repeat(ends, lengths) - np.arange(len(ids))
         return ids, remaining
 
     # ---------------------------------------------------------------- queries
 
     def _lookup(self, order_index, context_ids, words):
-        """Row of each (context, word) in order `order_index` (0-based), or -1 when absent."""
+        """Row of each (context, word) in order `order_index` (0-based), or -1 when absent.
+
+        The wanted keys are searched in sorted order: a binary search whose queries ascend stays
+        in cache, several times faster than the same queries in text order on a large model."""
         keys = self.orders[order_index].keys
         if order_index == 0:
             return np.where(words < len(keys), words, -1)
-        valid = context_ids >= 0
-        wanted = np.where(valid, context_ids, 0) * self.vocab_size + words
-        rows = np.searchsorted(keys, wanted)
-        rows_clipped = np.minimum(rows, len(keys) - 1)
-        found = valid & (keys[rows_clipped] == wanted)
-        return np.where(found, rows_clipped, -1)
+        rows = np.full(len(words), -1, dtype=np.int64)
+        valid = np.nonzero(context_ids >= 0)[0]
+        wanted = context_ids[valid] * self.vocab_size + words[valid]
+        ascending = np.argsort(wanted)
+        wanted = wanted[ascending]
+        found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        hit = keys[found] == wanted
+        rows[valid[ascending[hit]]] = found[hit]
+        return rows
 
     def _position_ids(self, tokens, remaining):
         """For every order, the row of the n-gram starting at each position (or -1)."""
@@ -103,7 +115,7 @@ class NGramModel:
         for k in range(1, self.order):
             last_word = np.zeros_like(tokens)
             last_word[: len(tokens) - k] = tokens[k:]
-            rows.append(np.where(remaining > k, self._lookup(k, rows[-1], last_word), -1))
+            rows.append(self._lookup(k, np.where(remaining > k, rows[-1], -1), last_word))
         return rows
 
     def token_log10_probs(self, sentences):
@@ -356,6 +368,13 @@ class NGramModel:
             columns.append(lower_keys % self.vocab_size if lower else lower_keys)
             context = lower_keys // self.vocab_size
         return np.stack(columns[::-1], axis=1)
+
+class _WordIds(dict):
+    """Word → id, `<unk>`'s id for a word outside the vocabulary (a C-speed lookup with `map`)."""
+
+    def __missing__(self, word):
+        return UNK_ID
+
 
 def _tokens_before(remaining):
     """How many tokens of the sentence precede each position (0 at `<s>`)."""

@@ -179,3 +179,18 @@ def test_bad_settings_and_tiny_corpora_are_clear_errors():
         train_model(TOY, order=3)
     fallback = train_model(TOY, order=3, discount_fallback=[0.5, 1.0, 1.5])
     assert fallback.discounts[0] == [0.5, 1.0, 1.5]
+
+
+def test_lookup_finds_every_stored_ngram_and_no_absent_one():
+    model = train_model(random_corpus(300, 3), order=3)
+    rng = np.random.default_rng(0)
+    for k in (1, 2):
+        keys = model.orders[k].keys
+        stored = {int(key): row for row, key in enumerate(keys)}
+        contexts = rng.integers(-1, len(model.orders[k - 1].keys), 2000)
+        words = rng.integers(0, model.vocab_size, 2000)
+        contexts[:len(keys)] = keys[:2000] // model.vocab_size
+        words[:len(keys)] = keys[:2000] % model.vocab_size
+        expected = [stored.get(int(c) * model.vocab_size + int(w), -1) if c >= 0 else -1
+                    for c, w in zip(contexts, words)]
+        np.testing.assert_array_equal(model._lookup(k, contexts, words), expected)
