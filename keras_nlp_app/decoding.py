@@ -206,6 +206,7 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
     static = set(getattr(model, "static_cache", ())) if source is not None else set()
     batch_axis = getattr(model, "cache_batch_axis", 1)
     pad_only = tf.one_hot(0, vocab, on_value=0.0, off_value=_NEG)
+    per_beam = min(beam_size, vocab)  # candidates each beam can add to its sentence's best K
 
     def body(index, tokens, cache, scores, finished, start):
         start, cache = window.advance(index, start, cache, tokens, use_cache)
@@ -215,11 +216,15 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
                                   _never_generated(model))
         done = finished | (position >= ends)
         log_probs = tf.where(done[:, None], pad_only[None, :], log_probs)
-        candidates = tf.reshape(scores[:, None] + log_probs, [batch, beam_size * vocab])
-        best, best_index = tf.math.top_k(candidates, k=beam_size)
-        source_beam = best_index // vocab
+        # the K best of a sentence's K×V candidates are among each beam's own K best: two small
+        # top-ks instead of one over K×V (ties resolve the same way: lower beam, then lower id)
+        beam_best, beam_ids = tf.math.top_k(scores[:, None] + log_probs, k=per_beam)
+        best, best_index = tf.math.top_k(
+            tf.reshape(beam_best, [batch, beam_size * per_beam]), k=beam_size)
+        source_beam = best_index // per_beam
         parents = tf.reshape(source_beam + tf.range(batch)[:, None] * beam_size, [flat])
-        chosen = tf.reshape(best_index % vocab, [flat])
+        chosen = tf.gather(tf.reshape(beam_ids, [flat * per_beam]), tf.reshape(
+            best_index + tf.range(batch)[:, None] * beam_size * per_beam, [flat]))
         in_prompt = position < row_prompt
         # prompt positions keep every beam where it is and force the prompt token
         parents = tf.where(in_prompt, tf.range(flat), parents)

@@ -18,6 +18,26 @@ def _normal(stddev):
     return keras.initializers.RandomNormal(stddev=stddev)
 
 
+def query_key_scores(q, k):
+    """Scaled dot products `[B, H, T, K]` of queries `q [B, T, H, D]` and keys `k [B, K, H, D]`.
+
+    One query (a decoding step) is multiplied and summed in place: the batched matrix product
+    would first copy the whole key cache into a heads-major layout, at every step."""
+    if q.shape[1] == 1:
+        scores = ops.transpose(ops.sum(q * k, axis=-1), (0, 2, 1))[:, :, None, :]
+    else:
+        scores = ops.einsum("bqhd,bkhd->bhqk", q, k)
+    return scores / math.sqrt(q.shape[-1])
+
+
+def mix_values(weights, v):
+    """Attention output `[B, T, H, D]`: `weights [B, H, T, K]` over values `v [B, K, H, D]`
+    (one query summed in place, as in `query_key_scores`)."""
+    if weights.shape[2] == 1:
+        return ops.sum(ops.transpose(weights[:, :, 0], (0, 2, 1))[..., None] * v, axis=1)[:, None]
+    return ops.einsum("bhqk,bkhd->bqhd", weights, v)
+
+
 @keras.saving.register_keras_serializable(package="keras_nlp_app")
 class CausalSelfAttention(keras.layers.Layer):
     """Multi-head causal self-attention over a sequence, or one step against a key/value cache."""
@@ -39,10 +59,9 @@ class CausalSelfAttention(keras.layers.Layer):
         return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each [B, T, H, D]
 
     def _attend(self, q, k, v, mask, training):
-        scores = ops.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.head_dim)
-        scores = ops.where(mask, scores, ops.cast(-1e9, scores.dtype))
+        scores = ops.where(mask, query_key_scores(q, k), ops.cast(-1e9, q.dtype))
         weights = self.attention_dropout(ops.softmax(scores, axis=-1), training=training)
-        out = ops.einsum("bhqk,bkhd->bqhd", weights, v)
+        out = mix_values(weights, v)
         batch, length = ops.shape(out)[0], ops.shape(out)[1]
         return self.output_projection(ops.reshape(out, (batch, length, self.hidden_dim)))
 
@@ -146,25 +165,27 @@ class TransformerLM(keras.Model):
             x = block(x, training=training)
         return self._logits(x)
 
+    cache_batch_axis = 0  # one tensor per layer, batch first: a step updates each in place
+
     def init_cache(self, batch_size):
-        """Zeroed keys and values: `[layers, B, context, heads, head_dim]` each."""
-        shape = (self.num_layers, batch_size, self.context_length, self.num_heads,
-                 self.hidden_dim // self.num_heads)
+        """Zeroed keys and values: per layer, `[B, context, heads, head_dim]` each.
+
+        One tensor per layer, not one stacked tensor: a decoding step then updates each layer's
+        cache in place, where stacking would copy the whole cache at every step."""
+        shape = (batch_size, self.context_length, self.num_heads, self.hidden_dim // self.num_heads)
         # the compute dtype: under mixed precision the blocks write float16/bfloat16 keys
-        return {"keys": ops.zeros(shape, self.compute_dtype),
-                "values": ops.zeros(shape, self.compute_dtype)}
+        return {"keys": [ops.zeros(shape, self.compute_dtype) for _ in self.blocks],
+                "values": [ops.zeros(shape, self.compute_dtype) for _ in self.blocks]}
 
     def prefill(self, tokens):
         """A cache holding `tokens [B, W]` at positions 0..W-1 (one parallel pass)."""
         x = self._embed(tokens)
-        keys, values = [], []
-        for block in self.blocks:
-            x, k, v = block(x, return_kv=True)
-            keys.append(k)
-            values.append(v)
         cache = self.init_cache(ops.shape(tokens)[0])
-        return {"keys": ops.slice_update(cache["keys"], (0, 0, 0, 0, 0), ops.stack(keys)),
-                "values": ops.slice_update(cache["values"], (0, 0, 0, 0, 0), ops.stack(values))}
+        for i, block in enumerate(self.blocks):
+            x, k, v = block(x, return_kv=True)
+            cache["keys"][i] = ops.slice_update(cache["keys"][i], (0, 0, 0, 0), k)
+            cache["values"][i] = ops.slice_update(cache["values"][i], (0, 0, 0, 0), v)
+        return cache
 
     def decode_step(self, token, cache, index):
         """Logits `[B, vocab]` for the position after `token [B]`, which sits at `index`."""
@@ -174,7 +195,7 @@ class TransformerLM(keras.Model):
             x, k, v = block.step(x, cache["keys"][i], cache["values"][i], index)
             keys.append(k)
             values.append(v)
-        return self._logits(x)[:, 0], {"keys": ops.stack(keys), "values": ops.stack(values)}
+        return self._logits(x)[:, 0], {"keys": keys, "values": values}
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size,

@@ -15,6 +15,8 @@ import math
 import keras
 from keras import ops
 
+from keras_nlp_app.models.transformer_lm import mix_values, query_key_scores
+
 
 def _normal(stddev=0.02):
     return keras.initializers.RandomNormal(stddev=stddev)
@@ -57,10 +59,9 @@ class Attention(keras.layers.Layer):
     def attend(self, x, keys, values, mask, training=False):
         """`x [B, T, hidden]` attends over keys/values; `mask` broadcasts to `[B, H, T, M]`."""
         q = self._heads(self.query(x), 1)[:, :, 0]
-        scores = ops.einsum("bqhd,bkhd->bhqk", q, keys) / math.sqrt(self.head_dim)
-        scores = ops.where(mask, scores, ops.cast(-1e9, scores.dtype))
+        scores = ops.where(mask, query_key_scores(q, keys), ops.cast(-1e9, q.dtype))
         weights = self.dropout(ops.softmax(scores, axis=-1), training=training)
-        out = ops.einsum("bhqk,bkhd->bqhd", weights, values)
+        out = mix_values(weights, values)
         shape = ops.shape(out)
         return self.output_projection(ops.reshape(out, (shape[0], shape[1], self.hidden_dim)))
 
@@ -209,33 +210,32 @@ class TransformerSeq2Seq(keras.Model):
                            training=training)
 
     static_cache = ("cross_keys", "cross_values", "source_mask")  # the source's: fixed while decoding
+    cache_batch_axis = 0  # one tensor per layer, batch first: a step updates each in place
 
     def init_cache(self, batch_size, source, length=None):
         """Self-attention keys/values (empty) for `length` target positions (at most
-        `max_length`), and every layer's cross-attention keys/values."""
+        `max_length`), and every layer's cross-attention keys/values; a list per layer each."""
         positions = self.max_length if length is None else ops.minimum(length, self.max_length)
-        shape = (self.num_layers, batch_size, positions, self.num_heads,
-                 self.hidden_dim // self.num_heads)
+        shape = (batch_size, positions, self.num_heads, self.hidden_dim // self.num_heads)
         cross = [block.cross_attention.keys_values(source["encoded"])
                  for block in self.decoder_blocks]
-        return {"keys": ops.zeros(shape, self.compute_dtype),
-                "values": ops.zeros(shape, self.compute_dtype),
-                "cross_keys": ops.stack([k for k, _ in cross]),
-                "cross_values": ops.stack([v for _, v in cross]),
-                "source_mask": ops.cast(source["mask"], "float32")[None]}
+        return {"keys": [ops.zeros(shape, self.compute_dtype) for _ in self.decoder_blocks],
+                "values": [ops.zeros(shape, self.compute_dtype) for _ in self.decoder_blocks],
+                "cross_keys": [k for k, _ in cross],
+                "cross_values": [v for _, v in cross],
+                "source_mask": ops.cast(source["mask"], "float32")}
 
     def decode_step(self, token, cache, index):
         x = self._embed(self.target_embedding, getattr(self, "target_positions", None),
                         token[:, None], start=index)
-        source_mask = (cache["source_mask"][0] > 0)[:, None, None, :]
+        source_mask = (cache["source_mask"] > 0)[:, None, None, :]
         keys, values = [], []
         for i, block in enumerate(self.decoder_blocks):
             x, k, v = block.step(x, cache["keys"][i], cache["values"][i], cache["cross_keys"][i],
                                  cache["cross_values"][i], source_mask, index)
             keys.append(k)
             values.append(v)
-        return self._logits(x)[:, 0], {**cache, "keys": ops.stack(keys),
-                                       "values": ops.stack(values)}
+        return self._logits(x)[:, 0], {**cache, "keys": keys, "values": values}
 
     def get_config(self):
         return {**super().get_config(), "source_vocab_size": self.source_vocab_size,
