@@ -19,7 +19,9 @@ def read_sentences(path, tokenizer="whitespace"):
     from keras_nlp_app.data.readers import read_text_lines
 
     lines = read_text_lines(path).texts
-    sentences = [tokenize(line, tokenizer) for line in lines]
+    # one string object per distinct word: a large corpus' tokens then cost a pointer each
+    shared = {}
+    sentences = [[shared.setdefault(w, w) for w in tokenize(line, tokenizer)] for line in lines]
     return [s for s in sentences if s]
 
 
