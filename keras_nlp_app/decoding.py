@@ -186,6 +186,20 @@ def _sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, t
     return tokens[:, :buffer_length]
 
 
+def best_candidates(candidates, beam_size):
+    """The `beam_size` best (beam, token) continuations of each sentence.
+
+    `candidates [B*K, V]`: every beam's score plus each token's log-prob, the K beams of a
+    sentence in consecutive rows. Returns (scores, beam within the sentence, token), `[B, K]`
+    each, best first, as one top-k over each sentence's K×V candidates would (ties: lower beam,
+    then lower token). They are among each beam's own K best, so two small top-ks do it."""
+    per_beam = min(beam_size, candidates.shape[-1] or beam_size)
+    beam_best, beam_tokens = tf.math.top_k(candidates, k=per_beam)
+    best, index = tf.math.top_k(tf.reshape(beam_best, [-1, beam_size * per_beam]), k=beam_size)
+    tokens = tf.gather(tf.reshape(beam_tokens, [-1, beam_size * per_beam]), index, batch_dims=1)
+    return best, index // per_beam, tokens
+
+
 def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_penalty,
                stop_ids, use_cache, source=None, n_best=False):
     batch = tf.shape(tokens)[0]
@@ -206,7 +220,6 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
     static = set(getattr(model, "static_cache", ())) if source is not None else set()
     batch_axis = getattr(model, "cache_batch_axis", 1)
     pad_only = tf.one_hot(0, vocab, on_value=0.0, off_value=_NEG)
-    per_beam = min(beam_size, vocab)  # candidates each beam can add to its sentence's best K
 
     def body(index, tokens, cache, scores, finished, start):
         start, cache = window.advance(index, start, cache, tokens, use_cache)
@@ -216,15 +229,9 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
                                   _never_generated(model))
         done = finished | (position >= ends)
         log_probs = tf.where(done[:, None], pad_only[None, :], log_probs)
-        # the K best of a sentence's K×V candidates are among each beam's own K best: two small
-        # top-ks instead of one over K×V (ties resolve the same way: lower beam, then lower id)
-        beam_best, beam_ids = tf.math.top_k(scores[:, None] + log_probs, k=per_beam)
-        best, best_index = tf.math.top_k(
-            tf.reshape(beam_best, [batch, beam_size * per_beam]), k=beam_size)
-        source_beam = best_index // per_beam
+        best, source_beam, chosen = best_candidates(scores[:, None] + log_probs, beam_size)
         parents = tf.reshape(source_beam + tf.range(batch)[:, None] * beam_size, [flat])
-        chosen = tf.gather(tf.reshape(beam_ids, [flat * per_beam]), tf.reshape(
-            best_index + tf.range(batch)[:, None] * beam_size * per_beam, [flat]))
+        chosen = tf.reshape(chosen, [flat])
         in_prompt = position < row_prompt
         # prompt positions keep every beam where it is and force the prompt token
         parents = tf.where(in_prompt, tf.range(flat), parents)

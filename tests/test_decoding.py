@@ -287,3 +287,15 @@ def test_beam_search_that_stops_when_each_row_is_settled_answers_as_the_full_sea
         best_of_all, _ = full(buffer, lengths, *settings)
         np.testing.assert_array_equal(fast(buffer, lengths, *settings).numpy(),
                                       best_of_all.numpy()[:, 0])
+
+
+@pytest.mark.parametrize("beam_size, vocab", [(4, 50), (3, 2), (1, 7)])
+def test_best_candidates_equal_one_top_k_over_every_beam_and_token(beam_size, vocab):
+    rng = np.random.default_rng(beam_size)
+    # few distinct values: many ties, which must resolve as one top-k does (lower beam, lower id)
+    candidates = rng.integers(-3, 1, size=(5 * beam_size, vocab)).astype(np.float32)
+    best, beam, token = decoding.best_candidates(tf.constant(candidates), beam_size)
+    expected, flat_index = tf.math.top_k(candidates.reshape(5, beam_size * vocab), k=beam_size)
+    np.testing.assert_array_equal(best, expected)
+    np.testing.assert_array_equal(beam, flat_index // vocab)
+    np.testing.assert_array_equal(token, flat_index % vocab)
