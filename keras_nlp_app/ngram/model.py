@@ -369,6 +369,7 @@ class NGramModel:
             context = lower_keys // self.vocab_size
         return np.stack(columns[::-1], axis=1)
 
+
 class _WordIds(dict):
     """Word → id, `<unk>`'s id for a word outside the vocabulary (a C-speed lookup with `map`)."""
 
