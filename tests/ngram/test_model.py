@@ -187,10 +187,14 @@ def test_lookup_finds_every_stored_ngram_and_no_absent_one():
     for k in (1, 2):
         keys = model.orders[k].keys
         stored = {int(key): row for row, key in enumerate(keys)}
-        contexts = rng.integers(-1, len(model.orders[k - 1].keys), 2000)
-        words = rng.integers(0, model.vocab_size, 2000)
-        contexts[:len(keys)] = keys[:2000] // model.vocab_size
-        words[:len(keys)] = keys[:2000] % model.vocab_size
+        # every stored n-gram, then as many random (context, word) pairs, most of them absent
+        contexts = np.concatenate([keys // model.vocab_size,
+                                   rng.integers(-1, len(model.orders[k - 1].keys), len(keys))])
+        words = np.concatenate([keys % model.vocab_size,
+                                rng.integers(0, model.vocab_size, len(keys))])
+        order = rng.permutation(len(words))
+        contexts, words = contexts[order], words[order]
         expected = [stored.get(int(c) * model.vocab_size + int(w), -1) if c >= 0 else -1
                     for c, w in zip(contexts, words)]
+        assert 0 < expected.count(-1) < len(expected)
         np.testing.assert_array_equal(model._lookup(k, contexts, words), expected)
