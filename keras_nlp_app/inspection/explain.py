@@ -116,4 +116,7 @@ def explanation_callbacks(cfg, preprocessor, model, space, validation_examples, 
         attributions.token_embedding(model)
     except UserError:
         return []
-    return [ExplanationSummaries(run, texts[:cfg.train.explain_samples], log_dir)]
+    # a tagger's examples are token lists: explained as the text they spell
+    shown = [text if isinstance(text, str) else " ".join(text)
+             for text in texts[:cfg.train.explain_samples]]
+    return [ExplanationSummaries(run, shown, log_dir)]

@@ -209,6 +209,24 @@ def test_knlp_explain_attributes_each_entity_tag_to_its_words(tagger_run, capsys
         assert abs(sum(row) - (score - baseline)) < 0.02 * max(1.0, abs(score - baseline))
 
 
+def test_the_epoch_end_explanations_read_token_list_examples(tagger_run, tmp_path):
+    """A tagger's validation examples are token lists; the TensorBoard explanations explain the
+    text they spell (a list was once read as a [1, n] string tensor and failed on CoNLL)."""
+    from types import SimpleNamespace
+
+    from keras_nlp_app.inspection.explain import explanation_callbacks
+    from keras_nlp_app.runs import restore_run
+
+    run = restore_run(tagger_run[0])
+    examples = SimpleNamespace(texts=[["CRICKET", "-", "LEICESTERSHIRE", "TAKE", "OVER", "."],
+                                      ["Alan", "Turing", "visited", "IBM", "."]])
+    [callback] = explanation_callbacks(run.cfg, run.preprocessor, run.model, run.space, examples,
+                                       str(tmp_path))
+    assert callback.texts == ["CRICKET - LEICESTERSHIRE TAKE OVER .", "Alan Turing visited IBM ."]
+    callback.on_epoch_end(0)
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
+
+
 def test_length_buckets_give_the_same_loss_as_padding_to_the_longest(tagger_run):
     """Sentences padded to a bucket's length (ids 0, tags -1) score as padded to the longest."""
     import numpy as np
