@@ -21,22 +21,18 @@ def tokenize_all(texts, preprocessor, chunk=4096):
     return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
 
 
-def _pad_at_least_one(ids):
-    dense = ids.to_tensor(0)
-    # an all-empty batch still gets one (padding) step, so recurrent layers have a time axis
-    return tf.pad(dense, [[0, 0], [0, tf.maximum(1 - tf.shape(dense)[1], 0)]])
-
-
-def _dense(column, boundaries=None):
-    """A batch column as a dense tensor: ragged rows padded to their longest, or, with length
-    `boundaries`, to the smallest boundary that holds the longest (one shape per bucket)."""
+def _dense(column, boundaries=None, value=0):
+    """A batch column as a dense tensor: ragged rows padded with `value` to their longest (at
+    least one step, so recurrent layers always have a time axis), or, with length `boundaries`,
+    to the smallest boundary that holds the longest (one shape per bucket)."""
     if not isinstance(column, tf.RaggedTensor):
         return tf.identity(column)
-    dense = _pad_at_least_one(column)
-    if boundaries is None:
-        return dense
+    dense = column.to_tensor(value)
     width = tf.shape(dense)[1]
-    return tf.pad(dense, [[0, 0], [0, bucket_length(width, boundaries) - width]])
+    target = tf.maximum(width, 1) if boundaries is None else bucket_length(tf.maximum(width, 1),
+                                                                            boundaries)
+    inner = [[0, 0]] * (dense.shape.rank - 2)
+    return tf.pad(dense, [[0, 0], [0, target - width], *inner], constant_values=value)
 
 
 def bucket_length(width, boundaries):
@@ -79,39 +75,54 @@ def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=
     """
     ids = tokenize_all(texts, preprocessor)
     targets = targets if isinstance(targets, tf.RaggedTensor) else tf.constant(targets)
-    columns = [targets] + ([tf.constant(weights)] if weights is not None else [])
-    window = batch_size * max(sort_window, 1)
+    columns = [ids, targets] + ([tf.constant(weights)] if weights is not None else [])
     # one set of lengths for every token column (source and target), from each example's
     # longest: N shapes in all, not N per column (XLA compiles each shape it meets, ~20 s each)
-    ragged = [column for column in (ids, *columns) if isinstance(column, tf.RaggedTensor)]
+    ragged = [column for column in columns if isinstance(column, tf.RaggedTensor)]
     shared = (length_boundaries(np.max([c.row_lengths().numpy() for c in ragged], axis=0),
                                 length_buckets) if length_buckets else None)
-    boundaries = [shared if isinstance(column, tf.RaggedTensor) else None
-                  for column in (ids, *columns)]
+    return batched_dataset(
+        columns, batch_size=batch_size, training=training, seed=seed, sort_window=sort_window,
+        input_context=input_context, assemble=assemble,
+        boundaries=[shared if isinstance(column, tf.RaggedTensor) else None for column in columns])
+
+
+def batched_dataset(columns, *, batch_size, training, seed=0, sort_window=4, input_context=None,
+                    assemble=None, boundaries=None, padding=None):
+    """Batches of columns held in memory (tensors with N rows; ragged ones are padded per
+    batch), grouped by the length of the first, which must be ragged. See `make_dataset`.
+
+    Args:
+        boundaries: per column, None (pad to the batch's longest) or length boundaries.
+        padding: per column, the value that pads a ragged one (default 0).
+    """
+    boundaries = boundaries or [None] * len(columns)
+    padding = padding or [0] * len(columns)
+    window = batch_size * max(sort_window, 1)
+
+    def dense(batch):
+        return tuple(_dense(*column) for column in zip(batch, boundaries, padding))
 
     def gather_window(index):
-        rows = tf.gather(ids, index)
         picked = [tf.gather(column, index) for column in columns]
         if sort_window <= 1:
-            return tuple(_dense(column, bounds) for column, bounds in zip((rows, *picked), boundaries))
-        order = tf.argsort(rows.row_lengths(), stable=True)
+            return dense(picked)
+        order = tf.argsort(picked[0].row_lengths(), stable=True)
         count = tf.shape(index, out_type=tf.int64)[0]
         sizes = tf.minimum(tf.cast(batch_size, tf.int64),
                            count - tf.range((count + batch_size - 1) // batch_size) * batch_size)
         return tuple(tf.RaggedTensor.from_row_lengths(tf.gather(column, order), sizes)
-                     for column in (rows, *picked))
+                     for column in picked)
 
-    def pad_batch(*batch):
-        return tuple(_dense(column, bounds) for column, bounds in zip(batch, boundaries))
-
-    dataset = tf.data.Dataset.range(len(texts))
+    count = int(columns[0].nrows())
+    dataset = tf.data.Dataset.range(count)
     if input_context is not None and input_context.num_input_pipelines > 1:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if training:
-        dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(window).map(gather_window, num_parallel_calls=AUTOTUNE)
     if sort_window > 1:
-        dataset = dataset.unbatch().map(pad_batch, num_parallel_calls=AUTOTUNE)
+        dataset = dataset.unbatch().map(lambda *batch: dense(batch), num_parallel_calls=AUTOTUNE)
         if training:
             dataset = dataset.shuffle(sort_window, seed=seed, reshuffle_each_iteration=True)
     if assemble is not None:

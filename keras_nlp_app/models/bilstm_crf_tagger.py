@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_nlp_app.models.recurrent import recurrent_layer
+from keras_nlp_app.models.recurrent import bidirectional_layer
 from keras_nlp_app.models.tagger_model import TaggerModel, tag_head, token_features, token_inputs
 
 
@@ -31,8 +31,7 @@ def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=
                        word_dropout=word_dropout, dropout=dropout)
     mask = keras.ops.not_equal(inputs["words"], 0)
     for i in range(lstm_layers):
-        x = keras.layers.Bidirectional(recurrent_layer(cell, lstm_units, return_sequences=True),
-                                       name=f"bilstm_{i}")(x, mask=mask)
+        x = bidirectional_layer(cell, lstm_units, name=f"bilstm_{i}")(x, mask=mask)
         x = keras.layers.Dropout(dropout)(x)
     return TaggerModel(inputs, tag_head(x, num_tags, crf),
                        name="bilstm_crf_tagger" if crf else "bilstm_tagger")

@@ -48,10 +48,21 @@ class CharCNN(keras.layers.Layer):
         self.embedding.build((None, input_shape[-1]))
         self.conv.build((None, input_shape[-1], self.config["dim"]))
 
+    def _convolve(self, embedded):
+        """`self.conv` ("same" padding, tanh) as one matrix product over each position's window
+        of characters: the same function and weights, but on CPU several times faster to train
+        than the convolution kernels (above all their gradient for the filters)."""
+        kernel, width = self.config["kernel"], embedded.shape[1]
+        left = (kernel - 1) // 2
+        padded = ops.pad(embedded, [[0, 0], [left, kernel - 1 - left], [0, 0]])
+        windows = ops.concatenate([padded[:, j:j + width] for j in range(kernel)], axis=-1)
+        weights = ops.reshape(self.conv.kernel, (kernel * self.config["dim"], self.config["filters"]))
+        return ops.tanh(ops.matmul(windows, weights) + self.conv.bias)
+
     def call(self, chars, training=False):
         shape = ops.shape(chars)
-        flat = ops.reshape(chars, (-1, shape[2]))
-        conv = self.conv(self.dropout(self.embedding(flat), training=training))
+        flat = ops.reshape(chars, (-1, chars.shape[2]))
+        conv = self._convolve(self.dropout(self.embedding(flat), training=training))
         real = ops.not_equal(flat, 0)[..., None]
         pooled = ops.max(ops.where(real, conv, -1e4), axis=1)
         pooled = ops.where(ops.any(real, axis=1), pooled, 0.0)

@@ -257,7 +257,9 @@ class TaggingTask(Task):
 
     def compile_arguments(self, cfg, space):
         """The model computes its own loss (CRF likelihood or masked cross-entropy). XLA when
-        asked, or by default with length buckets (unbucketed batches take a shape per length)."""
+        asked, or by default with length buckets (unbucketed batches take a shape per length);
+        Keras compiles without it, with a warning, where a layer has no XLA kernel (the
+        BiLSTM-CRF's fused LSTM)."""
         return {"jit_compile": cfg.train.jit_compile == "on" or (
             cfg.train.jit_compile == "auto" and cfg.train.length_buckets > 0)}
 

