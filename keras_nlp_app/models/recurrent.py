@@ -59,7 +59,8 @@ class FusedBidirectionalLSTM(keras.layers.Layer):
     `Bidirectional(LSTM(units, return_sequences=True))` for masks that are a prefix of each row
     (right padding); padded positions give zeros, as Keras'. Computes in float32 (BlockLSTM's
     CPU kernel has no bfloat16) and has no XLA kernel (`supports_jit` is off, so Keras compiles
-    without XLA). The op's V2 is not used: its gradient disagrees with the forward pass.
+    without XLA). The op's V2 is not used: its outputs equal Keras' LSTM but its weight
+    gradients do not.
     """
 
     def __init__(self, units, **kwargs):
