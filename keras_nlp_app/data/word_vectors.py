@@ -103,33 +103,63 @@ def read_word_vectors(path, vocabulary):
     if not os.path.isfile(path):
         raise UserError(f"model.word_vectors: {path} is not a file")
     wanted = {word: index for index, word in enumerate(vocabulary)}
-    found, rows, dim, number = [], [], None, 0
-    with open(path, encoding="utf-8", errors="strict") as f:
-        try:
-            for number, line in enumerate(f, 1):
-                parts = line.rstrip("\n").rstrip(" ").split(" ")
-                if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                    dim = int(parts[1])  # word2vec's header
-                    continue
-                if len(parts) < 2:
-                    raise DataError("expected a word and its numbers", path=path, line=number)
-                if dim is None:
-                    dim = len(parts) - 1
-                if len(parts) - 1 != dim:
-                    raise DataError(f"has {len(parts) - 1} numbers, the file's vectors have {dim}",
-                                    path=path, line=number)
-                if parts[0] in wanted:
-                    try:
-                        rows.append(np.asarray(parts[1:], dtype=np.float32))
-                    except ValueError:
-                        raise DataError("holds a value that is not a number", path=path,
-                                        line=number) from None
-                    found.append(wanted.pop(parts[0]))
-        except UnicodeDecodeError:
-            raise DataError(f"is not UTF-8 text (line {number + 1})", path=path) from None
+    found, rows, dim = [], [], None
+    with open(path, "rb") as f:  # decoded line by line, so an error names its line
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError("is not UTF-8 text", path=path, line=number) from None
+            parts = line.rstrip("\r\n").rstrip(" ").split(" ")
+            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                dim = int(parts[1])  # word2vec's header
+                continue
+            if len(parts) < 2:
+                raise DataError("expected a word and its numbers", path=path, line=number)
+            if dim is None:
+                dim = len(parts) - 1
+            if len(parts) - 1 != dim:
+                raise DataError(f"has {len(parts) - 1} numbers, the file's vectors have {dim}",
+                                path=path, line=number)
+            if parts[0] in wanted:
+                try:
+                    rows.append(np.asarray(parts[1:], dtype=np.float32))
+                except ValueError:
+                    raise DataError("holds a value that is not a number", path=path,
+                                    line=number) from None
+                found.append(wanted.pop(parts[0]))
     if dim is None:
         raise DataError("holds no vectors", path=path)
     return np.asarray(found, np.int64), np.asarray(rows, np.float32).reshape(-1, dim)
+
+
+def words_to_add(path, vocabulary, limit, lowercase=True):
+    """The first `limit` words of the vectors file `path` (word2vec and GloVe files list the most
+    frequent first) that `vocabulary` lacks and a tokenizer could produce (case-folded ones only
+    when it folds case): words unseen in training that keep their pretrained vector.
+
+    Raises:
+        UserError for a missing file; DataError naming the line for one that is not UTF-8.
+    """
+    if not os.path.isfile(path):
+        raise UserError(f"model.word_vectors: {path} is not a file")
+    known, added = set(vocabulary), []
+    with open(path, "rb") as f:  # decoded line by line, so an error names its line
+        for number, raw in enumerate(f, 1):
+            if len(added) >= limit:
+                break
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError("is not UTF-8 text", path=path, line=number) from None
+            word, _, numbers = line.rstrip("\r\n").partition(" ")
+            if number == 1 and word.isdigit() and numbers.strip().isdigit():
+                continue  # word2vec's header
+            if not word or word in known or (lowercase and word != word.casefold()):
+                continue
+            known.add(word)
+            added.append(word)
+    return added
 
 
 def initialize_embeddings(model, vocabulary, path):

@@ -112,6 +112,12 @@ class Task:
         from keras_nlp_app.text import tokenizers
 
         tok = cfg.tokenizer
+        if tok.vector_words and not cfg.model.word_vectors:
+            raise ConfigError("tokenizer.vector_words adds words of model.word_vectors' file; "
+                              "set model.word_vectors or tokenizer.vector_words: 0")
+        if tok.vector_words and (tok.vocabulary or tok.kind not in ("word", "whitespace")):
+            raise ConfigError("tokenizer.vector_words extends a learned word vocabulary (kind word "
+                              "or whitespace, no tokenizer.vocabulary folder)")
         if tok.vocabulary:
             if not os.path.isfile(os.path.join(tok.vocabulary, "tokenizer.json")):
                 raise ConfigError(f"tokenizer.vocabulary: {tok.vocabulary} holds no tokenizer "
@@ -121,9 +127,17 @@ class Task:
                 raise ConfigError(f"tokenizer.vocabulary: {tok.vocabulary} holds a {tokenizer.kind} "
                                   f"tokenizer but tokenizer.kind is {tok.kind}; set one to match")
             return tokenizer
-        return tokenizers.learn_tokenizer(
+        tokenizer = tokenizers.learn_tokenizer(
             texts, kind=tok.kind, vocab_size=tok.vocab_size, min_count=tok.min_count,
             lowercase=tok.lowercase, model_type=tok.model_type, **options)
+        if tok.vector_words:
+            from keras_nlp_app.data.word_vectors import words_to_add
+
+            tokenizer = type(tokenizer)(
+                vocabulary=tokenizer.vocabulary + words_to_add(
+                    cfg.model.word_vectors, tokenizer.vocabulary, tok.vector_words, tok.lowercase),
+                lowercase=tok.lowercase)
+        return tokenizer
 
     def load_tokenizer(self, assets_dir):
         """The tokenizer (whatever `build_preprocessor` takes) saved in a run's assets: a

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from keras_nlp_app.data.word_vectors import initialize_embeddings, read_word_vectors
+from keras_nlp_app.data.word_vectors import initialize_embeddings, read_word_vectors, words_to_add
 from keras_nlp_app.errors import ConfigError, DataError
 
 
@@ -68,8 +68,21 @@ def test_a_width_that_does_not_fit_and_malformed_files_are_refused(tmp_path):
     with pytest.raises(DataError, match=r"vectors.txt:1: holds a value that is not a number"):
         read_word_vectors(str(vectors), ["good"])
     vectors.write_bytes(b"good 1 2\nb\xe9d 1 2\n")
-    with pytest.raises(DataError, match="not UTF-8"):
+    with pytest.raises(DataError, match=r"vectors.txt:2: is not UTF-8 text"):
         read_word_vectors(str(vectors), ["good"])
+
+
+def test_the_vectors_first_words_that_the_vocabulary_lacks_are_added(tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("6 2\nthe 1 1\nParis 1 1\nmarvellous 1 1\n42 1 1\nfilm 1 1\ndull 1 1\n")
+    vocabulary = ["[PAD]", "[UNK]", "the", "film"]
+    assert words_to_add(str(vectors), vocabulary, 10) == ["marvellous", "42", "dull"]
+    assert words_to_add(str(vectors), vocabulary, 2) == ["marvellous", "42"]  # file order: most frequent
+    assert words_to_add(str(vectors), vocabulary, 10, lowercase=False) == [
+        "Paris", "marvellous", "42", "dull"]  # a cased tokenizer can produce "Paris"
+    vectors.write_bytes(b"good 1 2\nb\xe9d 1 2\n")
+    with pytest.raises(DataError, match=r"vectors.txt:2: is not UTF-8 text"):
+        words_to_add(str(vectors), vocabulary, 10)
 
 
 def test_a_run_with_word_vectors_records_their_coverage(easy_files, tmp_path):
@@ -79,7 +92,7 @@ def test_a_run_with_word_vectors_records_their_coverage(easy_files, tmp_path):
 
     vectors = tmp_path / "vectors.txt"
     rng = np.random.default_rng(0)
-    words = ["good", "great", "bad", "awful", "the", "film", "was"]
+    words = ["good", "great", "bad", "awful", "the", "film", "was", "marvellous", "zyzzyva"]
     vectors.write_text(f"{len(words)} 16\n" + "".join(
         w + " " + " ".join(f"{x:.4f}" for x in rng.normal(size=16)) + "\n" for w in words))
     cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
@@ -88,6 +101,21 @@ def test_a_run_with_word_vectors_records_their_coverage(easy_files, tmp_path):
     with open(os.path.join(run, "metrics.json")) as f:
         recorded = json.load(f)["word_vectors"]
     assert recorded["embeddings"] == 1 and 0 < recorded["coverage"] < 1
+    widened = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
+        *easy_files, **{"model.word_vectors": str(vectors), "train.epochs": 1,
+                        "tokenizer.vector_words": 3}))
+    run = train(widened, run_dir=str(tmp_path / "widened"))
+    with open(os.path.join(run, "assets", "vocab.txt")) as f:
+        vocabulary = f.read().split()
+    with open(os.path.join(run, "metrics.json")) as f:
+        widened_coverage = json.load(f)["word_vectors"]["coverage"]
+    assert vocabulary[-2:] == ["marvellous", "zyzzyva"]  # unseen in training, kept with their vectors
+    assert vocabulary.count("good") == 1 and widened_coverage > recorded["coverage"]
+    no_vectors = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
+        *easy_files, **{"tokenizer.vector_words": 3}))
+    with pytest.raises(ConfigError, match="set model.word_vectors"):
+        train(no_vectors, run_dir=str(tmp_path / "no_vectors"))
+    assert not os.path.exists(tmp_path / "no_vectors")
     bad = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
         *easy_files, **{"model.word_vectors": str(vectors), "model.params": "{embedding_dim: 8}"}))
     with pytest.raises(ConfigError, match="set the model's embedding width to 16"):
