@@ -92,6 +92,12 @@ def learn_word_vectors(texts, output, *, sources, dim=100, epochs=5, window=5, m
             "seconds": round(time.time() - started, 2)}
 
 
+def _check_file(path):
+    if not os.path.isfile(path):
+        raise UserError(f"model.word_vectors: {path} is not a file; learn one with "
+                        f"`knlp vectors TEXT... --output {path}` (docs/transfer.md)")
+
+
 def read_word_vectors(path, vocabulary):
     """The rows of `vocabulary` that the vectors file `path` holds.
 
@@ -100,8 +106,7 @@ def read_word_vectors(path, vocabulary):
     Raises:
         DataError naming the file and line for a malformed file.
     """
-    if not os.path.isfile(path):
-        raise UserError(f"model.word_vectors: {path} is not a file")
+    _check_file(path)
     wanted = {word: index for index, word in enumerate(vocabulary)}
     found, rows, dim = [], [], None
     with open(path, "rb") as f:  # decoded line by line, so an error names its line
@@ -141,8 +146,7 @@ def words_to_add(path, vocabulary, limit, lowercase=True):
     Raises:
         UserError for a missing file; DataError naming the line for one that is not UTF-8.
     """
-    if not os.path.isfile(path):
-        raise UserError(f"model.word_vectors: {path} is not a file")
+    _check_file(path)
     known, added = set(vocabulary), []
     with open(path, "rb") as f:  # decoded line by line, so an error names its line
         for number, raw in enumerate(f, 1):
