@@ -92,10 +92,18 @@ def learn_word_vectors(texts, output, *, sources, dim=100, epochs=5, window=5, m
             "seconds": round(time.time() - started, 2)}
 
 
-def _check_file(path):
+def _lines(path):
+    """(line number, text) of each line of the vectors file `path`, decoded one by one so that
+    an error names its line."""
     if not os.path.isfile(path):
         raise UserError(f"model.word_vectors: {path} is not a file; learn one with "
                         f"`knlp vectors TEXT... --output {path}` (docs/transfer.md)")
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise DataError("is not UTF-8 text", path=path, line=number) from None
 
 
 def read_word_vectors(path, vocabulary):
@@ -106,33 +114,27 @@ def read_word_vectors(path, vocabulary):
     Raises:
         DataError naming the file and line for a malformed file.
     """
-    _check_file(path)
     wanted = {word: index for index, word in enumerate(vocabulary)}
     found, rows, dim = [], [], None
-    with open(path, "rb") as f:  # decoded line by line, so an error names its line
-        for number, raw in enumerate(f, 1):
+    for number, line in _lines(path):
+        parts = line.rstrip(" ").split(" ")
+        if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+            dim = int(parts[1])  # word2vec's header
+            continue
+        if len(parts) < 2:
+            raise DataError("expected a word and its numbers", path=path, line=number)
+        if dim is None:
+            dim = len(parts) - 1
+        if len(parts) - 1 != dim:
+            raise DataError(f"has {len(parts) - 1} numbers, the file's vectors have {dim}",
+                            path=path, line=number)
+        if parts[0] in wanted:
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DataError("is not UTF-8 text", path=path, line=number) from None
-            parts = line.rstrip("\r\n").rstrip(" ").split(" ")
-            if number == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                dim = int(parts[1])  # word2vec's header
-                continue
-            if len(parts) < 2:
-                raise DataError("expected a word and its numbers", path=path, line=number)
-            if dim is None:
-                dim = len(parts) - 1
-            if len(parts) - 1 != dim:
-                raise DataError(f"has {len(parts) - 1} numbers, the file's vectors have {dim}",
-                                path=path, line=number)
-            if parts[0] in wanted:
-                try:
-                    rows.append(np.asarray(parts[1:], dtype=np.float32))
-                except ValueError:
-                    raise DataError("holds a value that is not a number", path=path,
-                                    line=number) from None
-                found.append(wanted.pop(parts[0]))
+                rows.append(np.asarray(parts[1:], dtype=np.float32))
+            except ValueError:
+                raise DataError("holds a value that is not a number", path=path,
+                                line=number) from None
+            found.append(wanted.pop(parts[0]))
     if dim is None:
         raise DataError("holds no vectors", path=path)
     return np.asarray(found, np.int64), np.asarray(rows, np.float32).reshape(-1, dim)
@@ -146,23 +148,17 @@ def words_to_add(path, vocabulary, limit, lowercase=True):
     Raises:
         UserError for a missing file; DataError naming the line for one that is not UTF-8.
     """
-    _check_file(path)
     known, added = set(vocabulary), []
-    with open(path, "rb") as f:  # decoded line by line, so an error names its line
-        for number, raw in enumerate(f, 1):
-            if len(added) >= limit:
-                break
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DataError("is not UTF-8 text", path=path, line=number) from None
-            word, _, numbers = line.rstrip("\r\n").partition(" ")
-            if number == 1 and word.isdigit() and numbers.strip().isdigit():
-                continue  # word2vec's header
-            if not word or word in known or (lowercase and word != word.casefold()):
-                continue
-            known.add(word)
-            added.append(word)
+    for number, line in _lines(path):
+        if len(added) >= limit:
+            break
+        word, _, numbers = line.partition(" ")
+        if number == 1 and word.isdigit() and numbers.strip().isdigit():
+            continue  # word2vec's header
+        if not word or word in known or (lowercase and word != word.casefold()):
+            continue
+        known.add(word)
+        added.append(word)
     return added
 
 
