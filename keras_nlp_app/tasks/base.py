@@ -45,6 +45,25 @@ def text_of(value):
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
+
+def with_vector_words(cfg, vocabulary, lowercase=None):
+    """The word list `vocabulary` followed by up to `tokenizer.vector_words` words of
+    `model.word_vectors`' file that it lacks (most frequent first), so that words unseen in
+    training keep their pretrained vectors instead of becoming [UNK]; `vocabulary` itself when
+    the setting is 0. `lowercase` (default `tokenizer.lowercase`): whether the words are
+    case-folded."""
+    tok = cfg.tokenizer
+    if not tok.vector_words:
+        return vocabulary
+    if not cfg.model.word_vectors:
+        raise ConfigError("tokenizer.vector_words adds words of model.word_vectors' file; "
+                          "set model.word_vectors or tokenizer.vector_words: 0")
+    from keras_nlp_app.data.word_vectors import words_to_add
+
+    return list(vocabulary) + words_to_add(cfg.model.word_vectors, vocabulary, tok.vector_words,
+                                           tok.lowercase if lowercase is None else lowercase)
+
+
 class Task:
     """Base class of every task; the defaults fit a task whose serving signature takes one
     `text [B]` string input and whose tokenizer is one `text.tokenizers` tokenizer."""
@@ -112,9 +131,6 @@ class Task:
         from keras_nlp_app.text import tokenizers
 
         tok = cfg.tokenizer
-        if tok.vector_words and not cfg.model.word_vectors:
-            raise ConfigError("tokenizer.vector_words adds words of model.word_vectors' file; "
-                              "set model.word_vectors or tokenizer.vector_words: 0")
         if tok.vector_words and (tok.vocabulary or tok.kind not in ("word", "whitespace")):
             raise ConfigError("tokenizer.vector_words extends a learned word vocabulary (kind word "
                               "or whitespace, no tokenizer.vocabulary folder)")
@@ -131,12 +147,8 @@ class Task:
             texts, kind=tok.kind, vocab_size=tok.vocab_size, min_count=tok.min_count,
             lowercase=tok.lowercase, model_type=tok.model_type, **options)
         if tok.vector_words:
-            from keras_nlp_app.data.word_vectors import words_to_add
-
-            tokenizer = type(tokenizer)(
-                vocabulary=tokenizer.vocabulary + words_to_add(
-                    cfg.model.word_vectors, tokenizer.vocabulary, tok.vector_words, tok.lowercase),
-                lowercase=tok.lowercase)
+            tokenizer = type(tokenizer)(vocabulary=with_vector_words(cfg, tokenizer.vocabulary),
+                                        lowercase=tok.lowercase)
         return tokenizer
 
     def load_tokenizer(self, assets_dir):

@@ -17,7 +17,7 @@ import numpy as np
 from keras_nlp_app import metrics as metrics_lib
 from keras_nlp_app.data import readers, squad
 from keras_nlp_app.errors import ConfigError
-from keras_nlp_app.tasks.base import Task, register, text_of
+from keras_nlp_app.tasks.base import Task, register, text_of, with_vector_words
 from keras_nlp_app.utils import atomic
 
 NAME = "qa"
@@ -64,7 +64,8 @@ def _learn_vocabularies(cfg, train):
                 chars[char] = chars.get(char, 0) + 1
     ranked = sorted((w for w, c in counts.items() if c >= cfg.tokenizer.min_count),
                     key=lambda w: (-counts[w], w))[:max(cfg.tokenizer.vocab_size - 3, 0)]
-    return Reader([PAD, UNK, NULL_TOKEN] + [w.decode("utf-8") for w in ranked],
+    words = [PAD, UNK, NULL_TOKEN] + [w.decode("utf-8") for w in ranked]
+    return Reader(with_vector_words(cfg, words, lowercase=True),
                   [PAD, UNK] + sorted(chars, key=lambda c: (-chars[c], c)),
                   abstains=any(not answers for answers in train.labels))
 

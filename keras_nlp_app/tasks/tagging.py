@@ -18,7 +18,7 @@ import numpy as np
 from keras_nlp_app import metrics as metrics_lib
 from keras_nlp_app.data import datasets, readers
 from keras_nlp_app.errors import ConfigError, DataError, UserError
-from keras_nlp_app.tasks.base import Task, register, text_of
+from keras_nlp_app.tasks.base import Task, register, text_of, with_vector_words
 from keras_nlp_app.tasks.tagging_graphs import entity_outputs, predict_tags, sentence_dataset
 from keras_nlp_app.text import entities
 from keras_nlp_app.utils import atomic
@@ -90,7 +90,8 @@ def _learn_vocabularies(cfg, train):
 
         subwords = learn_wordpiece_vocabulary([" ".join(s) for s in train.texts],
                                               vocab_size=cfg.tokenizer.subword_vocab_size)
-    return {"words": [PAD, UNK] + [w.decode("utf-8") for w in ranked],
+    words = with_vector_words(cfg, [PAD, UNK] + [w.decode("utf-8") for w in ranked], lowercase=True)
+    return {"words": words,
             "chars": [PAD, UNK] + sorted(chars, key=lambda c: (-chars[c], c)),
             "tags": entities.tag_set(kinds, cfg.data.tag_scheme), "subwords": subwords}
 

@@ -121,3 +121,27 @@ def test_a_run_with_word_vectors_records_their_coverage(easy_files, tmp_path):
     with pytest.raises(ConfigError, match="set the model's embedding width to 16"):
         train(bad, run_dir=str(tmp_path / "refused"))
     assert not os.path.exists(tmp_path / "refused")
+
+
+def test_taggers_and_readers_take_the_vectors_words_too(tmp_path):
+    """The word vocabularies that tagging and QA learn themselves grow by the vectors' words as
+    the tokenizers' do; without `model.word_vectors` the setting is refused."""
+    from types import SimpleNamespace
+
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.tasks import qa, tagging
+
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("3 2\nparis 1 1\nberlin 1 1\nthe 1 1\n")
+    overrides = ["tokenizer.vector_words=5", f"model.word_vectors={vectors}", "tokenizer.min_count=1"]
+    cfg = load_config(["configs/conll2003.yaml"], overrides)
+    sentences = SimpleNamespace(texts=[["The", "man", "from", "Rome"]], labels=[["O", "O", "O", "B-LOC"]])
+    words = tagging._learn_vocabularies(cfg, sentences)["words"]
+    assert words[-2:] == ["paris", "berlin"] and words.count("the") == 1
+    cfg = load_config(["configs/squad.yaml"], overrides)
+    questions = SimpleNamespace(texts=[("Who went?", "The man went.")], labels=[[("The man", 0)]])
+    words = qa._learn_vocabularies(cfg, questions).words
+    assert words[-2:] == ["paris", "berlin"] and words.count("the") == 1
+    cfg = load_config(["configs/conll2003.yaml"], ["tokenizer.vector_words=5"])
+    with pytest.raises(ConfigError, match="set model.word_vectors"):
+        tagging._learn_vocabularies(cfg, sentences)
