@@ -45,7 +45,6 @@ def text_of(value):
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
-
 def with_vector_words(cfg, vocabulary, lowercase=None):
     """The word list `vocabulary` followed by up to `tokenizer.vector_words` words of
     `model.word_vectors`' file that it lacks (most frequent first), so that words unseen in
