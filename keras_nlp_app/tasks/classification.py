@@ -169,7 +169,7 @@ class ClassificationTask(Task):
     def check_config(self, cfg):
         from keras_nlp_app.text.presets import check_backbone_config
 
-        if check_backbone_config(cfg.model, BACKBONE_MODEL):
+        if check_backbone_config(cfg, BACKBONE_MODEL):
             return
         if cfg.tokenizer.kind in ("char", "byte"):
             raise ConfigError(f"tokenizer.kind {cfg.tokenizer.kind} is for language models; "

@@ -131,7 +131,7 @@ class LanguageModelTask(Task):
     def check_config(self, cfg):
         from keras_nlp_app.text.presets import check_backbone_config
 
-        if fresh_decoder_config(cfg) or check_backbone_config(cfg.model, BACKBONE_MODEL):
+        if fresh_decoder_config(cfg) or check_backbone_config(cfg, BACKBONE_MODEL):
             if cfg.data.condition_field:
                 raise ConfigError("data.condition_field needs the package's own tokenizer; a "
                                   "backbone's vocabulary has no control tokens")

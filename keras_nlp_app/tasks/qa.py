@@ -93,7 +93,7 @@ class QATask(Task):
             raise ConfigError(f"model {cfg.model.name!r} is not a reader; use {' or '.join(MODELS)}")
         from keras_nlp_app.text.presets import check_backbone_config
 
-        check_backbone_config(cfg.model, BACKBONE_MODEL)
+        check_backbone_config(cfg, BACKBONE_MODEL)
         if cfg.tokenizer.kind != "word" or cfg.tokenizer.vocabulary:
             raise ConfigError("qa readers take tokenizer.kind: word and learn their word and "
                               "character vocabularies from the training split")

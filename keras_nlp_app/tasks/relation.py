@@ -75,7 +75,7 @@ class RelationTask(ClassificationTask):
 
         if cfg.data.multi_label:
             raise ConfigError("task relation: one relation per entity pair (data.multi_label: false)")
-        if check_backbone_config(cfg.model, BACKBONE_MODEL):
+        if check_backbone_config(cfg, BACKBONE_MODEL):
             return  # the preset's tokenizer cuts the marked text, markers included
         if cfg.model.name not in RELATION_MODELS:
             raise ConfigError(f"task relation: model {cfg.model.name!r} is not a relation model; "

@@ -162,7 +162,7 @@ class TaggingTask(Task):
             raise ConfigError(f"data.tag_scheme must be one of {', '.join(entities.SCHEMES)}")
         from keras_nlp_app.text.presets import check_backbone_config
 
-        check_backbone_config(cfg.model, BACKBONE_MODEL)
+        check_backbone_config(cfg, BACKBONE_MODEL)
         if cfg.tokenizer.kind not in ("word", "wordpiece"):
             raise ConfigError("taggers take tokenizer.kind word (word features) or wordpiece "
                               "(also subword pieces, labelled at each word's first piece)")

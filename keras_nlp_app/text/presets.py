@@ -55,10 +55,12 @@ def check_loadable(spec, key="model.backbone"):
     return spec
 
 
-def check_backbone_config(model_cfg, backbone_model):
+def check_backbone_config(cfg, backbone_model):
     """For a task whose pretrained-backbone factory is `backbone_model`: True when the config
     fine-tunes a backbone (then checked: the factory and the preset named together, a LoRA rank,
-    a loadable preset), False when it trains from scratch."""
+    a loadable preset, no setting that only a learned word vocabulary takes), False when it
+    trains from scratch."""
+    model_cfg = cfg.model
     if not (model_cfg.backbone or model_cfg.name == backbone_model):
         return False
     if model_cfg.name != backbone_model:
@@ -69,6 +71,10 @@ def check_backbone_config(model_cfg, backbone_model):
                           f"model.backbone to a keras-hub preset")
     if model_cfg.finetune == "lora" and model_cfg.lora_rank < 1:
         raise ConfigError(f"model.lora_rank must be at least 1, got {model_cfg.lora_rank}")
+    if cfg.tokenizer.vector_words:
+        raise ConfigError("tokenizer.vector_words widens a word vocabulary learned from the "
+                          "training data; with model.backbone the preset's tokenizer is used, so "
+                          "set tokenizer.vector_words: 0")
     check_loadable(model_cfg.backbone)
     return True
 

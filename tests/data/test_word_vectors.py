@@ -145,3 +145,13 @@ def test_taggers_and_readers_take_the_vectors_words_too(tmp_path):
     cfg = load_config(["configs/conll2003.yaml"], ["tokenizer.vector_words=5"])
     with pytest.raises(ConfigError, match="set model.word_vectors"):
         tagging._learn_vocabularies(cfg, sentences)
+
+
+def test_a_backbone_refuses_vector_words():
+    """A backbone tokenizes with its preset, so the setting would be silently ignored."""
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.tasks import get_task
+
+    cfg = load_config(["configs/sst2_finetune.yaml"], ["tokenizer.vector_words=5"])
+    with pytest.raises(ConfigError, match="with model.backbone the preset's tokenizer is used"):
+        get_task("classification").check_config(cfg)
