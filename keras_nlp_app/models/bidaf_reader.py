@@ -56,7 +56,8 @@ class AttentionFlow(keras.layers.Layer):
 
 def build_bidaf_reader(*, vocab_size, char_vocab_size, num_cases=16, max_word_length=16,
                        word_dim=100, char_dim=16, char_filters=100, char_kernel=5, case_dim=8,
-                       hidden_dim=100, modelling_layers=2, dropout=0.2, word_dropout=0.05):
+                       hidden_dim=100, modelling_layers=2, dropout=0.2, word_dropout=0.05,
+                       lexical_match=True):
     """Shared token embedding → highway → shared BiLSTM encoder → attention flow → modelling
     BiLSTMs → start scores; one more BiLSTM → end scores.
 
@@ -68,12 +69,14 @@ def build_bidaf_reader(*, vocab_size, char_vocab_size, num_cases=16, max_word_le
         hidden_dim: LSTM units per direction.
         modelling_layers: BiLSTMs over the attention output.
         dropout: on features and between layers; word_dropout: unknown-word replacement rate.
+        lexical_match: add `reader_model.LexicalMatch` features (token found in the other side).
     """
     inputs = reader_inputs(max_word_length)
     embed = token_embedder(vocab_size=vocab_size, char_vocab_size=char_vocab_size,
                            num_cases=num_cases, word_dim=word_dim, char_dim=char_dim,
                            char_filters=char_filters, char_kernel=char_kernel, case_dim=case_dim,
-                           word_dropout=word_dropout, dropout=dropout)
+                           word_dropout=word_dropout, dropout=dropout,
+                           lexical_match=lexical_match)
     context_mask = ops.not_equal(inputs["context_words"], 0)
     question_mask = ops.not_equal(inputs["question_words"], 0)
     project = keras.layers.Dense(2 * hidden_dim, name="projection")

@@ -29,7 +29,7 @@ def build_transformer_reader(*, vocab_size, char_vocab_size, num_cases=16, max_w
                              max_length=320, word_dim=100, char_dim=16, char_filters=100,
                              char_kernel=5, case_dim=8, hidden_dim=192, num_layers=4,
                              num_heads=4, intermediate_dim=512, dropout=0.1,
-                             feature_dropout=0.2, word_dropout=0.05):
+                             feature_dropout=0.2, word_dropout=0.05, lexical_match=True):
     """Shared token embedding → projection + learned positions + segment embedding (context 0,
     question 1) → pre-norm keras-hub `TransformerEncoder` blocks over the joined sequence →
     start/end scores for the context positions.
@@ -37,7 +37,8 @@ def build_transformer_reader(*, vocab_size, char_vocab_size, num_cases=16, max_w
     Args:
         max_length: context window + 1 + question tokens (sizes the position table).
         hidden_dim, num_layers, num_heads, intermediate_dim, dropout: encoder shape.
-        feature_dropout: on the token features. Other arguments as `build_bidaf_reader`.
+        feature_dropout: on the token features; lexical_match: as `build_bidaf_reader`. Other
+            arguments as `build_bidaf_reader`.
     """
     import keras_hub
 
@@ -45,7 +46,8 @@ def build_transformer_reader(*, vocab_size, char_vocab_size, num_cases=16, max_w
     embed = token_embedder(vocab_size=vocab_size, char_vocab_size=char_vocab_size,
                            num_cases=num_cases, word_dim=word_dim, char_dim=char_dim,
                            char_filters=char_filters, char_kernel=char_kernel, case_dim=case_dim,
-                           word_dropout=word_dropout, dropout=feature_dropout)
+                           word_dropout=word_dropout, dropout=feature_dropout,
+                           lexical_match=lexical_match)
     project = keras.layers.Dense(hidden_dim, name="projection")
     segments = keras.layers.Embedding(2, hidden_dim, name="segment_embedding")
     context = project(embed(inputs, "context"))

@@ -200,6 +200,31 @@ def test_a_bidaf_reader_learns_an_easy_task_and_exports(tmp_path, capsys):
     assert main(["export", run, "--output", str(tmp_path / "export")]) == 0  # checks the export
 
 
+def test_lexical_match_marks_tokens_found_in_the_other_side_as_written_and_normalized():
+    """Exact: the same characters (case counts, unknown words too); normalized: the same known
+    word id; padding and the null token never match."""
+    import tensorflow as tf
+
+    from keras_nlp_app.models.reader_model import LexicalMatch
+    from keras_nlp_app.text.qa import QAPreprocessor
+
+    preprocessor = QAPreprocessor(["[PAD]", "[UNK]", "<null>", "the", "cat"],
+                                  ["[PAD]", "[UNK]", *"Tacehstvwyz"], context_length=8,
+                                  doc_stride=8, question_length=4)
+    features, _ = preprocessor.windows(tf.constant(["The zyzzyva cat?"]),
+                                       tf.constant(["the cat saw a zyzzyva"]))
+    match = LexicalMatch()
+    context = match([features["context_words"], features["context_chars"],
+                     features["question_words"], features["question_chars"]]).numpy()[0]
+    question = match([features["question_words"], features["question_chars"],
+                      features["context_words"], features["context_chars"]]).numpy()[0]
+    # context: [null] the cat saw a zyzzyva; question: The zyzzyva cat ?
+    assert context[:, 0].tolist() == [0, 0, 1, 0, 0, 1]
+    assert context[:, 1].tolist() == [0, 1, 1, 0, 0, 1]
+    assert question[:, 0].tolist() == [0, 1, 1, 0]
+    assert question[:, 1].tolist() == [1, 1, 1, 0]
+
+
 @pytest.mark.parametrize("name, params", [
     ("bidaf_reader", {"hidden_dim": 4, "word_dim": 4, "char_filters": 4}),
     ("transformer_reader", {"hidden_dim": 8, "num_layers": 1, "num_heads": 2,
