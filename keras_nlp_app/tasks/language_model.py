@@ -291,7 +291,7 @@ class LanguageModelTask(Task):
         tokenizer as a keras-hub preset)."""
         found = {}
         if cfg.model.name == BACKBONE_MODEL:
-            found["preset"] = save_causal_lm_preset(cfg, preprocessor, model, run_dir)
+            found["preset"] = save_causal_lm_preset(preprocessor, model, run_dir)
         if validation is None:
             return found
         twin = self.decoding_twin(cfg, preprocessor, model)

@@ -75,18 +75,21 @@ def backbone_lm(cfg, preprocessor, params, training):
     return model
 
 
-def save_causal_lm_preset(cfg, preprocessor, model, run_dir):
+def save_causal_lm_preset(preprocessor, model, run_dir):
     """The run's causal LM (backbone, task, keras-hub preprocessor and tokenizer) as a keras-hub
-    preset in `run_dir/preset`, written whole or not at all; None for a LoRA run (its preset is
-    the base one plus factors that keras-hub keeps apart: the run's checkpoint and export hold
-    them)."""
-    if cfg.model.finetune == "lora":
-        return None
+    preset in `run_dir/preset`, written whole or not at all. A LoRA run's factors are merged into
+    the kernels (Keras saves a LoRA layer's kernel so), so its preset is a plain one that loads,
+    generates and fine-tunes again like any other; no optimizer state goes in."""
+    import tempfile
+
     from keras_nlp_app.utils import atomic
 
     causal_lm = model.causal_lm
     backbone = type(causal_lm.backbone).from_config(causal_lm.backbone.get_config())
-    backbone.set_weights(causal_lm.backbone.get_weights())  # no optimizer in the preset
+    with tempfile.TemporaryDirectory() as scratch:
+        weights = os.path.join(scratch, "backbone.weights.h5")
+        causal_lm.backbone.save_weights(weights)
+        backbone.load_weights(weights)
     clean = type(causal_lm)(backbone=backbone, preprocessor=causal_lm.preprocessor_cls(
         tokenizer=preprocessor.tokenizer, sequence_length=preprocessor.sequence_length))
     folder = os.path.join(run_dir, "preset")

@@ -332,3 +332,36 @@ def test_a_causal_lm_config_that_cannot_work_is_one_line_and_exit_2(setting, mes
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not run.exists()
+
+
+@pytest.mark.slow  # a training, its validation samples and two preset loads: about 30-60 s
+def test_a_lora_causal_lm_run_writes_a_plain_preset_with_the_factors_merged(tmp_path):
+    """The preset of a LoRA run loads in keras-hub without LoRA and computes what the run's
+    model computes: kernels = base + scaled A·B, not the base preset's."""
+    import keras_hub
+
+    from keras_nlp_app.runs import restore_run
+
+    preset = save_tiny_preset("gpt2", tmp_path / "preset")
+    train_file = tmp_path / "train.txt"
+    train_file.write_text("the film was great\nthe movie is dull\n" * 100)
+    config = tmp_path / "lm.yaml"
+    config.write_text("task: lm\nname: lm_lora\n")
+    cfg = load_config([str(config)], [
+        "data.dataset=null", f"data.train_file={train_file}", "data.holdout_fraction=0.2",
+        "model.name=backbone_lm", f"model.backbone={preset}", "model.finetune=lora",
+        "model.lora_rank=2", "tokenizer.sequence_length=16", "train.batch_size=8",
+        "train.epochs=1", "train.learning_rate=0.01", "train.monitor=val_loss",
+        "train.verbose=0"])
+    run_dir = train(cfg, run_dir=str(tmp_path / "run"))
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        written = json.load(f)["preset"]
+    trained = restore_run(run_dir).model.causal_lm.backbone
+    merged = keras_hub.models.Backbone.from_preset(written)
+    base = keras_hub.models.Backbone.from_preset(preset)
+    assert not any("lora" in v.path for v in merged.weights)
+    inputs = {"token_ids": np.array([[5, 9, 3, 7, 2, 4]], np.int32),
+              "padding_mask": np.ones((1, 6), bool)}
+    expected = np.asarray(trained(inputs))
+    np.testing.assert_allclose(np.asarray(merged(inputs)), expected, atol=1e-5)
+    assert np.abs(np.asarray(base(inputs)) - expected).max() > 1e-4
