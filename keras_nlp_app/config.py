@@ -83,6 +83,7 @@ class ModelConfig:
     max_answer_length: int = 30  # qa: longest answer span in tokens
     length_penalty: float = 0.6  # seq2seq: GNMT length-penalty exponent (0: none)
     word_vectors: str | None = None  # word2vec text file (knlp vectors, or GloVe/fastText .vec with a header) whose vectors start the word embedding of a word-level model; its width must equal the embedding's
+    freeze_word_vectors: bool = False  # with model.word_vectors: train the model with the word embedding fixed as the file gave it (Kim 2014's "static"): words training never shows (tokenizer.vector_words) stay in the same space as those it does, and the embedding gets no gradient
     skipgram_epochs: int = 0  # pretrain from scratch: skip-gram (word2vec) epochs over the training tokens that initialize the token embedding before the masked LM trains (cheap lexical knowledge: docs/transfer.md); 0: random start
 
 

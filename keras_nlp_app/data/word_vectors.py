@@ -162,10 +162,11 @@ def words_to_add(path, vocabulary, limit, lowercase=True):
     return added
 
 
-def initialize_embeddings(model, vocabulary, path):
+def initialize_embeddings(model, vocabulary, path, freeze=False):
     """Writes the vectors of `path` into every word embedding of `model` (a Keras `Embedding`
     with a row for each vocabulary entry, hashed n-gram rows after them allowed, that embeds
     neither positions, segments nor casing); words without a vector keep their random start.
+    With `freeze` those embeddings are made untrainable.
 
     Returns:
         {"path", "coverage": the fraction of the vocabulary found, "embeddings": layers set}.
@@ -189,5 +190,6 @@ def initialize_embeddings(model, vocabulary, path):
         table = np.array(layer.embeddings.numpy())
         table[found] = vectors
         layer.embeddings.assign(table)
+        layer.trainable = not freeze
     return {"path": os.path.abspath(path), "coverage": round(len(found) / len(vocabulary), 4),
-            "embeddings": len(layers)}
+            "embeddings": len(layers), "frozen": bool(freeze)}

@@ -198,8 +198,12 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
 
 
 def _start_from_word_vectors(cfg, preprocessor, model):
-    """`model.word_vectors` written into the model's word embedding (None without them)."""
+    """`model.word_vectors` written into the model's word embedding (None without them), which
+    `model.freeze_word_vectors` then keeps fixed."""
     if not cfg.model.word_vectors:
+        if cfg.model.freeze_word_vectors:
+            raise ConfigError("model.freeze_word_vectors keeps the vectors of model.word_vectors "
+                              "fixed; set model.word_vectors or model.freeze_word_vectors: false")
         return None
     from keras_nlp_app.data.word_vectors import initialize_embeddings
 
@@ -209,7 +213,8 @@ def _start_from_word_vectors(cfg, preprocessor, model):
     if not isinstance(vocabulary, list):
         raise ConfigError(f"model.word_vectors needs a word vocabulary (tokenizer.kind: word); "
                           f"the {cfg.task} run's tokenizer has none")
-    return initialize_embeddings(model, vocabulary, cfg.model.word_vectors)
+    return initialize_embeddings(model, vocabulary, cfg.model.word_vectors,
+                                 freeze=cfg.model.freeze_word_vectors)
 
 
 def _write_inspection_files(cfg, preprocessor, model, run_dir, result):

@@ -123,6 +123,42 @@ def test_a_run_with_word_vectors_records_their_coverage(easy_files, tmp_path):
     assert not os.path.exists(tmp_path / "refused")
 
 
+def test_frozen_word_vectors_come_out_of_training_as_they_went_in(easy_files, tmp_path):
+    """`model.freeze_word_vectors`: the embedding rows are the file's vectors after training
+    while the rest of the model learns; without vectors the setting is refused."""
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.runs import restore_run
+    from keras_nlp_app.training.train import train
+    from tests.conftest import tiny_overrides
+
+    vectors = tmp_path / "vectors.txt"
+    rng = np.random.default_rng(0)
+    words = ["good", "great", "bad", "awful", "the", "film", "was"]
+    table = {w: rng.normal(size=16).round(4) for w in words}
+    vectors.write_text(f"{len(words)} 16\n" + "".join(
+        w + " " + " ".join(f"{x:.4f}" for x in v) + "\n" for w, v in table.items()))
+    cfg = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
+        *easy_files, **{"model.word_vectors": str(vectors), "model.freeze_word_vectors": "true",
+                        "train.epochs": 1}))
+    run = train(cfg, run_dir=str(tmp_path / "run"))
+    with open(os.path.join(run, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["word_vectors"]["frozen"] is True
+    restored = restore_run(run)
+    vocabulary = restored.preprocessor.tokenizer.vocabulary
+    embedding = restored.model.get_layer("embedding").embeddings.numpy()
+    seen = [w for w in words if w in vocabulary]
+    assert seen
+    for word in seen:
+        np.testing.assert_allclose(embedding[vocabulary.index(word)], table[word], atol=1e-6)
+    assert metrics["trainable_parameters"] == metrics["parameters"] - embedding.size
+    no_vectors = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
+        *easy_files, **{"model.freeze_word_vectors": "true"}))
+    with pytest.raises(ConfigError, match="set model.word_vectors"):
+        train(no_vectors, run_dir=str(tmp_path / "no_vectors"))
+    assert not os.path.exists(tmp_path / "no_vectors")
+
+
 def test_taggers_and_readers_take_the_vectors_words_too(tmp_path):
     """The word vocabularies that tagging and QA learn themselves grow by the vectors' words as
     the tokenizers' do; without `model.word_vectors` the setting is refused."""
