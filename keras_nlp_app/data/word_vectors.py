@@ -169,7 +169,8 @@ def initialize_embeddings(model, vocabulary, path, freeze=False):
     With `freeze` those embeddings are made untrainable.
 
     Returns:
-        {"path", "coverage": the fraction of the vocabulary found, "embeddings": layers set}.
+        {"path", "coverage": the fraction of the vocabulary found, "embeddings": layers set,
+        "frozen"}.
     """
     import keras
 

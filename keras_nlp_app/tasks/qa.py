@@ -30,11 +30,14 @@ _ASSETS = "qa.json"
 class Reader:
     """A QA run's vocabularies and no-answer settings (what `prepare_assets` learns)."""
 
-    def __init__(self, words, chars, abstains=False, null_threshold=0.0, preset=None):
+    def __init__(self, words, chars, abstains=False, null_threshold=0.0, preset=None,
+                 lexical_match=True):
         self.words, self.chars = words, chars
         self.preset = preset  # a backbone's `presets.PresetTokenizer`, or None
         self.abstains = abstains  # trained on unanswerable questions: may answer ""
         self.null_threshold = null_threshold
+        # whether the reader was built with `LexicalMatch` features (runs from before them: not)
+        self.lexical_match = lexical_match
 
     def save(self, assets_dir):
         from keras_nlp_app.text.presets import PRESET_FOLDER
@@ -43,7 +46,8 @@ class Reader:
             self.preset.save(assets_dir)
         atomic.write_json(os.path.join(assets_dir, _ASSETS),
                           {"words": self.words, "chars": self.chars, "abstains": self.abstains,
-                           "null_threshold": self.null_threshold}, ensure_ascii=False, indent=None)
+                           "null_threshold": self.null_threshold,
+                           "lexical_match": self.lexical_match}, ensure_ascii=False, indent=None)
 
 
 def _learn_vocabularies(cfg, train):
@@ -120,6 +124,7 @@ class QATask(Task):
         if os.path.exists(os.path.join(assets_dir, _ASSETS)):
             return self.load_tokenizer(assets_dir), None
         reader = _learn_vocabularies(cfg, train)
+        reader.lexical_match = bool(cfg.model.params.get("lexical_match", True))  # factories' default
         if cfg.model.backbone:
             from keras_nlp_app.text.presets import PresetTokenizer
 
@@ -135,7 +140,7 @@ class QATask(Task):
         if os.path.isdir(os.path.join(assets_dir, PRESET_FOLDER)):
             preset = PresetTokenizer.load(os.path.join(assets_dir, PRESET_FOLDER))
         return Reader(found["words"], found["chars"], found.get("abstains", False),
-                      found.get("null_threshold", 0.0), preset)
+                      found.get("null_threshold", 0.0), preset, found.get("lexical_match", False))
 
     def read_assets(self, assets_dir):
         self.load_tokenizer(assets_dir)
@@ -168,7 +173,9 @@ class QATask(Task):
                 remedy=lambda positions: f"lower them (2 x sequence_length + 4 x "
                                          f"question_length + 5 <= {positions})",
                 training=training))
-        elif cfg.model.name == "transformer_reader":
+        else:
+            params.setdefault("lexical_match", preprocessor.reader.lexical_match)
+        if cfg.model.name == "transformer_reader":
             params.setdefault("max_length", preprocessor.context_length + 1
                               + preprocessor.question_length)
         return build(cfg.model.name, vocab_size=len(preprocessor.word_vocabulary),

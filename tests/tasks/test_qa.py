@@ -179,7 +179,8 @@ def test_a_reader_starts_from_word_vectors_in_its_word_embedding_only(tmp_path):
     model = build_model("bidaf_reader", vocab_size=len(preprocessor.word_vocabulary),
                         char_vocab_size=40, max_word_length=16, hidden_dim=4, word_dim=4,
                         char_filters=4)
-    cfg = SimpleNamespace(task="qa", model=SimpleNamespace(word_vectors=str(vectors)))
+    cfg = SimpleNamespace(task="qa", model=SimpleNamespace(word_vectors=str(vectors),
+                                                       freeze_word_vectors=False))
     recorded = _start_from_word_vectors(cfg, preprocessor, model)
     assert recorded["embeddings"] == 1 and 0 < recorded["coverage"] < 1
     table = model.get_layer("word_embedding").embeddings.numpy()
@@ -298,3 +299,24 @@ def test_a_reader_trained_with_unanswerable_questions_abstains(tmp_path, capsys)
     assert main(["predict", str(tmp_path / "export"), "--question", "Who was born on the moon?",
                  "--context", "it was a day . Ada was born in Lima in 1950 .", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["predictions"][0]["start"] == -1
+
+
+def test_a_run_from_before_lexical_match_restores_without_it(tmp_path):
+    """The run's assets say whether its reader has the lexical-match features, so a run trained
+    before they existed (no such key) rebuilds the model its weights belong to."""
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.tasks import get_task
+
+    task = get_task("qa")
+    config = tmp_path / "qa.yaml"
+    config.write_text("task: qa\nname: qa_test\n")
+    cfg = load_config([str(config)], ["model.name=bidaf_reader",
+                                      "model.params={hidden_dim: 4, word_dim: 4, char_filters: 4}"])
+    vocabularies = {"words": ["[PAD]", "[UNK]", "<null>", "the"], "chars": ["[PAD]", "[UNK]", "e"]}
+    for name, extra, expected in (("old", {}, False), ("new", {"lexical_match": True}, True)):
+        assets = tmp_path / name
+        assets.mkdir()
+        (assets / "qa.json").write_text(json.dumps({**vocabularies, **extra}))
+        reader = task.load_tokenizer(str(assets))
+        model = task.build_model(cfg, task.build_preprocessor(cfg, reader), None)
+        assert any(layer.name == "lexical_match" for layer in model.layers) == expected
