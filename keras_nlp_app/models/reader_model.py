@@ -65,13 +65,14 @@ def token_embedder(*, vocab_size, char_vocab_size, num_cases, word_dim, char_dim
     join = keras.layers.Concatenate(name="token_features")
     drop = keras.layers.Dropout(dropout, name="feature_dropout")
 
-    match = LexicalMatch(name="lexical_match") if lexical_match else None
-    add_match = keras.layers.Concatenate(name="with_lexical_match")
+    if lexical_match:
+        match = LexicalMatch(name="lexical_match")
+        add_match = keras.layers.Concatenate(name="with_lexical_match")
 
     def embed(inputs, side):
         x = drop(join([words(drop_words(inputs[f"{side}_words"])),
                        chars(inputs[f"{side}_chars"]), case(inputs[f"{side}_case"])]))
-        if match is None:
+        if not lexical_match:
             return x
         other = "question" if side == "context" else "context"
         return add_match([x, match([inputs[f"{side}_words"], inputs[f"{side}_chars"],
