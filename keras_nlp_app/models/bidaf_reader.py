@@ -10,6 +10,7 @@ from keras_nlp_app.models.reader_model import (
     span_logits,
     token_embedder,
 )
+from keras_nlp_app.models.recurrent import bidirectional_layer
 
 
 def _softmax(x):
@@ -57,7 +58,7 @@ class AttentionFlow(keras.layers.Layer):
 def build_bidaf_reader(*, vocab_size, char_vocab_size, num_cases=16, max_word_length=16,
                        word_dim=100, char_dim=16, char_filters=100, char_kernel=5, case_dim=8,
                        hidden_dim=100, modelling_layers=2, dropout=0.2, word_dropout=0.05,
-                       lexical_match=True):
+                       lexical_match=True, fused_lstm=True):
     """Shared token embedding → highway → shared BiLSTM encoder → attention flow → modelling
     BiLSTMs → start scores; one more BiLSTM → end scores.
 
@@ -70,6 +71,9 @@ def build_bidaf_reader(*, vocab_size, char_vocab_size, num_cases=16, max_word_le
         modelling_layers: BiLSTMs over the attention output.
         dropout: on features and between layers; word_dropout: unknown-word replacement rate.
         lexical_match: add `reader_model.LexicalMatch` features (token found in the other side).
+        fused_lstm: each BiLSTM is `recurrent.FusedBidirectionalLSTM` (one C++ op per
+            direction) instead of Keras' `Bidirectional(LSTM)`: the same function, faster on
+            CPU, but other weights (runs from before it restore with false).
     """
     inputs = reader_inputs(max_word_length)
     embed = token_embedder(vocab_size=vocab_size, char_vocab_size=char_vocab_size,
@@ -84,8 +88,14 @@ def build_bidaf_reader(*, vocab_size, char_vocab_size, num_cases=16, max_word_le
              for i in range(2)]
     transforms = [keras.layers.Dense(2 * hidden_dim, activation="relu", name=f"highway_{i}")
                   for i in range(2)]
-    encoder = keras.layers.Bidirectional(keras.layers.LSTM(hidden_dim, return_sequences=True),
-                                         name="encoder")
+
+    def bilstm(name):
+        if fused_lstm:
+            return bidirectional_layer("lstm", hidden_dim, name=name)
+        return keras.layers.Bidirectional(keras.layers.LSTM(hidden_dim, return_sequences=True),
+                                          name=name)
+
+    encoder = bilstm("encoder")
 
     def encode(side, mask):
         x = project(embed(inputs, side))
@@ -101,11 +111,8 @@ def build_bidaf_reader(*, vocab_size, char_vocab_size, num_cases=16, max_word_le
     x = attended
     for i in range(modelling_layers):
         x = keras.layers.Dropout(dropout)(x)
-        x = keras.layers.Bidirectional(keras.layers.LSTM(hidden_dim, return_sequences=True),
-                                       name=f"modelling_{i}")(x, mask=context_mask)
-    end_states = keras.layers.Bidirectional(
-        keras.layers.LSTM(hidden_dim, return_sequences=True),
-        name="end_encoder")(keras.layers.Dropout(dropout)(x), mask=context_mask)
+        x = bilstm(f"modelling_{i}")(x, mask=context_mask)
+    end_states = bilstm("end_encoder")(keras.layers.Dropout(dropout)(x), mask=context_mask)
     start = span_logits(keras.layers.Concatenate()([attended, x]), inputs["context_words"],
                         name="start_scores")[..., :1]
     end = span_logits(keras.layers.Concatenate()([attended, end_states]), inputs["context_words"],

@@ -25,19 +25,23 @@ MODELS = ("bidaf_reader", "transformer_reader", "backbone_reader")
 BACKBONE_MODEL = "backbone_reader"  # the factory that fine-tunes model.backbone
 SAMPLES = 5  # validation questions shown in TensorBoard every epoch
 _ASSETS = "qa.json"
+# Reader factory parameters whose defaults changed after runs were written, with the value that
+# gives the model of a run from before the change. A run records the values it was built with;
+# a run lacking a key restores with the old value, so its weights fit the model rebuilt.
+BUILD_SETTINGS = {"lexical_match": False, "fused_lstm": False}
 
 
 class Reader:
     """A QA run's vocabularies and no-answer settings (what `prepare_assets` learns)."""
 
     def __init__(self, words, chars, abstains=False, null_threshold=0.0, preset=None,
-                 lexical_match=True):
+                 built_with=None):
         self.words, self.chars = words, chars
         self.preset = preset  # a backbone's `presets.PresetTokenizer`, or None
         self.abstains = abstains  # trained on unanswerable questions: may answer ""
         self.null_threshold = null_threshold
-        # whether the reader was built with `LexicalMatch` features (runs from before them: not)
-        self.lexical_match = lexical_match
+        # the `BUILD_SETTINGS` the reader was built with
+        self.built_with = dict(built_with or {})
 
     def save(self, assets_dir):
         from keras_nlp_app.text.presets import PRESET_FOLDER
@@ -46,8 +50,8 @@ class Reader:
             self.preset.save(assets_dir)
         atomic.write_json(os.path.join(assets_dir, _ASSETS),
                           {"words": self.words, "chars": self.chars, "abstains": self.abstains,
-                           "null_threshold": self.null_threshold,
-                           "lexical_match": self.lexical_match}, ensure_ascii=False, indent=None)
+                           "null_threshold": self.null_threshold, **self.built_with},
+                          ensure_ascii=False, indent=None)
 
 
 def _learn_vocabularies(cfg, train):
@@ -72,6 +76,23 @@ def _learn_vocabularies(cfg, train):
     return Reader(with_vector_words(cfg, words, lowercase=True),
                   [PAD, UNK] + sorted(chars, key=lambda c: (-chars[c], c)),
                   abstains=any(not answers for answers in train.labels))
+
+
+def _factory_parameters(model_name):
+    """The keyword parameters of the reader factory `model_name` with their defaults."""
+    import inspect
+
+    from keras_nlp_app.models import MODELS as FACTORIES
+
+    factory = FACTORIES[model_name]
+    return {name: p.default for name, p in inspect.signature(factory).parameters.items()}
+
+
+def _build_settings(model_name, params):
+    """The `BUILD_SETTINGS` that a new run of `model_name` is built with: its params', else the
+    factory's defaults (only those the factory takes)."""
+    accepted = _factory_parameters(model_name)
+    return {key: bool(params.get(key, accepted[key])) for key in BUILD_SETTINGS if key in accepted}
 
 
 def references(examples):
@@ -124,7 +145,7 @@ class QATask(Task):
         if os.path.exists(os.path.join(assets_dir, _ASSETS)):
             return self.load_tokenizer(assets_dir), None
         reader = _learn_vocabularies(cfg, train)
-        reader.lexical_match = bool(cfg.model.params.get("lexical_match", True))  # factories' default
+        reader.built_with = _build_settings(cfg.model.name, cfg.model.params)
         if cfg.model.backbone:
             from keras_nlp_app.text.presets import PresetTokenizer
 
@@ -140,7 +161,8 @@ class QATask(Task):
         if os.path.isdir(os.path.join(assets_dir, PRESET_FOLDER)):
             preset = PresetTokenizer.load(os.path.join(assets_dir, PRESET_FOLDER))
         return Reader(found["words"], found["chars"], found.get("abstains", False),
-                      found.get("null_threshold", 0.0), preset, found.get("lexical_match", False))
+                      found.get("null_threshold", 0.0), preset,
+                      {key: found.get(key, old) for key, old in BUILD_SETTINGS.items()})
 
     def read_assets(self, assets_dir):
         self.load_tokenizer(assets_dir)
@@ -174,7 +196,10 @@ class QATask(Task):
                                          f"question_length + 5 <= {positions})",
                 training=training))
         else:
-            params.setdefault("lexical_match", preprocessor.reader.lexical_match)
+            accepted = _factory_parameters(cfg.model.name)
+            for key, value in preprocessor.reader.built_with.items():
+                if key in accepted:
+                    params.setdefault(key, value)
         if cfg.model.name == "transformer_reader":
             params.setdefault("max_length", preprocessor.context_length + 1
                               + preprocessor.question_length)

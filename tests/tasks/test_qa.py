@@ -3,6 +3,7 @@ and (slow) a reader that learns an easy task and exports."""
 
 import json
 
+import numpy as np
 import pytest
 
 from keras_nlp_app import metrics
@@ -247,6 +248,32 @@ def test_readers_score_every_context_position_and_mask_padding(name, params):
     assert (logits[padding] <= -1e8).all() and (logits[~padding] > -1e8).all()
 
 
+def test_the_fused_bidaf_reader_equals_the_one_with_keras_bilstms():
+    """Same weights, same scores: every BiLSTM of the reader sees right-padded rows (the null
+    token first, padding last), where the fused layer is Keras' `Bidirectional(LSTM)`."""
+    import tensorflow as tf
+
+    from keras_nlp_app.models import build_model
+
+    preprocessor = _preprocessor(context_length=6, doc_stride=3, question_length=4)
+    features, _ = preprocessor.windows(tf.constant(["who is the one?", "x"]),
+                                       tf.constant(["the cat sat on the mat and ate", "a b"]))
+    params = dict(vocab_size=4, char_vocab_size=3, max_word_length=16, hidden_dim=3, word_dim=4,
+                  char_filters=4)
+    fused = build_model("bidaf_reader", fused_lstm=True, **params)
+    plain = build_model("bidaf_reader", fused_lstm=False, **params)
+    for layer in plain.layers:
+        source = fused.get_layer(layer.name) if layer.weights else None
+        if isinstance(layer, type(plain.get_layer("encoder"))):
+            for cell, direction in ((layer.forward_layer.cell, "forward"),
+                                    (layer.backward_layer.cell, "backward")):
+                for target, weight in zip(cell.weights, source.directions[direction]):
+                    target.assign(weight)
+        elif source is not None:
+            layer.set_weights(source.get_weights())
+    np.testing.assert_allclose(fused(features).numpy(), plain(features).numpy(), atol=1e-4)
+
+
 @pytest.mark.slow
 def test_a_backbone_reader_fine_tunes_a_tiny_preset_and_exports(tmp_path, capsys):
     from keras_nlp_app.cli import main
@@ -296,15 +323,18 @@ def test_a_reader_trained_with_unanswerable_questions_abstains(tmp_path, capsys)
     report = json.loads(capsys.readouterr().out)
     assert report["NoAns_total"] > 0 and report["NoAns_f1"] > 80 and report["HasAns_f1"] > 30
     assert main(["export", run, "--output", str(tmp_path / "export")]) == 0
+    capsys.readouterr()
     assert main(["predict", str(tmp_path / "export"), "--question", "Who was born on the moon?",
                  "--context", "it was a day . Ada was born in Lima in 1950 .", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["predictions"][0]["start"] == -1
 
 
-def test_a_run_from_before_lexical_match_restores_without_it(tmp_path):
-    """The run's assets say whether its reader has the lexical-match features, so a run trained
-    before they existed (no such key) rebuilds the model its weights belong to."""
+def test_a_run_from_before_lexical_match_or_fused_lstms_restores_without_them(tmp_path):
+    """The run's assets say whether its reader has the lexical-match features and fused
+    BiLSTMs, so a run trained before they existed (no such keys) rebuilds the model its weights
+    belong to."""
     from keras_nlp_app.config import load_config
+    from keras_nlp_app.models.recurrent import FusedBidirectionalLSTM
     from keras_nlp_app.tasks import get_task
 
     task = get_task("qa")
@@ -313,10 +343,23 @@ def test_a_run_from_before_lexical_match_restores_without_it(tmp_path):
     cfg = load_config([str(config)], ["model.name=bidaf_reader",
                                       "model.params={hidden_dim: 4, word_dim: 4, char_filters: 4}"])
     vocabularies = {"words": ["[PAD]", "[UNK]", "<null>", "the"], "chars": ["[PAD]", "[UNK]", "e"]}
-    for name, extra, expected in (("old", {}, False), ("new", {"lexical_match": True}, True)):
+    new = {"lexical_match": True, "fused_lstm": True}
+    for name, extra, expected in (("old", {}, False), ("new", new, True)):
         assets = tmp_path / name
         assets.mkdir()
         (assets / "qa.json").write_text(json.dumps({**vocabularies, **extra}))
         reader = task.load_tokenizer(str(assets))
         model = task.build_model(cfg, task.build_preprocessor(cfg, reader), None)
         assert any(layer.name == "lexical_match" for layer in model.layers) == expected
+        fused = [isinstance(model.get_layer(name), FusedBidirectionalLSTM)
+                 for name in ("encoder", "modelling_0", "end_encoder")]
+        assert fused == [expected] * 3
+
+
+def test_a_new_run_records_what_its_reader_was_built_with():
+    from keras_nlp_app.tasks.qa import _build_settings
+
+    assert _build_settings("bidaf_reader", {}) == {"lexical_match": True, "fused_lstm": True}
+    assert _build_settings("bidaf_reader", {"fused_lstm": False})["fused_lstm"] is False
+    assert _build_settings("transformer_reader", {}) == {"lexical_match": True}
+    assert _build_settings("backbone_reader", {}) == {}
