@@ -221,9 +221,10 @@ def test_the_attentional_lstm_baseline_learns_to_reverse(tmp_path):
 
 @pytest.mark.parametrize("family,params", [
     ("transformer", {"positions": "learned", "share_embeddings": False}),
-    ("transformer", {"positions": "sinusoidal", "share_embeddings": True}),
+    pytest.param("transformer", {"positions": "sinusoidal", "share_embeddings": True},
+                 marks=pytest.mark.slow),
     ("lstm", {"attention": "luong"}),
-    ("lstm", {"attention": "bahdanau", "cell": "gru"}),
+    pytest.param("lstm", {"attention": "bahdanau", "cell": "gru"}, marks=pytest.mark.slow),
 ])
 def test_cached_decoding_equals_uncached_for_every_seq2seq_variant(family, params):
     import keras
