@@ -67,6 +67,17 @@ def trained_run(easy_files, tmp_path_factory):
     return train(cfg, run_dir=str(tmp_path_factory.mktemp("runs") / "easy"))
 
 
+@pytest.fixture(scope="session")
+def exported_versions(trained_run, tmp_path_factory):
+    """`trained_run` exported twice into one model folder: (folder, version 1, version 2).
+    Shared by the export, serving and model-folder tests, which read or copy it and never
+    change it (an export costs seconds; one pair serves them all)."""
+    from keras_nlp_app.export.saved_model import export_run
+
+    folder = str(tmp_path_factory.mktemp("saved_models") / "sentiment")
+    return folder, export_run(trained_run, folder), export_run(trained_run, folder)
+
+
 def squad_like(articles, seed, paragraphs=4):
     """A tiny SQuAD v1.1 document: per paragraph a person born in a city in a year, among filler
     words, asked where and when (the answer lies at a known offset)."""

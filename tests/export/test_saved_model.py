@@ -28,11 +28,8 @@ print(json.dumps({k: decode(v.numpy().tolist()) for k, v in out.items()}))
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run, tmp_path_factory):
-    output = str(tmp_path_factory.mktemp("saved_models") / "sentiment")
-    first = export_run(trained_run, output)
-    second = export_run(trained_run, output)
-    return output, first, second
+def exported(exported_versions):
+    return exported_versions
 
 
 def test_exports_go_to_the_next_version_folder(exported):

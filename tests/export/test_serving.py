@@ -7,19 +7,15 @@ import re
 
 import pytest
 
-from keras_nlp_app.export.saved_model import export_run
-
 
 @pytest.fixture(scope="module")
-def served(trained_run, tmp_path_factory):
+def served(exported_versions):
     from fastapi.testclient import TestClient
 
     from keras_nlp_app.serving.app import create_app
     from keras_nlp_app.serving.requests import Limits
 
-    folder = str(tmp_path_factory.mktemp("serving") / "sentiment")
-    export_run(trained_run, folder)
-    export_run(trained_run, folder)  # version 2: the one served
+    folder = exported_versions[0]  # versions 1 and 2: 2 is the one served
     limits = Limits(max_body_bytes=2000, max_instances=8, max_string_chars=300,
                     max_batch_size=8, batch_timeout_s=0.05)
     with TestClient(create_app({"sentiment": folder}, limits)) as client:

@@ -9,12 +9,10 @@ import time
 
 import pytest
 
-from keras_nlp_app.export.saved_model import export_run
-
 
 @pytest.fixture(scope="module")
-def exported_version(trained_run, tmp_path_factory):
-    return export_run(trained_run, str(tmp_path_factory.mktemp("versions") / "source"))
+def exported_version(exported_versions):
+    return exported_versions[1]
 
 
 def _add_version(folder, source, version, break_it=False):

@@ -31,15 +31,12 @@ def test_no_pickle_and_only_safe_yaml_in_the_package():
     assert not found, found
 
 
-def test_model_names_and_versions_cannot_leave_the_served_folders(trained_run, tmp_path):
+def test_model_names_and_versions_cannot_leave_the_served_folders(exported_versions):
     from fastapi.testclient import TestClient
 
-    from keras_nlp_app.export.saved_model import export_run
     from keras_nlp_app.serving.app import create_app
 
-    folder = str(tmp_path / "m")
-    export_run(trained_run, folder)
-    with TestClient(create_app({"m": folder})) as client:
+    with TestClient(create_app({"m": exported_versions[0]})) as client:
         for path in ("/v1/models/..%2Fm", "/v1/models/%2Fetc%2Fpasswd",
                      "/v1/models/m/versions/-1", "/v1/models/m/versions/1%2F..%2F..",
                      "/v1/models/..%2F..%2Fetc/metadata"):
