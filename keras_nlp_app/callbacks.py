@@ -113,7 +113,7 @@ class ValidationReport(keras.callbacks.Callback):
         if self._predict is None:
             model, transform = self.model, self.transform or (lambda x: x)
             self._predict = tf.function(lambda x: transform(model(x, training=False)),
-                                        reduce_retracing=True)
+                                        reduce_retracing=True, autograph=False)
         targets, outputs = [], []
         for inputs, batch_targets, *_ in self.validation_data:
             outputs.append(self._predict(inputs).numpy())

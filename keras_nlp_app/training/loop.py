@@ -169,18 +169,24 @@ class _Steps:
             log.warning("jit_compile is off: XLA is used with one replica only (this run has %d)",
                         strategy.num_replicas_in_sync)
             jit = False
-        train_one = tf.function(train_one, jit_compile=jit, reduce_retracing=True)
+        # No AutoGraph: the steps are keras ops with no Python control flow on tensors (as JAX
+        # needs), so converting their source would change nothing and cost about a second of
+        # a run's start-up (NB's whole fit on AG News: 2.5 s -> 1.0 s, loaded machine)
+        train_one = tf.function(train_one, jit_compile=jit, reduce_retracing=True,
+                                autograph=False)
         calls = int(model.steps_per_execution)
 
-        @tf.function
+        @tf.function(autograph=False)
         def train(iterator):
             outputs = train_one(next(iterator))
-            for _ in tf.range(calls - 1):
-                outputs = train_one(next(iterator))
+            if calls > 1:
+                _, outputs = tf.while_loop(lambda i, _: i < calls - 1,
+                                           lambda i, _: (i + 1, train_one(next(iterator))),
+                                           (tf.constant(0), outputs))
             return outputs
 
         self.train, self.steps_per_call = train, calls
-        self.test = tf.function(test_one, reduce_retracing=True)
+        self.test = tf.function(test_one, reduce_retracing=True, autograph=False)
 
 
 class _EpochEndLogs(keras.callbacks.Callback):
