@@ -120,9 +120,12 @@ def batched_dataset(columns, *, batch_size, training, seed=0, sort_window=4, inp
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if training:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(window).map(gather_window, num_parallel_calls=AUTOTUNE)
+    # plain tf ops, no tensor-dependent Python control flow: AutoGraph would only add start-up
+    plain = tf.autograph.experimental.do_not_convert
+    dataset = dataset.batch(window).map(plain(gather_window), num_parallel_calls=AUTOTUNE)
     if sort_window > 1:
-        dataset = dataset.unbatch().map(lambda *batch: dense(batch), num_parallel_calls=AUTOTUNE)
+        dataset = dataset.unbatch().map(plain(lambda *batch: dense(batch)),
+                                        num_parallel_calls=AUTOTUNE)
         if training:
             dataset = dataset.shuffle(sort_window, seed=seed, reshuffle_each_iteration=True)
     if assemble is not None:
