@@ -27,13 +27,8 @@ print(json.dumps({k: decode(v.numpy().tolist()) for k, v in out.items()}))
 """
 
 
-@pytest.fixture(scope="module")
-def exported(exported_versions):
-    return exported_versions
-
-
-def test_exports_go_to_the_next_version_folder(exported):
-    output, first, second = exported
+def test_exports_go_to_the_next_version_folder(exported_versions):
+    output, first, second = exported_versions
     assert (os.path.basename(first), os.path.basename(second)) == ("1", "2")
     assert resolve_model_dir(output) == second
     assert sorted(os.listdir(output)) == ["1", "2"]  # no temporary folders left
@@ -43,8 +38,8 @@ def test_exports_go_to_the_next_version_folder(exported):
     assert {"tensorflow", "tensorflow_text", "keras"} <= set(metadata["versions"])
 
 
-def test_fresh_process_with_only_tensorflow_predicts_as_the_trained_model(exported, trained_run):
-    _, first, _ = exported
+def test_fresh_process_with_only_tensorflow_predicts_as_the_trained_model(exported_versions, trained_run):
+    _, first, _ = exported_versions
     result = subprocess.run(
         [sys.executable, "-c", LOAD_SCRIPT, first, json.dumps(TEXTS)],
         capture_output=True, text=True, timeout=120, cwd="/",
@@ -60,13 +55,13 @@ def test_fresh_process_with_only_tensorflow_predicts_as_the_trained_model(export
     assert served["class_id"][0] == 1 and served["class_id"][1] == 0
 
 
-def test_evaluate_saved_model_equals_evaluate_run(exported, trained_run, easy_files):
-    output, _, _ = exported
+def test_evaluate_saved_model_equals_evaluate_run(exported_versions, trained_run, easy_files):
+    output, _, _ = exported_versions
     assert evaluate(output, data=easy_files[1]) == evaluate(trained_run, data=easy_files[1])
 
 
-def test_failed_export_leaves_existing_versions_untouched(exported, trained_run, monkeypatch):
-    output, _, _ = exported
+def test_failed_export_leaves_existing_versions_untouched(exported_versions, trained_run, monkeypatch):
+    output, _, _ = exported_versions
     import keras_nlp_app.export.saved_model as saved_model
 
     def broken(*args, **kwargs):
@@ -85,11 +80,11 @@ def test_missing_model_folder_is_a_user_error(tmp_path):
         resolve_model_dir(str(tmp_path))
 
 
-def test_the_export_lists_the_ops_core_tensorflow_lacks(exported):
+def test_the_export_lists_the_ops_core_tensorflow_lacks(exported_versions):
     from keras_nlp_app.export.saved_model import graph_ops
     from keras_nlp_app.utils.saved_models import read_metadata
 
-    _, first, _ = exported
+    _, first, _ = exported_versions
     extra = read_metadata(first)["non_core_ops"]
     assert extra and set(extra) <= set(graph_ops(first))
     assert "CaseFoldUTF8" in extra and "MatMul" not in extra

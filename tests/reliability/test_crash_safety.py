@@ -52,7 +52,6 @@ def full_disk(folder, monkeypatch):
             subprocess.run(["umount", "-l", folder], capture_output=True)
 
 
-@pytest.mark.slow
 def test_a_full_disk_during_export_and_checkpoint_is_a_clear_error(trained_run, tmp_path,
                                                                    monkeypatch, capsys):
     import keras

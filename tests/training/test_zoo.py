@@ -108,7 +108,6 @@ def _multilabel_rows(n, seed):
     return rows
 
 
-@pytest.mark.slow
 def test_multilabel_end_to_end(tmp_path):
     for split, n, seed in (("train", 400, 1), ("dev", 100, 2)):
         with open(tmp_path / f"{split}.jsonl", "w") as f:
