@@ -120,6 +120,7 @@ class TrainConfig:
     gradual_unfreezing: int = 0  # with a backbone: the head trains alone at first and one more layer (top down) joins every N epochs (ULMFiT); 0: off
     gradient_accumulation_steps: int = 1  # apply the summed gradients of N batches at once (a larger effective batch)
     average_checkpoints: int = 0  # seq2seq: at the end, average the weights of the last N epochs (kept if better)
+    ema_decay: float = 0.0  # keep an exponential moving average of the trainable weights with this decay (Polyak averaging; BiDAF: 0.999); validation, checkpoints and the final model use the average; 0: off
     eval_examples: int = 1000  # seq2seq: validation examples decoded (greedy) for val_bleu each epoch; 0: all
     jit_compile: str = "auto"  # auto (the task decides: XLA for Transformer LMs, whose windows have one shape) | on | off
     verbose: str = "auto"  # auto (progress bar on a terminal) | 0 | 1 | 2
@@ -231,6 +232,7 @@ RANGES = {
     "train.gradual_unfreezing": _at_least(0),
     "train.gradient_accumulation_steps": _at_least(1),
     "train.average_checkpoints": _at_least(0),
+    "train.ema_decay": _fraction_below_one(),
     "train.eval_examples": _at_least(0),
     "train.explain_samples": _at_least(0),
     "train.projector_tokens": _at_least(0),

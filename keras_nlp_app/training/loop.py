@@ -14,6 +14,7 @@ run on every replica through `strategy.run`; this module compiles and drives the
   complete or absent.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -201,6 +202,36 @@ class _EpochEndLogs(keras.callbacks.Callback):
         self.logs = dict(logs or {})
 
 
+def _moving_averages(model):
+    """(weight, its moving average) pairs when the optimizer keeps averages (`train.ema_decay`),
+    else none."""
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # loss-scaled
+    if not getattr(optimizer, "use_ema", False):
+        return []
+    return list(zip(optimizer._trainable_variables, optimizer._model_variables_moving_average))
+
+
+@contextlib.contextmanager
+def averaged_weights(model):
+    """Inside, the model holds the moving averages of its trainable weights and the optimizer
+    the raw weights (swapped back on exit), so validation and the epoch-end callbacks
+    (checkpoints, reports) see the averaged model while training and its backups go on from
+    the raw one. Without moving averages it does nothing."""
+    pairs = _moving_averages(model)
+
+    def swap():
+        for weight, average in pairs:
+            raw = np.array(weight)
+            weight.assign(average)
+            average.assign(raw)
+
+    swap()
+    try:
+        yield
+    finally:
+        swap()
+
+
 def _evaluate(model, strategy, steps, validation_data, callbacks):
     model.reset_metrics()
     callbacks.on_test_begin()
@@ -262,16 +293,18 @@ def fit(model, strategy, train_data, validation_data, *, epochs, steps_per_epoch
                 break
         epoch_logs = _plain(model.get_metrics_result())
         epoch_logs["train_seconds"] = round(time.perf_counter() - epoch_started, 3)
-        if validation_data is not None:
-            epoch_logs.update({f"val_{name}": value for name, value in
-                               _evaluate(model, strategy, steps, validation_data, callbacks).items()})
-        callbacks.on_epoch_end(epoch, epoch_logs)
+        with averaged_weights(model):
+            if validation_data is not None:
+                epoch_logs.update({f"val_{name}": value for name, value in _evaluate(
+                    model, strategy, steps, validation_data, callbacks).items()})
+            callbacks.on_epoch_end(epoch, epoch_logs)
         history.append(_plain(epoch_end.logs))
         if model.stop_training:
             break
         if epoch + 1 < epochs:
             backup.save(model, {"epoch": epoch + 1, "step": 0, "batches": batches,
                                 "history": history, "resumed_at": resumed_at})
+    # with moving averages, the model ends with them (as every epoch's validation saw it)
     model.optimizer.finalize_variable_values(model.trainable_weights)
     callbacks.on_train_end(history[-1] if history else None)
     backup.remove()

@@ -125,6 +125,9 @@ def make_optimizer(train_cfg, total_steps, steps_per_epoch=1, replicas=1, variab
     common = {"learning_rate": rate, "global_clipnorm": train_cfg.clipnorm}
     if train_cfg.gradient_accumulation_steps > 1:
         common["gradient_accumulation_steps"] = train_cfg.gradient_accumulation_steps
+    if train_cfg.ema_decay:
+        # Keras keeps the averages as optimizer variables, so backups and resumes carry them
+        common.update(use_ema=True, ema_momentum=train_cfg.ema_decay)
     classes = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
                "adam": keras.optimizers.Adam}
     if variable_groups:

@@ -55,3 +55,50 @@ def test_adamw_leaves_biases_and_layer_norms_undecayed():
     model.compile(optimizer=optimizer, loss="mse")
     decayed = [v.path for v in model.trainable_variables if optimizer._use_weight_decay(v)]
     assert decayed == [model.layers[0].kernel.path]
+
+
+def test_moving_averages_are_what_validation_checkpoints_and_the_final_model_see(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from keras_nlp_app.training import loop
+
+    cfg = load_config([], ["train.optimizer=sgd", "train.momentum=0.0",
+                           "train.learning_rate=0.1", "train.ema_decay=0.5"])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=make_optimizer(cfg.train, 6), loss="mse")
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    y = np.array([[2.0], [-1.0], [1.0]], np.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(1)
+
+    class Record(keras.callbacks.Callback):
+        raw, averaged, validation = [], [], []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.raw.append([w.copy() for w in self.model.get_weights()])
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.averaged.append([w.copy() for w in self.model.get_weights()])
+            kernel, bias = self.averaged[-1]
+            self.validation.append((float(np.mean((x @ kernel + bias - y) ** 2)), logs["val_loss"]))
+
+    record = Record()
+    loop.fit(model, tf.distribute.get_strategy(), data, data, epochs=2, steps_per_epoch=3,
+             callbacks=[record], verbose=0,
+             backup=loop.TrainingBackup(str(tmp_path / "backup"), every_steps=2))
+    expected = record.raw[0]
+    for step, raw in enumerate(record.raw[1:], start=2):
+        expected = [0.5 * a + 0.5 * w for a, w in zip(expected, raw)]
+        if step % 3 == 0:  # an epoch's end: the averages are in the model
+            for got, want in zip(record.averaged[step // 3 - 1], expected):
+                np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert not np.allclose(record.averaged[0][0], record.raw[2][0])  # averaging did something
+    # training went on from the raw weights: the first step of epoch 2 (the first example again)
+    # is one SGD step on the squared error from the raw weights, not from the averages
+    kernel, bias = record.raw[2]
+    error = (x[0] @ kernel + bias - y[0]).item()
+    np.testing.assert_allclose(record.raw[3][0], kernel - 0.1 * 2 * error * x[0][:, None], rtol=1e-5)
+    for by_hand, logged in record.validation:  # validation scored the averaged model
+        assert logged == pytest.approx(by_hand, rel=1e-5)
+    for final, want in zip(model.get_weights(), expected):
+        np.testing.assert_allclose(final, want, rtol=1e-6)
