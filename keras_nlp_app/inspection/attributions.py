@@ -85,9 +85,8 @@ def integrated_gradients(model, inputs, score_fn, steps=50, max_rows=512):
     times the averaged gradient, summed over the embedding's width. The classes share passes:
     each class gets its own copy of the path in one batch, and the backward pass of the sum of
     each copy's own class score gives every class's gradients at once (rows do not interact in
-    inference), at most `max_rows` rows a pass, each pass one compiled graph. One eager pass per
-    class took most of a 19-relation model's epoch in its TensorBoard explanations; this is
-    2.6-3x faster there (a 19-class LSTM classifier, 40 tokens, 32 steps, loaded machine).
+    inference), at most `max_rows` rows a pass. One pass per class took most of a 19-relation
+    model's epoch in its TensorBoard explanations.
 
     Args:
         model: a Keras model; `model(inputs)` gives the output `score_fn` reads.
@@ -119,10 +118,10 @@ def integrated_gradients(model, inputs, score_fn, steps=50, max_rows=512):
     path = tf.linspace(0.0, 1.0, points)[:, None, None] * vectors  # [S, T, D]
     per_pass = max(1, max_rows // points)
 
-    @tf.function(autograph=False, reduce_retracing=True)  # a graph runs an LSTM far faster
     def scores_and_gradients(paths, row_classes):
         """Scores of `paths` (one path copy per class), and the gradient of each row's own
-        class score (`row_classes`) with respect to it."""
+        class score (`row_classes`) with respect to it. Eager: a compiled graph would be
+        traced anew for every text, which costs more than it saves on a few classes."""
         def injecting(original, ids, *args, **kwargs):
             if kwargs.get("reverse"):
                 return original(ids, *args, **kwargs)
@@ -130,7 +129,7 @@ def integrated_gradients(model, inputs, score_fn, steps=50, max_rows=512):
 
         with tf.GradientTape() as tape, _call_replaced(layer, injecting):
             tape.watch(paths)
-            scores = tf.cast(score_fn(model(_repeated(inputs, tf.shape(paths)[0]),
+            scores = tf.cast(score_fn(model(_repeated(inputs, int(paths.shape[0])),
                                             training=False)), tf.float32)
             total = tf.reduce_sum(scores * tf.one_hot(row_classes, num_classes))
         return scores, tape.gradient(total, paths)
