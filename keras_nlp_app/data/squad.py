@@ -8,10 +8,23 @@ from keras_nlp_app.data.readers import _Collector, _json_objects, read_text
 from keras_nlp_app.errors import DataError
 
 
+def _answer_list(answers, where):
+    """SQuAD's `[{text, answer_start}, ...]` as it is; Hugging Face `datasets`' columnar
+    `{"text": [...], "answer_start": [...]}` (how its SQuAD exports to JSONL) turned into it."""
+    if not isinstance(answers, dict):
+        return answers
+    texts, starts = answers.get("text"), answers.get("answer_start")
+    if set(answers) - {"text", "answer_start"} or not isinstance(texts, list) \
+            or not isinstance(starts, list) or len(texts) != len(starts):
+        raise ValueError(f"{where}: columnar answers need equally long \"text\" and "
+                         f"\"answer_start\" lists, got {answers!r}")
+    return [{"text": text, "answer_start": start} for text, start in zip(texts, starts)]
+
+
 def _squad_answers(qa, context, where):
     """The answers of one SQuAD question as [(text, start)], each checked against its context
     (an unanswerable v2.0 question has none); a ValueError says what is wrong."""
-    answers = [] if qa.get("is_impossible") else qa.get("answers")
+    answers = [] if qa.get("is_impossible") else _answer_list(qa.get("answers"), where)
     if not isinstance(answers, list):
         raise ValueError(f"{where} has no answers list (an unanswerable question has "
                          f"\"answers\": [] or \"is_impossible\": true)")
@@ -43,7 +56,8 @@ def _squad_record(qa, context, where):
 
 def read_squad(path, *, on_bad_line="error"):
     """Extractive QA examples from SQuAD v1.1/v2.0 JSON (`data → paragraphs → qas → answers`) or
-    JSONL (`question`, `context`, `answers: [{text, answer_start}]`, optional `id`, `title`).
+    JSONL (`question`, `context`, `answers: [{text, answer_start}]` or Hugging Face's columnar
+    `{text: [...], answer_start: [...]}`, optional `id`, `title`).
 
     Returns Examples with texts = (question, context) pairs, labels = [(answer text, character
     start)] (empty for an unanswerable v2.0 question), lines = question ids (JSONL: line

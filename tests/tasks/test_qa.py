@@ -37,6 +37,21 @@ def test_squad_jsonl_and_v2_unanswerable_questions(tmp_path):
     assert examples.labels == [[("Ada", 0)], [], []]
 
 
+def test_hugging_face_columnar_answers_are_read_and_checked(tmp_path):
+    rows = [{"question": "Who?", "context": "Ada met Ada.",
+             "answers": {"text": ["Ada", "Ada"], "answer_start": [0, 8]}},
+            {"question": "Why?", "context": "Ada came.", "answers": {"text": [], "answer_start": []}}]
+    path = tmp_path / "hf.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert squad.read_squad(str(path)).labels == [[("Ada", 0), ("Ada", 8)], []]
+    for answers, message in [({"text": ["Ada"], "answer_start": []}, "equally long"),
+                             ({"text": ["met"], "answer_start": [0]}, "not the context's text")]:
+        path.write_text(json.dumps({"question": "Q?", "context": "Ada met Ada.",
+                                    "answers": answers}) + "\n")
+        with pytest.raises(DataError, match=rf"hf\.jsonl:1: .*{message}"):
+            squad.read_squad(str(path))
+
+
 def test_an_answer_not_at_its_offset_names_the_file_and_question(tmp_path):
     document = squad_like(1, 0, paragraphs=1)
     document["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] += 1
