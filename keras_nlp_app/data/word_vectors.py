@@ -162,15 +162,38 @@ def words_to_add(path, vocabulary, limit, lowercase=True):
     return added
 
 
-def initialize_embeddings(model, vocabulary, path, freeze=False):
+class KeepRows:
+    """A variable constraint that puts `rows` of an embedding table back to `values` after every
+    optimizer update: those rows stay fixed while the rest of the table trains."""
+
+    def __init__(self, rows, values, table_rows):
+        import tensorflow as tf
+
+        mask = np.zeros((table_rows, 1), bool)
+        mask[rows] = True
+        kept = np.zeros((table_rows, values.shape[1]), np.float32)
+        kept[rows] = values
+        self.mask, self.values = tf.constant(mask), tf.constant(kept)
+
+    def __call__(self, table):
+        import tensorflow as tf
+
+        return tf.where(self.mask, self.values, table)
+
+
+def initialize_embeddings(model, vocabulary, path, freeze=False, trainable_words=0):
     """Writes the vectors of `path` into every word embedding of `model` (a Keras `Embedding`
     with a row for each vocabulary entry, hashed n-gram rows after them allowed, that embeds
     neither positions, segments nor casing); words without a vector keep their random start.
-    With `freeze` those embeddings are made untrainable.
+
+    With `freeze` those embeddings are made untrainable; with `freeze` and `trainable_words` N
+    only the rows that got a vector, bar the vocabulary's first N entries (the most frequent
+    words), stay fixed (`KeepRows`): those N and every row without a vector (reserved entries,
+    words the file lacks, hashed n-grams) train, as DrQA tunes its 1,000 most frequent words.
 
     Returns:
         {"path", "coverage": the fraction of the vocabulary found, "embeddings": layers set,
-        "frozen"}.
+        "frozen", "fixed_parameters": the embedding weights that do not train}.
     """
     import keras
 
@@ -187,10 +210,20 @@ def initialize_embeddings(model, vocabulary, path, freeze=False):
             raise ConfigError(f"model.word_vectors: {path} holds vectors of {dim} numbers but "
                               f"the word embedding has {layer.output_dim}; set the model's "
                               f"embedding width to {dim}")
+    partly = freeze and trainable_words > 0
+    fixed = found >= trainable_words if partly else np.ones(len(found), bool)
+    fixed_parameters = 0
     for layer in layers:
         table = np.array(layer.embeddings.numpy())
         table[found] = vectors
         layer.embeddings.assign(table)
-        layer.trainable = not freeze
+        if partly:
+            layer.embeddings.constraint = KeepRows(found[fixed], vectors[fixed], table.shape[0])
+            fixed_parameters += int(fixed.sum()) * dim
+        else:
+            layer.trainable = not freeze
+            fixed_parameters += table.size if freeze else 0
     return {"path": os.path.abspath(path), "coverage": round(len(found) / len(vocabulary), 4),
-            "embeddings": len(layers), "frozen": bool(freeze)}
+            "embeddings": len(layers), "frozen": bool(freeze),
+            "trainable_words": int(trainable_words) if partly else 0,
+            "fixed_parameters": fixed_parameters}

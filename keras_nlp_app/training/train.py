@@ -189,7 +189,10 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
         result["word_vectors"] = vectors
     result.update(task.final_metrics(cfg, preprocessor, model, space, validation_examples, run_dir))
     result["parameters"] = int(model.count_params())
-    result["trainable_parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
+    # rows of a partly fixed word embedding are trainable weights that never change
+    fixed = vectors["fixed_parameters"] if vectors and vectors["trainable_words"] else 0
+    result["trainable_parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+                                         - fixed)
     result["history"] = progress["history"]
     atomic.write_json(os.path.join(run_dir, runs.METRICS), result)
     _write_inspection_files(cfg, preprocessor, model, run_dir, result)
@@ -199,12 +202,16 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
 
 def _start_from_word_vectors(cfg, preprocessor, model):
     """`model.word_vectors` written into the model's word embedding (None without them), which
-    `model.freeze_word_vectors` then keeps fixed."""
+    `model.freeze_word_vectors` then keeps fixed (but for `model.trainable_words`)."""
     if not cfg.model.word_vectors:
-        if cfg.model.freeze_word_vectors:
+        if cfg.model.freeze_word_vectors or cfg.model.trainable_words:
             raise ConfigError("model.freeze_word_vectors keeps the vectors of model.word_vectors "
                               "fixed; set model.word_vectors or model.freeze_word_vectors: false")
         return None
+    if cfg.model.trainable_words and not cfg.model.freeze_word_vectors:
+        raise ConfigError("model.trainable_words picks the rows of a fixed word embedding that "
+                          "still train; set model.freeze_word_vectors: true or "
+                          "model.trainable_words: 0")
     from keras_nlp_app.data.word_vectors import initialize_embeddings
 
     # word-and-character preprocessors (tagging, QA) keep their word vocabulary themselves
@@ -214,7 +221,8 @@ def _start_from_word_vectors(cfg, preprocessor, model):
         raise ConfigError(f"model.word_vectors needs a word vocabulary (tokenizer.kind: word); "
                           f"the {cfg.task} run's tokenizer has none")
     return initialize_embeddings(model, vocabulary, cfg.model.word_vectors,
-                                 freeze=cfg.model.freeze_word_vectors)
+                                 freeze=cfg.model.freeze_word_vectors,
+                                 trainable_words=cfg.model.trainable_words)
 
 
 def _write_inspection_files(cfg, preprocessor, model, run_dir, result):

@@ -56,6 +56,33 @@ def test_the_embedding_starts_from_the_vectors_it_has(tmp_path):
     np.testing.assert_array_equal(after[[0, 1, 4]], before[[0, 1, 4]])
 
 
+def test_trainable_words_train_the_frequent_rows_and_those_without_a_vector(tmp_path):
+    """`model.trainable_words` with a frozen table: after AdamW steps with weight decay, the rows
+    that got a vector beyond the first N are still the file's, while the first N and the rows
+    without a vector have moved; the fixed rows are not counted as trainable."""
+    import keras
+
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("4 4\nthe 1 2 3 4\ngood 1 1 1 1\nbad -1 -2 -3 -4\nplot 5 5 5 5\n")
+    vocabulary = ["[PAD]", "[UNK]", "the", "good", "bad", "film", "plot"]
+    model = _lstm_classifier(len(vocabulary), 4)
+    info = initialize_embeddings(model, vocabulary, str(vectors), freeze=True, trainable_words=3)
+    assert info["trainable_words"] == 3 and info["fixed_parameters"] == 3 * 4  # good, bad, plot
+    table = model.get_layer("embedding").embeddings
+    before = table.numpy().copy()
+    model.compile(optimizer=keras.optimizers.AdamW(0.1, weight_decay=0.5),
+                  loss="binary_crossentropy")
+    ids = np.array([[1, 2, 3, 4, 5, 6]] * 8)
+    model.fit(ids, np.array([0, 1] * 4), epochs=3, verbose=0)
+    after = table.numpy()
+    np.testing.assert_array_equal(after[[3, 4, 6]], before[[3, 4, 6]])  # vectors past the first 3
+    for row in (1, 2, 5):  # [UNK] and film (no vector), the (among the first 3)
+        assert np.abs(after[row] - before[row]).max() > 1e-3
+    whole = initialize_embeddings(_lstm_classifier(len(vocabulary), 4), vocabulary, str(vectors),
+                                  freeze=True)
+    assert whole["trainable_words"] == 0 and whole["fixed_parameters"] == 7 * 4
+
+
 def test_a_width_that_does_not_fit_and_malformed_files_are_refused(tmp_path):
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("good 1 2 3\nbad 1 2 3\n")  # no header: the width comes from the first row
@@ -116,6 +143,11 @@ def test_a_run_with_word_vectors_records_their_coverage(easy_files, tmp_path):
     with pytest.raises(ConfigError, match="set model.word_vectors"):
         train(no_vectors, run_dir=str(tmp_path / "no_vectors"))
     assert not os.path.exists(tmp_path / "no_vectors")
+    not_frozen = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
+        *easy_files, **{"model.word_vectors": str(vectors), "model.trainable_words": "5"}))
+    with pytest.raises(ConfigError, match="set model.freeze_word_vectors: true"):
+        train(not_frozen, run_dir=str(tmp_path / "not_frozen"))
+    assert not os.path.exists(tmp_path / "not_frozen")
     bad = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
         *easy_files, **{"model.word_vectors": str(vectors), "model.params": "{embedding_dim: 8}"}))
     with pytest.raises(ConfigError, match="set the model's embedding width to 16"):
@@ -157,6 +189,11 @@ def test_frozen_word_vectors_come_out_of_training_as_they_went_in(easy_files, tm
     with pytest.raises(ConfigError, match="set model.word_vectors"):
         train(no_vectors, run_dir=str(tmp_path / "no_vectors"))
     assert not os.path.exists(tmp_path / "no_vectors")
+    not_frozen = load_config(["configs/sst2_lstm.yaml"], tiny_overrides(
+        *easy_files, **{"model.word_vectors": str(vectors), "model.trainable_words": "5"}))
+    with pytest.raises(ConfigError, match="set model.freeze_word_vectors: true"):
+        train(not_frozen, run_dir=str(tmp_path / "not_frozen"))
+    assert not os.path.exists(tmp_path / "not_frozen")
 
 
 def test_taggers_and_readers_take_the_vectors_words_too(tmp_path):
