@@ -216,13 +216,17 @@ def averaged_weights(model):
     """Inside, the model holds the moving averages of its trainable weights and the optimizer
     the raw weights (swapped back on exit), so validation and the epoch-end callbacks
     (checkpoints, reports) see the averaged model while training and its backups go on from
-    the raw one. Without moving averages it does nothing."""
+    the raw one. Without moving averages it does nothing.
+
+    A weight's constraint holds for its average too: Keras updates the averages before it
+    applies constraints, so rows a constraint keeps fixed (`word_vectors.KeepRows`) would
+    otherwise drift in the average by the steps the constraint undid."""
     pairs = _moving_averages(model)
 
     def swap():
         for weight, average in pairs:
             raw = np.array(weight)
-            weight.assign(average)
+            weight.assign(weight.constraint(average) if weight.constraint else average)
             average.assign(raw)
 
     swap()
@@ -306,6 +310,9 @@ def fit(model, strategy, train_data, validation_data, *, epochs, steps_per_epoch
                                 "history": history, "resumed_at": resumed_at})
     # with moving averages, the model ends with them (as every epoch's validation saw it)
     model.optimizer.finalize_variable_values(model.trainable_weights)
+    for weight, _ in _moving_averages(model):
+        if weight.constraint is not None:
+            weight.assign(weight.constraint(weight))
     callbacks.on_train_end(history[-1] if history else None)
     backup.remove()
     return {"history": history, "batches": batches, "resumed_at": resumed_at}

@@ -102,3 +102,36 @@ def test_moving_averages_are_what_validation_checkpoints_and_the_final_model_see
         assert logged == pytest.approx(by_hand, rel=1e-5)
     for final, want in zip(model.get_weights(), expected):
         np.testing.assert_allclose(final, want, rtol=1e-6)
+
+
+def test_a_constraint_holds_for_the_moving_average_too(tmp_path):
+    """Keras updates the averages before it applies constraints; rows that `KeepRows` holds fixed
+    must be fixed in the averaged model the epoch ends and training finishes with."""
+    import keras
+    import tensorflow as tf
+
+    from keras_nlp_app.data.word_vectors import KeepRows
+    from keras_nlp_app.training import loop
+
+    cfg = load_config([], ["train.optimizer=adamw", "train.weight_decay=0.5",
+                           "train.learning_rate=0.1", "train.ema_decay=0.5"])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    kernel = model.layers[0].kernel
+    kernel.assign([[3.0], [0.0]])
+    kernel.constraint = KeepRows(np.array([0]), np.array([[3.0]], np.float32), 2)
+    model.compile(optimizer=make_optimizer(cfg.train, 6), loss="mse")
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    data = tf.data.Dataset.from_tensor_slices((x, np.array([[2.0], [-1.0], [1.0]]))).batch(1)
+
+    class Record(keras.callbacks.Callback):
+        kernels = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.kernels.append(self.model.layers[0].kernel.numpy().copy())
+
+    record = Record()
+    loop.fit(model, tf.distribute.get_strategy(), data, data, epochs=2, steps_per_epoch=3,
+             callbacks=[record], verbose=0,
+             backup=loop.TrainingBackup(str(tmp_path / "backup"), every_steps=0))
+    for averaged in [*record.kernels, kernel.numpy()]:
+        assert averaged[0, 0] == 3.0 and abs(averaged[1, 0]) > 1e-3
