@@ -186,7 +186,6 @@ def _fraction_below_one():
 # Numeric keys and the values that make sense (null, where a key allows it, is always fine).
 RANGES = {
     "data.holdout_fraction": _fraction_below_one(),
-    "model.trainable_words": _at_least(0),
     "data.context_turns": _at_least(0),
     "data.cv_folds": (lambda v: v == 0 or v >= 2, "0 (off) or at least 2"),
     "data.cv_fold": _at_least(0),
@@ -213,6 +212,7 @@ RANGES = {
     "model.length_penalty": _at_least(0),
     "train.epochs": _at_least(1),
     "model.skipgram_epochs": _within(0, 100),
+    "model.trainable_words": _at_least(0),
     "train.batch_size": _at_least(1),
     "train.learning_rate": _above(0),
     "train.weight_decay": _at_least(0),
