@@ -196,7 +196,8 @@ def test_a_reader_starts_from_word_vectors_in_its_word_embedding_only(tmp_path):
                         char_vocab_size=40, max_word_length=16, hidden_dim=4, word_dim=4,
                         char_filters=4)
     cfg = SimpleNamespace(task="qa", model=SimpleNamespace(word_vectors=str(vectors),
-                                                       freeze_word_vectors=False))
+                                                       freeze_word_vectors=False,
+                                                       trainable_words=0))
     recorded = _start_from_word_vectors(cfg, preprocessor, model)
     assert recorded["embeddings"] == 1 and 0 < recorded["coverage"] < 1
     table = model.get_layer("word_embedding").embeddings.numpy()
