@@ -204,9 +204,10 @@ def _start_from_word_vectors(cfg, preprocessor, model):
     """`model.word_vectors` written into the model's word embedding (None without them), which
     `model.freeze_word_vectors` then keeps fixed (but for `model.trainable_words`)."""
     if not cfg.model.word_vectors:
-        if cfg.model.freeze_word_vectors or cfg.model.trainable_words:
-            raise ConfigError("model.freeze_word_vectors keeps the vectors of model.word_vectors "
-                              "fixed; set model.word_vectors or model.freeze_word_vectors: false")
+        for key in ("freeze_word_vectors", "trainable_words"):
+            if getattr(cfg.model, key):
+                raise ConfigError(f"model.{key} applies to the vectors of model.word_vectors; "
+                                  f"set model.word_vectors or model.{key} to its default")
         return None
     if cfg.model.trainable_words and not cfg.model.freeze_word_vectors:
         raise ConfigError("model.trainable_words picks the rows of a fixed word embedding that "
