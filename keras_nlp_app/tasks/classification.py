@@ -179,6 +179,10 @@ class ClassificationTask(Task):
         if cfg.model.name == "nb_classifier" and (cfg.train.epochs != 1 or cfg.data.multi_label):
             raise ConfigError("nb_classifier counts in one pass over single-label data: set "
                               "train.epochs: 1 (and data.multi_label: false)")
+        if cfg.model.name == "nb_classifier" and not cfg.train.monitor.startswith("val_"):
+            raise ConfigError(f"nb_classifier's fit only counts and logs no training "
+                              f"{cfg.train.monitor}: monitor a validation metric (val_accuracy)",
+                              key="train.monitor")
         if cfg.model.name == "ngram_classifier" and (
                 cfg.train.epochs != 1 or cfg.data.multi_label or cfg.tokenizer.ngrams > 1
                 or "class_models" in cfg.model.params):

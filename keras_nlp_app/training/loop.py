@@ -295,7 +295,9 @@ def fit(model, strategy, train_data, validation_data, *, epochs, steps_per_epoch
                                     "history": history, "resumed_at": resumed_at})
             if model.stop_training:
                 break
-        epoch_logs = _plain(model.get_metrics_result())
+        # a model whose training steps update no metrics (Naive Bayes only counts) says so
+        trained = getattr(model, "reports_training_metrics", True)
+        epoch_logs = _plain(model.get_metrics_result()) if trained else {}
         epoch_logs["train_seconds"] = round(time.perf_counter() - epoch_started, 3)
         with averaged_weights(model):
             if validation_data is not None:

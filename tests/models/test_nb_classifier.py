@@ -65,10 +65,19 @@ def test_naive_bayes_fits_in_one_pass_and_learns_the_easy_task(easy_files, tmp_p
                                                "train.epochs": 1})
     run_dir = train(load_config(["configs/sst2_lstm.yaml"], overrides), run_dir=str(tmp_path / "run"))
     with open(f"{run_dir}/metrics.json") as f:
-        assert json.load(f)["accuracy"] > 0.9
+        metrics = json.load(f)
+    assert metrics["accuracy"] > 0.9
+    # the training epoch only counts: it logs validation metrics, no training loss or accuracy
+    epoch = metrics["history"][0]
+    assert "loss" not in epoch and "accuracy" not in epoch
+    assert epoch["val_accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
     with pytest.raises(ConfigError, match="train.epochs: 1"):
         bad = load_config(["configs/sst2_lstm.yaml"], overrides + ["train.epochs=3"])
         train(bad, run_dir=str(tmp_path / "bad"))
+    with pytest.raises(ConfigError, match="monitor a validation metric"):
+        bad = load_config(["configs/sst2_lstm.yaml"], overrides + ["train.monitor=loss"])
+        train(bad, run_dir=str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()
 
 
 def test_nbsvm_ratios_count_each_id_once_per_example():
