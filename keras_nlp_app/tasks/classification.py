@@ -179,10 +179,6 @@ class ClassificationTask(Task):
         if cfg.model.name == "nb_classifier" and (cfg.train.epochs != 1 or cfg.data.multi_label):
             raise ConfigError("nb_classifier counts in one pass over single-label data: set "
                               "train.epochs: 1 (and data.multi_label: false)")
-        if cfg.model.name == "nb_classifier" and not cfg.train.monitor.startswith("val_"):
-            raise ConfigError(f"nb_classifier's fit only counts and logs no training "
-                              f"{cfg.train.monitor}: monitor a validation metric (val_accuracy)",
-                              key="train.monitor")
         if cfg.model.name == "ngram_classifier" and (
                 cfg.train.epochs != 1 or cfg.data.multi_label or cfg.tokenizer.ngrams > 1
                 or "class_models" in cfg.model.params):
@@ -275,6 +271,8 @@ class ClassificationTask(Task):
                          finetune=cfg.model.finetune, lora_rank=cfg.model.lora_rank,
                          **classifier_kwargs(space), **cfg.model.params)
         fitted = {"class_models": space.class_models} if space.class_models else {}
+        if cfg.model.name == "nb_classifier":  # training metrics only when they are monitored
+            fitted["training_metrics"] = not cfg.train.monitor.startswith("val_")
         return build(cfg.model.name, vocab_size=preprocessor.input_vocabulary_size,
                      sequence_length=preprocessor.sequence_length * max(preprocessor.ngrams, 1),
                      **classifier_kwargs(space), **fitted, **cfg.model.params)
