@@ -90,10 +90,7 @@ def build_bidaf_reader(*, vocab_size, char_vocab_size, num_cases=16, max_word_le
                   for i in range(2)]
 
     def bilstm(name):
-        if fused_lstm:
-            return bidirectional_layer("lstm", hidden_dim, name=name)
-        return keras.layers.Bidirectional(keras.layers.LSTM(hidden_dim, return_sequences=True),
-                                          name=name)
+        return bidirectional_layer("lstm", hidden_dim, name=name, fused=fused_lstm)
 
     encoder = bilstm("encoder")
 

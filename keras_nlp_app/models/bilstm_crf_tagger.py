@@ -9,7 +9,8 @@ from keras_nlp_app.models.tagger_model import TaggerModel, tag_head, token_featu
 def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=16,
                             max_word_length=20, word_dim=100, char_dim=30, char_filters=50,
                             char_kernel=3, case_dim=8, lstm_units=200, lstm_layers=1,
-                            dropout=0.5, word_dropout=0.05, crf=True, cell="lstm"):
+                            dropout=0.5, word_dropout=0.05, crf=True, cell="lstm",
+                            fused_lstm=True):
     """Word embedding + character CNN + casing → BiLSTM layers → Dense → CRF (or softmax).
 
     Args:
@@ -23,6 +24,9 @@ def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=
             replacement while training.
         crf: a CRF output layer (else independent softmax per token).
         cell: lstm, or gru (bidirectional GRUs).
+        fused_lstm: LSTMs as `recurrent.FusedBidirectionalLSTM` (one C++ op per direction);
+            false: Keras' `Bidirectional(LSTM)`, the same function (which is faster depends
+            on the CPU and the shapes; docs/RESULTS.md).
     """
     inputs = token_inputs(max_word_length)
     x = token_features(inputs, vocab_size=vocab_size, char_vocab_size=char_vocab_size,
@@ -31,7 +35,7 @@ def build_bilstm_crf_tagger(*, vocab_size, char_vocab_size, num_tags, num_cases=
                        word_dropout=word_dropout, dropout=dropout)
     mask = keras.ops.not_equal(inputs["words"], 0)
     for i in range(lstm_layers):
-        x = bidirectional_layer(cell, lstm_units, name=f"bilstm_{i}")(x, mask=mask)
+        x = bidirectional_layer(cell, lstm_units, name=f"bilstm_{i}", fused=fused_lstm)(x, mask=mask)
         x = keras.layers.Dropout(dropout)(x)
     return TaggerModel(inputs, tag_head(x, num_tags, crf),
                        name="bilstm_crf_tagger" if crf else "bilstm_tagger")

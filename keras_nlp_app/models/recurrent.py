@@ -24,11 +24,11 @@ def split_state(cell, states, c):
     return (states[0], states[1]) if cell == "lstm" else (states[0], c)
 
 
-def bidirectional_layer(cell, units, name):
-    """A bidirectional `cell` layer returning sequences: for an LSTM the fused
+def bidirectional_layer(cell, units, name, fused=True):
+    """A bidirectional `cell` layer returning sequences: for an LSTM with `fused` the
     `FusedBidirectionalLSTM` (the same function as Keras' `Bidirectional(LSTM)` on right-padded
-    rows, in one op per direction), for a GRU Keras' own."""
-    if cell == "lstm":
+    rows, in one op per direction; faster on some CPUs, slower on others), else Keras' own."""
+    if cell == "lstm" and fused:
         return FusedBidirectionalLSTM(units, name=name)
     return keras.layers.Bidirectional(recurrent_layer(cell, units, return_sequences=True), name=name)
 

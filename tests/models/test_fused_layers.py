@@ -81,3 +81,20 @@ def test_char_cnn_as_a_matrix_product_equals_its_convolution(kernel):
     expected = np.where(real.any(1), np.max(np.where(real, convolved, -1e4), 1), 0)
     np.testing.assert_allclose(pooled, expected.reshape(3, 5, 11), atol=1e-6)
     assert np.all(pooled[2, 4] == 0) and np.abs(pooled).max() > 0
+
+
+def test_the_tagger_builds_keras_bilstms_when_fused_lstm_is_off():
+    """`fused_lstm: false` gives Keras' `Bidirectional(LSTM)`, the same shapes and parameters."""
+    import keras
+
+    from keras_nlp_app.models import build_model
+    from keras_nlp_app.models.recurrent import FusedBidirectionalLSTM
+
+    sizes = dict(vocab_size=20, char_vocab_size=10, num_tags=5, max_word_length=6, word_dim=8,
+                 char_dim=4, char_filters=4, case_dim=2, lstm_units=6)
+    fused = build_model("bilstm_crf_tagger", **sizes)
+    plain = build_model("bilstm_crf_tagger", fused_lstm=False, **sizes)
+    assert any(isinstance(layer, FusedBidirectionalLSTM) for layer in fused.layers)
+    assert not any(isinstance(layer, FusedBidirectionalLSTM) for layer in plain.layers)
+    assert any(isinstance(layer, keras.layers.Bidirectional) for layer in plain.layers)
+    assert fused.count_params() == plain.count_params()
