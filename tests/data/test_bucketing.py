@@ -69,3 +69,31 @@ def test_bucketed_padding_gives_the_same_loss_as_padding_to_the_longest():
     loss = smoothed_loss(0.1)
     np.testing.assert_allclose(loss(wide_labels, model(wide_inputs, training=False)),
                                loss(labels, model(inputs, training=False)), rtol=1e-5)
+
+
+def test_sort_windows_shuffle_every_row_once_and_sort_each_window_by_length():
+    """Training batches: each epoch holds every row once; a batch is a slice of a window sorted
+    by length (so its rows are in length order); the same seed repeats the same batches."""
+    from keras_nlp_app.data.pipelines import batched_dataset
+
+    lengths = np.random.default_rng(2).integers(1, 30, 103)
+    # row i holds the value i + 1 (0 pads), so each padded batch names its rows
+    rows = tf.ragged.constant([[i + 1] * n for i, n in enumerate(lengths)], dtype=tf.int32)
+    labels = tf.range(103)
+
+    def epoch(seed):
+        dataset = batched_dataset([rows, labels], batch_size=8, training=True, seed=seed,
+                                  sort_window=4)
+        return [(ids.numpy(), ids_labels.numpy()) for ids, ids_labels in dataset]
+
+    batches = epoch(seed=5)
+    seen = np.concatenate([batch_labels for _, batch_labels in batches])
+    assert sorted(seen.tolist()) == list(range(103))
+    for ids, batch_labels in batches:
+        assert (ids[:, 0] - 1).tolist() == batch_labels.tolist()  # the columns stay aligned
+        batch_lengths = lengths[batch_labels]
+        assert batch_lengths.tolist() == sorted(batch_lengths.tolist())
+        assert ids.shape[1] == batch_lengths.max()  # padded to the batch's longest row
+    assert seen.tolist() != list(range(103))  # shuffled
+    again = epoch(seed=5)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(batches, again))
