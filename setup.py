@@ -34,6 +34,9 @@ setup(
         "matplotlib>=3.8",
         # masked-LM pretraining: skip-gram vectors that warm-start the token embedding
         "gensim>=4.3",
+        # model.backbone: Hugging Face checkpoint folders and hf:// handles (keras-hub converts
+        # their model.safetensors as it loads them)
+        "safetensors>=0.4",
     ],
     extras_require={
         # the tests cover tracking and search offline, so they install both extras

@@ -8,6 +8,7 @@ can be rebuilt from it alone.
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -242,6 +243,9 @@ RANGES = {
 }
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _check_type(key, value, annotation):
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -267,6 +271,8 @@ def _check_type(key, value, annotation):
         return value
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 5e-5 (no dot in the mantissa) as a string
     if annotation is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):

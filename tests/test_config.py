@@ -62,6 +62,18 @@ def test_on_and_off_switches_survive_yaml_booleans():
     assert load_config([], ["train.jit_compile=on"]).train.jit_compile == "on"
 
 
+def test_a_rate_in_exponent_notation_is_a_number_wherever_it_is_written(tmp_path):
+    # YAML 1.1 (PyYAML) reads 5e-5 (no dot in the mantissa) as the string '5e-5'
+    assert load_config([], ["train.learning_rate=5e-5"]).train.learning_rate == 5e-5
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("train:\n  learning_rate: 3E-4\n  label_smoothing: 1e-1\n")
+    cfg = load_config([str(recipe)])
+    assert (cfg.train.learning_rate, cfg.train.label_smoothing) == (3e-4, 0.1)
+    for bad in ("fast", "1e", "e-5"):
+        with pytest.raises(ConfigError, match="train.learning_rate must be float"):
+            load_config([], [f"train.learning_rate={bad}"])
+
+
 def test_every_recipe_loads_and_a_list_of_text_fields_is_accepted():
     import glob
 

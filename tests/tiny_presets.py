@@ -115,3 +115,54 @@ def save_tiny_preset(family, folder):
     backbone.save_to_preset(str(folder))
     tokenizer.save_to_preset(str(folder))
     return str(folder)
+
+
+def save_transformers_bert(folder):
+    """Writes a tiny randomly initialized BERT as Hugging Face Transformers saves one
+    (`config.json` with `model_type`, `model.safetensors` with its weight names, `vocab.txt`,
+    `tokenizer_config.json`): what a hub download of a BERT-family checkpoint holds. Returns
+    (folder, the weights by name)."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", ".", "!"] + WORDS
+    hidden, intermediate, layers, positions = 16, 32, 2, 32
+    rng = np.random.default_rng(0)
+    shapes = {"embeddings.word_embeddings.weight": (len(vocabulary), hidden),
+              "embeddings.position_embeddings.weight": (positions, hidden),
+              "embeddings.token_type_embeddings.weight": (2, hidden),
+              "embeddings.LayerNorm.weight": (hidden,), "embeddings.LayerNorm.bias": (hidden,),
+              "pooler.dense.weight": (hidden, hidden), "pooler.dense.bias": (hidden,)}
+    for i in range(layers):
+        block = f"encoder.layer.{i}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value",
+                     "attention.output.dense"):
+            shapes[block + name + ".weight"] = (hidden, hidden)  # Linear: [out, in]
+            shapes[block + name + ".bias"] = (hidden,)
+        shapes[block + "intermediate.dense.weight"] = (intermediate, hidden)
+        shapes[block + "intermediate.dense.bias"] = (intermediate,)
+        shapes[block + "output.dense.weight"] = (hidden, intermediate)
+        shapes[block + "output.dense.bias"] = (hidden,)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[block + norm + ".weight"] = (hidden,)
+            shapes[block + norm + ".bias"] = (hidden,)
+    weights = {name: (1.0 + 0.1 * rng.standard_normal(shape) if name.endswith("LayerNorm.weight")
+                      else 0.2 * rng.standard_normal(shape)).astype("float32")
+               for name, shape in shapes.items()}
+    os.makedirs(folder, exist_ok=True)
+    save_file({"bert." + name: value for name, value in weights.items()},
+              os.path.join(folder, "model.safetensors"))
+    config = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": len(vocabulary),
+              "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": 2,
+              "intermediate_size": intermediate, "max_position_embeddings": positions,
+              "type_vocab_size": 2, "hidden_act": "gelu", "layer_norm_eps": 1e-12}
+    for name, content in (("config.json", config), ("tokenizer_config.json",
+                                                     {"do_lower_case": True,
+                                                      "tokenizer_class": "BertTokenizer"})):
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            json.dump(content, f)
+    with open(os.path.join(folder, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocabulary) + "\n")
+    return str(folder), weights

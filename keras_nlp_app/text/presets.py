@@ -34,8 +34,9 @@ def check_preset(spec, key="model.backbone"):
         return spec
     if os.path.isdir(spec):
         if not os.path.isfile(os.path.join(spec, "config.json")):
-            raise ConfigError(f"{key}: {spec} is not a keras-hub preset folder (no config.json); "
-                              f"write one with knlp pretrain or save_to_preset")
+            raise ConfigError(f"{key}: {spec} is not a keras-hub preset folder nor a Hugging Face "
+                              f"checkpoint (no config.json); write one with knlp pretrain or "
+                              f"save_to_preset")
         return spec
     if os.sep in spec or spec.startswith(".") or os.path.exists(spec):
         raise ConfigError(f"{key}: no preset folder at {spec}")
@@ -121,16 +122,31 @@ def loads_weights(model_cfg, training):
     return training and model_cfg.backbone_weights == "pretrained"
 
 
+def is_transformers_folder(folder):
+    """Whether a local folder holds a Hugging Face Transformers checkpoint (`config.json` with a
+    `model_type`: what `save_pretrained` or a hub download writes) rather than a keras-hub
+    preset; keras-hub converts such a folder's weights and tokenizer as it loads them."""
+    import json
+
+    try:
+        with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "model_type" in config and "registered_name" not in config
+
+
 def load_tokenizer(spec):
     """The preset's `keras_hub.models.Tokenizer` (its vocabulary or SentencePiece model inside).
 
-    A local folder needs only `tokenizer.json` and its assets (a run's or an export's copy);
-    names and handles go through keras-hub's loader (and its download cache)."""
+    A local keras-hub folder needs only `tokenizer.json` and its assets (a run's or an export's
+    copy); names, handles and Hugging Face checkpoint folders go through keras-hub's loader
+    (and its download cache)."""
     import json
 
     import keras_hub
 
-    if not spec.startswith(HANDLES) and os.path.isdir(spec):
+    if not spec.startswith(HANDLES) and os.path.isdir(spec) and not is_transformers_folder(spec):
         path = os.path.join(spec, "tokenizer.json")
         if not os.path.isfile(path):
             raise ConfigError(f"{spec}: the preset holds no tokenizer (tokenizer.json)")

@@ -15,7 +15,7 @@ from keras_nlp_app.cli import main
 from keras_nlp_app.config import load_config
 from keras_nlp_app.training.schedules import group_rates
 from keras_nlp_app.training.train import train
-from tests.tiny_presets import save_tiny_preset
+from tests.tiny_presets import save_tiny_preset, save_transformers_bert
 
 RELOAD = """
 import json, sys
@@ -40,13 +40,17 @@ def overrides(train_file, dev_file, preset, **extra):
 
 @pytest.mark.parametrize("family", [pytest.param("wordpiece", marks=pytest.mark.slow),
                                     pytest.param("bpe", marks=pytest.mark.slow),
-                                    pytest.param("sentencepiece", marks=pytest.mark.slow)])
+                                    pytest.param("sentencepiece", marks=pytest.mark.slow),
+                                    pytest.param("huggingface", marks=pytest.mark.slow)])
 def test_a_tiny_preset_fine_tunes_and_its_export_runs_without_the_package(
         family, easy_files, tmp_path):
     from keras_nlp_app.export.saved_model import export_run
     from keras_nlp_app.inference import load_predictor
 
-    preset = save_tiny_preset(family, tmp_path / "preset")
+    if family == "huggingface":  # a Transformers checkpoint folder, converted as it loads
+        preset = save_transformers_bert(tmp_path / "preset")[0]
+    else:
+        preset = save_tiny_preset(family, tmp_path / "preset")
     cfg = load_config(["configs/sst2_lstm.yaml"],
                       overrides(*easy_files, preset, **{"train.steps_per_epoch": 3}))
     run_dir = train(cfg, run_dir=str(tmp_path / "run"))
@@ -60,6 +64,26 @@ def test_a_tiny_preset_fine_tunes_and_its_export_runs_without_the_package(
     np.testing.assert_allclose(json.loads(done.stdout.strip().splitlines()[-1]), expected, atol=1e-5)
     with open(os.path.join(exported, "assets", "metadata.json")) as f:
         assert json.load(f)["tokenizer"]["kind"] == "preset"
+
+
+def test_a_transformers_checkpoint_folder_loads_its_own_weights_and_vocabulary(tmp_path):
+    """A folder as a Hugging Face download holds it (config.json with model_type,
+    model.safetensors, vocab.txt) is a backbone: keras-hub converts it, and our loaders take
+    its tokenizer from vocab.txt, not from a keras-hub tokenizer.json."""
+    from keras_nlp_app.text import presets
+
+    folder, weights = save_transformers_bert(tmp_path / "hf")
+    keras_folder = save_tiny_preset("wordpiece", tmp_path / "keras")
+    assert presets.is_transformers_folder(folder) and not presets.is_transformers_folder(keras_folder)
+    backbone = presets.load_backbone(folder)
+    np.testing.assert_array_equal(backbone.get_layer("token_embedding").embeddings.numpy(),
+                                  weights["embeddings.word_embeddings.weight"])
+    query = backbone.get_layer("transformer_layer_1")._self_attention_layer.query_dense.kernel
+    np.testing.assert_allclose(np.reshape(query.numpy(), (16, 16)),
+                               weights["encoder.layer.1.attention.self.query.weight"].T)
+    tokenizer = presets.PresetTokenizer.from_preset(folder)
+    assert presets.tokenize(tokenizer.tokenizer, ["A GREAT film!"]).to_list() == [[8, 9, 12, 7]]
+    assert tokenizer.config["registered_name"] == "keras_hub>BertBackbone"
 
 
 def backbone_of(model):
