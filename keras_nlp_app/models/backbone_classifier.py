@@ -4,10 +4,10 @@ fine-tuned in full, frozen (features only) or with LoRA."""
 import keras
 
 from keras_nlp_app.models.lstm_classifier import classifier_head
-from keras_nlp_app.models.pooling import masked_mean
+from keras_nlp_app.models.pooling import MarkerStates, masked_mean
 
 FINETUNE_MODES = ("full", "frozen", "lora")
-POOLINGS = ("first", "mean", "last")
+POOLINGS = ("first", "mean", "last", "markers")
 
 
 def unshifted_ids(shifted_ids, pad_token_id):
@@ -57,7 +57,8 @@ def apply_finetune(backbone, finetune, lora_rank):
 
 
 def build_backbone_classifier(*, backbone, pad_token_id, num_classes=2, multi_label=False,
-                              finetune="full", lora_rank=8, pooling="mean", dropout=0.1):
+                              finetune="full", lora_rank=8, pooling="mean", dropout=0.1,
+                              marker_pieces=None):
     """Backbone → pooled vector → dropout → Dense head, over shifted ids `[B, T]`.
 
     Args:
@@ -67,18 +68,26 @@ def build_backbone_classifier(*, backbone, pad_token_id, num_classes=2, multi_la
         num_classes, multi_label: the label space (a sigmoid for 2 classes, softmax otherwise).
         finetune: full | frozen | lora.
         lora_rank: LoRA's rank with finetune lora.
-        pooling: first | mean | last.
+        pooling: first | mean | last, or markers: the states where the two entity-start
+            markers begin, side by side (relations; Baldini Soares et al. 2019).
         dropout: before the head.
+        marker_pieces: with pooling markers, the shifted ids of the head-start and the
+            tail-start marker's pieces (set by the relation task).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    if pooling == "markers" and not marker_pieces:
+        raise ValueError("pooling markers pools at entity markers: relation tasks only")
     apply_finetune(backbone, finetune, lora_rank)
     for layer in backbone.layers:
         if layer.name == "pooled_dense":  # BERT's pooler (next-sentence prediction) goes unused
             layer.trainable = False
     shifted_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     sequence = sequence_output(backbone(backbone_inputs(backbone, shifted_ids, pad_token_id)))
-    pooled = pool(sequence, shifted_ids, pooling)
+    if pooling == "markers":
+        pooled = MarkerStates(*marker_pieces, name="marker_states")(sequence, shifted_ids)
+    else:
+        pooled = pool(sequence, shifted_ids, pooling)
     pooled = keras.layers.Dropout(dropout)(pooled)
     return keras.Model(shifted_ids, classifier_head(num_classes, multi_label)(pooled),
                        name="backbone_classifier")

@@ -1,4 +1,5 @@
-"""Pooling over time that ignores padding (id 0) and stays finite on all-padding rows."""
+"""Pooling over time that ignores padding (id 0) and stays finite on all-padding rows, and the
+states at entity markers (relations)."""
 
 import keras
 
@@ -58,3 +59,53 @@ class AttentionPooling(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "attention_dim": self.attention_dim}
+
+
+@keras.saving.register_keras_serializable(package="keras_nlp_app")
+class MarkerStates(keras.layers.Layer):
+    """`(sequence [B, T, D], token_ids [B, T])` → `[B, 2D]`: the states where the head-start
+    and tail-start markers first begin (position 0 when a marker was cut off by truncation).
+
+    A marker is one id (a reserved word of our vocabulary) or the ids of the pieces a preset's
+    tokenizer cuts it into (`__e1s__` → `_`, `_`, `e`, `##1`, ...); then it begins where its
+    whole piece sequence first occurs.
+    """
+
+    def __init__(self, head_marker_id, tail_marker_id, **kwargs):
+        super().__init__(**kwargs)
+        self.head_marker_id, self.tail_marker_id = _pieces(head_marker_id), _pieces(tail_marker_id)
+
+    def _first_position(self, token_ids, pieces):
+        length = keras.ops.shape(token_ids)[1]
+        padded = keras.ops.pad(token_ids, [[0, 0], [0, len(pieces) - 1]], constant_values=-1)
+        found = keras.ops.ones_like(token_ids, dtype="bool")
+        for offset, piece in enumerate(pieces):
+            here = keras.ops.equal(padded[:, offset:offset + length], piece)
+            found = keras.ops.logical_and(found, here)
+        return keras.ops.argmax(keras.ops.cast(found, "int32"), axis=1)
+
+    def call(self, sequence, token_ids):
+        states = []
+        for pieces in (self.head_marker_id, self.tail_marker_id):
+            position = self._first_position(token_ids, pieces)
+            index = keras.ops.reshape(keras.ops.cast(position, "int32"), (-1, 1, 1))
+            state = keras.ops.take_along_axis(sequence, index, axis=1)
+            states.append(keras.ops.squeeze(state, axis=1))
+        return keras.ops.concatenate(states, axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, sequence_shape, token_ids_shape=None):
+        return (sequence_shape[0], 2 * sequence_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "head_marker_id": self.head_marker_id,
+                "tail_marker_id": self.tail_marker_id}
+
+
+def _pieces(marker):
+    pieces = [int(marker)] if isinstance(marker, int) else [int(i) for i in marker]
+    if not pieces:
+        raise ValueError("an entity marker needs at least one token id")
+    return pieces

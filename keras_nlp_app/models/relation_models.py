@@ -1,42 +1,14 @@
 """Relation classifiers over marked text (`__e1s__ head __e1e__ … __e2s__ tail __e2e__`): the
 states at the two entity-start markers, which know the whole sentence, decide the relation
-(Baldini Soares et al. 2019's entity-marker start pooling)."""
+(Baldini Soares et al. 2019's entity-marker start pooling). `MarkerStates` also pools a
+pretrained backbone's states at the markers (`backbone_classifier`, pooling `markers`)."""
 
 import keras
-from keras import ops
 
 from keras_nlp_app.models.bilstm_classifier import bilstm_encoder
 from keras_nlp_app.models.lstm_classifier import classifier_head
-from keras_nlp_app.models.pooling import AttentionPooling
+from keras_nlp_app.models.pooling import AttentionPooling, MarkerStates
 from keras_nlp_app.models.transformer_classifier import transformer_encoder
-
-
-@keras.saving.register_keras_serializable(package="keras_nlp_app")
-class MarkerStates(keras.layers.Layer):
-    """`(sequence [B, T, D], token_ids [B, T])` → `[B, 2D]`: the states at the first head-start
-    and tail-start markers (position 0 when a marker was cut off by truncation)."""
-
-    def __init__(self, head_marker_id, tail_marker_id, **kwargs):
-        super().__init__(**kwargs)
-        self.head_marker_id, self.tail_marker_id = int(head_marker_id), int(tail_marker_id)
-
-    def call(self, sequence, token_ids):
-        states = []
-        for marker in (self.head_marker_id, self.tail_marker_id):
-            position = ops.argmax(ops.cast(ops.equal(token_ids, marker), "int32"), axis=1)
-            index = ops.reshape(ops.cast(position, "int32"), (-1, 1, 1))
-            states.append(ops.squeeze(ops.take_along_axis(sequence, index, axis=1), axis=1))
-        return ops.concatenate(states, axis=-1)
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, sequence_shape, token_ids_shape=None):
-        return (sequence_shape[0], 2 * sequence_shape[-1])
-
-    def get_config(self):
-        return {**super().get_config(), "head_marker_id": self.head_marker_id,
-                "tail_marker_id": self.tail_marker_id}
 
 
 def _check(multi_label):

@@ -259,23 +259,27 @@ class ClassificationTask(Task):
         from keras_nlp_app.models import build_model as build
 
         if cfg.model.backbone:
-            from keras_nlp_app.text.presets import load_backbone, loads_weights
-
-            backbone = load_backbone(cfg.model.backbone,
-                                     load_weights=loads_weights(cfg.model, training))
-            positions = getattr(backbone, "max_sequence_length", None)
-            if positions is not None and positions < preprocessor.sequence_length:
-                raise ConfigError(f"tokenizer.sequence_length {preprocessor.sequence_length} exceeds "
-                                  f"the backbone's {positions} positions")
-            return build(cfg.model.name, backbone=backbone, pad_token_id=preprocessor.pad_id,
-                         finetune=cfg.model.finetune, lora_rank=cfg.model.lora_rank,
-                         **classifier_kwargs(space), **cfg.model.params)
+            return self.build_backbone_model(cfg, preprocessor, space, training, cfg.model.params)
         fitted = {"class_models": space.class_models} if space.class_models else {}
         if cfg.model.name == "nb_classifier":  # training metrics only when they are monitored
             fitted["training_metrics"] = not cfg.train.monitor.startswith("val_")
         return build(cfg.model.name, vocab_size=preprocessor.input_vocabulary_size,
                      sequence_length=preprocessor.sequence_length * max(preprocessor.ngrams, 1),
                      **classifier_kwargs(space), **fitted, **cfg.model.params)
+
+    def build_backbone_model(self, cfg, preprocessor, space, training, params):
+        """`backbone_classifier` over the preset `model.backbone` with the factory's `params`."""
+        from keras_nlp_app.models import build_model as build
+        from keras_nlp_app.text.presets import load_backbone, loads_weights
+
+        backbone = load_backbone(cfg.model.backbone, load_weights=loads_weights(cfg.model, training))
+        positions = getattr(backbone, "max_sequence_length", None)
+        if positions is not None and positions < preprocessor.sequence_length:
+            raise ConfigError(f"tokenizer.sequence_length {preprocessor.sequence_length} exceeds "
+                              f"the backbone's {positions} positions")
+        return build(cfg.model.name, backbone=backbone, pad_token_id=preprocessor.pad_id,
+                     finetune=cfg.model.finetune, lora_rank=cfg.model.lora_rank,
+                     **classifier_kwargs(space), **params)
 
     def datasets_for(self, cfg, preprocessor, space, train, validation, global_batch):
         from keras_nlp_app.data.pipelines import make_dataset

@@ -53,6 +53,19 @@ def both_directions(space):
     return LabelSpace(sorted(labels))
 
 
+def marker_pieces(tokenizer):
+    """The shifted ids (`text.presets`) of the pieces a preset's tokenizer cuts the head-start
+    and the tail-start marker into, as they stand in marked text (after a space)."""
+    from keras_nlp_app.text.presets import tokenize
+
+    head, tail = tokenize(tokenizer, [f" {HEAD_START}", f" {TAIL_START}"]).to_list()
+    if head == tail:
+        raise ConfigError(f"the preset's tokenizer cuts {HEAD_START} and {TAIL_START} into the same "
+                          f"pieces (its vocabulary lacks their characters), so the markers cannot "
+                          f"be told apart; set model.params.pooling to first or mean")
+    return [[piece + 1 for piece in marker] for marker in (head, tail)]
+
+
 def report(encoded, probs, space):
     return {"task": NAME, **metrics_lib.semeval_report(encoded, np.argmax(probs, axis=-1),
                                                        space.labels)}
@@ -107,9 +120,11 @@ class RelationTask(ClassificationTask):
         from keras_nlp_app.models import build_model as build
 
         self.check_config(cfg)
-        if cfg.model.backbone:  # a pooled vector of the marked text (classification's factory)
-            return super().build_model(cfg, preprocessor, space, training=training,
-                                       batch_size=batch_size)
+        if cfg.model.backbone:  # the backbone's states where the start markers' pieces begin
+            params = {"pooling": "markers", **cfg.model.params}
+            if params["pooling"] == "markers":
+                params["marker_pieces"] = marker_pieces(preprocessor.tokenizer)
+            return self.build_backbone_model(cfg, preprocessor, space, training, params)
         vocabulary = preprocessor.tokenizer.vocabulary
         return build(cfg.model.name, vocab_size=preprocessor.input_vocabulary_size,
                      sequence_length=preprocessor.sequence_length,

@@ -198,3 +198,45 @@ def test_a_backbone_relation_model_fine_tunes_a_preset_on_marked_text(tmp_path, 
     assert main(["evaluate", run, "--json"]) == 0
     assert 0 <= json.loads(capsys.readouterr().out)["macro_f1"] <= 1
     assert main(["export", run, "--output", str(tmp_path / "export")]) == 0
+
+
+def test_marker_states_find_where_each_markers_whole_piece_sequence_first_begins():
+    from keras_nlp_app.models.pooling import MarkerStates
+
+    sequence = np.arange(2 * 9 * 1, dtype="float32").reshape(2, 9, 1)
+    ids = np.array([[1, 7, 5, 9, 7, 5, 8, 3, 3],   # head 7 5 8 begins at 4 (not 1: 7 5 9)
+                    [1, 3, 3, 0, 0, 0, 0, 0, 0]])  # no head marker (truncated): position 0
+    states = MarkerStates([7, 5, 8], [3, 3])(sequence, ids)
+    np.testing.assert_array_equal(np.asarray(states), [[4, 7], [9, 10]])
+    single = MarkerStates(9, 8)(sequence, ids)  # one reserved id per marker (word vocabularies)
+    np.testing.assert_array_equal(np.asarray(single), [[3, 6], [9, 9]])
+
+
+def test_a_presets_marker_pieces_stand_in_its_tokenization_of_marked_text(tmp_path):
+    """The pieces the relation task looks for are the ones the preset's tokenizer makes of the
+    markers inside a marked sentence; a vocabulary that cannot tell the markers apart (the tiny
+    WordPiece and SentencePiece ones lack `_` and digits) is a config error, not a model that
+    pools the same position twice."""
+    from keras_nlp_app.errors import ConfigError
+    from keras_nlp_app.tasks.relation import marker_pieces
+    from keras_nlp_app.text.presets import PresetTokenizer, tokenize
+    from tests.tiny_presets import save_tiny_preset
+
+    def preset_tokenizer(family):
+        return PresetTokenizer.from_preset(save_tiny_preset(family, tmp_path / family)).tokenizer
+
+    for family in ("wordpiece", "sentencepiece"):
+        with pytest.raises(ConfigError, match="cannot be told apart; set model.params.pooling"):
+            marker_pieces(preset_tokenizer(family))
+    tokenizer = preset_tokenizer("bpe")  # byte-level: every character has a piece
+    head, tail = marker_pieces(tokenizer)
+    assert head != tail and len(head) > 1
+    text = mark("a great film and the plot", (2, 7), (21, 25))
+    ids = [i + 1 for i in tokenize(tokenizer, [text]).to_list()[0]]
+
+    def first(pieces):
+        return next(i for i in range(len(ids)) if ids[i:i + len(pieces)] == pieces)
+
+    after_head = tokenize(tokenizer, [" great"]).to_list()[0][0] + 1
+    assert ids[first(head) + len(head)] == after_head  # the head's marker, then the head's word
+    assert first(head) < first(tail)
