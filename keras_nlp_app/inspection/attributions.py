@@ -77,6 +77,18 @@ def _repeated(inputs, count):
     return tf.nest.map_structure(lambda x: tf.repeat(x, count, axis=0), inputs)
 
 
+ROW_WORK_BUDGET = 2e10  # rows × tokens × non-embedding weights one pass may take (a few GB)
+
+
+def rows_per_pass(model, embedding, tokens, max_rows=512):
+    """How many path rows one integrated-gradients pass runs: at most `max_rows`, and fewer for
+    a large model on a long text, whose backward pass keeps every row's activations (a 6-layer
+    BERT's 19 classes × 33 points at 512 rows took 24 GB). The work of a row is taken as its
+    tokens times the model's weights outside the embedding table."""
+    weights = max(model.count_params() - embedding.count_params(), 1)
+    return int(max(1, min(max_rows, ROW_WORK_BUDGET // (max(tokens, 1) * weights))))
+
+
 def integrated_gradients(model, inputs, score_fn, steps=50, max_rows=512):
     """Integrated gradients of every class score for one example, from an all-zero embedding.
 
@@ -85,8 +97,9 @@ def integrated_gradients(model, inputs, score_fn, steps=50, max_rows=512):
     times the averaged gradient, summed over the embedding's width. The classes share passes:
     each class gets its own copy of the path in one batch, and the backward pass of the sum of
     each copy's own class score gives every class's gradients at once (rows do not interact in
-    inference), at most `max_rows` rows a pass. One pass per class took most of a 19-relation
-    model's epoch in its TensorBoard explanations.
+    inference), at most `max_rows` rows a pass and fewer for a large model (`rows_per_pass`):
+    a pass may end inside a class's path. One pass per class took most of a 19-relation model's
+    epoch in its TensorBoard explanations.
 
     Args:
         model: a Keras model; `model(inputs)` gives the output `score_fn` reads.
@@ -116,7 +129,7 @@ def integrated_gradients(model, inputs, score_fn, steps=50, max_rows=512):
     vectors = tf.cast(seen["vectors"], tf.float32)  # [1, T, D]
     points = steps + 1
     path = tf.linspace(0.0, 1.0, points)[:, None, None] * vectors  # [S, T, D]
-    per_pass = max(1, max_rows // points)
+    per_pass = rows_per_pass(model, layer, int(vectors.shape[1]), max_rows)
 
     def scores_and_gradients(paths, row_classes):
         """Scores of `paths` (one path copy per class), and the gradient of each row's own
@@ -134,18 +147,21 @@ def integrated_gradients(model, inputs, score_fn, steps=50, max_rows=512):
             total = tf.reduce_sum(scores * tf.one_hot(row_classes, num_classes))
         return scores, tape.gradient(total, paths)
 
-    attributions, path_scores = [], None
-    for first in range(0, num_classes, per_pass):
-        classes = list(range(first, min(first + per_pass, num_classes)))
-        scores, gradients = scores_and_gradients(tf.tile(path, [len(classes), 1, 1]),
-                                                 tf.constant(np.repeat(classes, points)))
-        gradients = tf.reshape(gradients, (len(classes), points, -1, path.shape[-1]))
-        average = tf.reduce_mean((gradients[:, :-1] + gradients[:, 1:]) / 2.0, axis=1)
-        attributions.append(tf.reduce_sum(vectors * average, axis=-1).numpy())  # [classes, T]
-        if path_scores is None:
-            path_scores = scores[:points].numpy()
+    row_classes = np.repeat(np.arange(num_classes), points)  # row r: class r // points
+    row_points = np.tile(np.arange(points), num_classes)  # and path point r % points
+    scores, gradients = [], []
+    for first in range(0, len(row_classes), per_pass):
+        rows = slice(first, first + per_pass)
+        part_scores, part_gradients = scores_and_gradients(
+            tf.gather(path, row_points[rows]), tf.constant(row_classes[rows]))
+        scores.append(part_scores.numpy())
+        gradients.append(part_gradients.numpy())
+    gradients = np.concatenate(gradients).reshape(num_classes, points, -1, path.shape[-1])
+    average = np.mean((gradients[:, :-1] + gradients[:, 1:]) / 2.0, axis=1)
+    attributions = np.sum(vectors.numpy() * average, axis=-1)  # [classes, T]
+    path_scores = np.concatenate(scores)[:points]  # class 0's path: every class's scores
     ids = np.asarray(seen["ids"])[0]
-    return ids, np.concatenate(attributions), path_scores[-1], path_scores[0]
+    return ids, attributions, path_scores[-1], path_scores[0]
 
 
 def attention_maps(model, inputs):

@@ -54,10 +54,34 @@ def test_integrated_gradients_are_the_same_in_one_pass_or_one_pass_per_class():
     model = _tiny_classifier(4)
     ids = np.array([[4, 9, 17, 2, 25, 6]], dtype="int32")
     together = integrated_gradients(model, ids, probabilities, steps=16)
-    apart = integrated_gradients(model, ids, probabilities, steps=16, max_rows=17)
-    for a, b in zip(together, apart):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for rows in (17, 5):  # one class a pass; passes that end inside a class's path
+        apart = integrated_gradients(model, ids, probabilities, steps=16, max_rows=rows)
+        for a, b in zip(together, apart):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert np.abs(together[1]).max() > 1e-3
+
+
+def test_a_large_model_on_a_long_text_gets_fewer_rows_a_pass():
+    """A pass's rows shrink with tokens × weights outside the embedding (a 6-layer BERT's 627
+    rows in one pass took 24 GB), but never below one and never above max_rows."""
+    from keras_nlp_app.inspection.attributions import rows_per_pass, token_embedding
+
+    model = _tiny_classifier(4)
+    embedding = token_embedding(model)
+    assert rows_per_pass(model, embedding, 10) == 512  # small models keep the old passes
+
+    class Sized:
+        def __init__(self, count):
+            self.count = count
+
+        def count_params(self):
+            return self.count
+
+    bert = Sized(22_700_000)  # all-MiniLM-L6-v2: 11.7 M of its weights are the embedding table
+    table = Sized(11_720_000)
+    assert rows_per_pass(bert, table, 60) == 30
+    assert rows_per_pass(bert, table, 128) < rows_per_pass(bert, table, 60)
+    assert rows_per_pass(Sized(10**12), table, 512) == 1
 
 
 def test_attention_rows_are_distributions():
