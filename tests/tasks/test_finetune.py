@@ -189,6 +189,29 @@ def test_a_bad_backbone_is_one_line_and_exit_2_before_anything_is_written(
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("damage, message", [
+    ("vocab.txt", "cannot load the tokenizer"),
+    ("model.safetensors", "cannot load the backbone"),
+])
+def test_a_broken_transformers_checkpoint_is_one_line_and_exit_2(damage, message, easy_files,
+                                                                 tmp_path, capsys):
+    folder = save_transformers_bert(tmp_path / "hf")[0]
+    if damage == "vocab.txt":
+        os.remove(os.path.join(folder, damage))
+    else:  # a download cut short
+        path = os.path.join(folder, damage)
+        with open(path, "rb") as f:
+            head = f.read(2000)
+        with open(path, "wb") as f:
+            f.write(head)
+    run_dir = tmp_path / "never"
+    code = main(["train", "configs/sst2_lstm.yaml", "--run-dir", str(run_dir),
+                 *[f"--set={o}" for o in overrides(*easy_files, folder)]])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not run_dir.exists()
+
+
 def test_an_offline_handle_is_one_line_and_exit_2(easy_files, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "empty_cache"))
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens: offline at once
