@@ -22,9 +22,10 @@ from keras_nlp_app.errors import ConfigError, DataError, UserError
 from keras_nlp_app.tasks.base import Task, register
 from keras_nlp_app.tasks.language_model_data import (
     CONDITIONS,
-    conditioned_corpus,
     control_token,
     corpus_conditions,
+    is_records_file,
+    records_corpus,
     token_stream,
 )
 from keras_nlp_app.tasks.language_model_graphs import (
@@ -94,8 +95,8 @@ class LanguageModelTask(Task):
     # -- data --------------------------------------------------------------------------------
 
     def read_file(self, path, data_cfg, fmt=None):
-        if data_cfg.condition_field:
-            return conditioned_corpus(path, data_cfg, fmt)
+        if data_cfg.condition_field or is_records_file(path, data_cfg, fmt):
+            return records_corpus(path, data_cfg, fmt)
         return read_corpus(path)
 
     def read_registry(self, data_cfg, split_name):
@@ -105,6 +106,9 @@ class LanguageModelTask(Task):
             root, files = stdlib_split(split_name)
             return Corpus(root, [readers.read_text(f) for f in files])
         paths = datasets.split_paths(data_cfg.dataset, split_name)
+        fmt = datasets.get_dataset(data_cfg.dataset).format
+        if len(paths) == 1 and is_records_file(paths[0], data_cfg, fmt):  # e.g. imdb_unsup's reviews
+            return records_corpus(paths[0], data_cfg, fmt)
         return read_corpus(paths[0] if len(paths) == 1 else _one_side(paths, data_cfg))
 
     def load_splits(self, data_cfg, seed):

@@ -19,14 +19,29 @@ def control_token(condition):
     return f"__{condition}__"
 
 
-def conditioned_corpus(path, data_cfg, fmt=None):
-    """Labelled examples as one line each, `__CONDITION__ text` (the condition: the value of
-    `data.condition_field`, renamed by `data.condition_names`)."""
+RECORD_FORMATS = ("jsonl", "tsv", "csv")  # files of records whose text field an LM reads
+
+
+def is_records_file(path, data_cfg, fmt=None):
+    """Whether `path` holds records (JSONL, TSV, CSV: a text field each) rather than plain text."""
+    chosen = fmt if fmt is not None and data_cfg.format == "auto" else data_cfg.format
+    if chosen != "auto":
+        return chosen in RECORD_FORMATS
+    return str(path).lower().endswith(tuple(f".{f}" for f in RECORD_FORMATS))
+
+
+def records_corpus(path, data_cfg, fmt=None):
+    """Records (JSONL, TSV, CSV) as one line of text each, whitespace collapsed: `data.text_field`
+    of every record (IMDB's unlabeled reviews for an LM to pretrain on), or with
+    `data.condition_field` labelled examples as `__CONDITION__ text` (the condition: that field's
+    value, renamed by `data.condition_names`)."""
     options = read_options(data_cfg, path if fmt is None else None)
     if fmt is not None and data_cfg.format == "auto":
         options["fmt"] = fmt
     options["label_field"] = data_cfg.condition_field
     examples = readers.read_examples(path, **options)
+    if not data_cfg.condition_field:
+        return Corpus(path, ["".join(" ".join(text.split()) + "\n" for text in examples.texts)])
     names = {str(k): str(v) for k, v in data_cfg.condition_names.items()}
     lines = []
     for position, (text, value) in enumerate(zip(examples.texts, examples.labels)):

@@ -290,21 +290,42 @@ def test_a_word_level_lstm_learns_with_state_carried_across_batches(tmp_path):
     assert again["perplexity"] < 1.5 and again["source"] == "saved_model"
 
 
-def test_conditioned_corpus_starts_each_text_with_its_control_token(tmp_path):
+def test_records_corpus_starts_each_text_with_its_control_token(tmp_path):
     from keras_nlp_app.config import DataConfig
     from keras_nlp_app.errors import DataError
-    from keras_nlp_app.tasks.language_model import conditioned_corpus, corpus_conditions
+    from keras_nlp_app.tasks.language_model import corpus_conditions, records_corpus
 
     path = tmp_path / "reviews.tsv"
     path.write_text("sentence\tlabel\na  fine film\t1\nawful\t0\n")
     data = DataConfig(dataset=None, condition_field="label",
                       condition_names={"0": "negative", "1": "positive"})
-    corpus = conditioned_corpus(str(path), data)
+    corpus = records_corpus(str(path), data)
     assert corpus.documents == ["__positive__ a fine film\n__negative__ awful\n"]
     assert corpus_conditions(corpus) == ["negative", "positive"]
     data.condition_names = {"0": "Not good"}
     with pytest.raises(DataError, match=r"reviews.tsv:3.*lower-case letters"):
-        conditioned_corpus(str(path), data)
+        records_corpus(str(path), data)
+
+
+def test_a_jsonl_file_is_read_as_one_line_per_record_text(tmp_path):
+    """Unlabeled reviews in JSONL (imdb_unsup's layout) are text to model, not JSON syntax; a
+    record without the text field names its line."""
+    from keras_nlp_app.errors import DataError
+
+    path = tmp_path / "reviews.jsonl"
+    path.write_text(json.dumps({"id": 0, "text": "A fine\nfilm ."}) + "\n"
+                    + json.dumps({"id": 1, "text": "Awful  acting ."}) + "\n")
+    cfg = load_config([], ["task=lm", "data.dataset=null", f"data.train_file={path}",
+                           "data.text_field=text"])
+    task = get_task("lm")
+    corpus = task.read_file(str(path), cfg.data)
+    assert corpus.documents == ["A fine film .\nAwful acting .\n"]
+    plain = tmp_path / "reviews.txt"
+    plain.write_text('{"text": "kept as written"}\n')
+    assert task.read_file(str(plain), cfg.data).documents == ['{"text": "kept as written"}\n']
+    path.write_text(json.dumps({"id": 2, "body": "no text field"}) + "\n")
+    with pytest.raises(DataError, match=r"reviews.jsonl:1"):
+        task.read_file(str(path), cfg.data)
 
 
 @pytest.mark.slow  # about 35 s alone: a small LM trained for 6 epochs, then exported
