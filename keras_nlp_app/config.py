@@ -86,6 +86,7 @@ class ModelConfig:
     word_vectors: str | None = None  # word2vec text file (knlp vectors, or GloVe/fastText .vec with a header) whose vectors start the word embedding of a word-level model; its width must equal the embedding's
     freeze_word_vectors: bool = False  # with model.word_vectors: train the model with the word embedding fixed as the file gave it (Kim 2014's "static"): words training never shows (tokenizer.vector_words) stay in the same space as those it does, and the embedding gets no gradient
     trainable_words: int = 0  # with freeze_word_vectors: the vocabulary's first N entries (its most frequent words) and every row the vectors file lacks (reserved entries, words without a vector) keep training, the other rows stay fixed (DrQA tunes its 1,000 most frequent question words); 0: the whole table is fixed
+    init_from: str | None = None  # a trained run folder (e.g. a word-level lstm_lm pretrained on unlabeled text) whose word embedding rows (matched by word) and recurrent layers (in order, same cell and widths) start this model: Dai & Le / ULMFiT transfer; not with model.word_vectors
     skipgram_epochs: int = 0  # pretrain from scratch: skip-gram (word2vec) epochs over the training tokens that initialize the token embedding before the masked LM trains (cheap lexical knowledge: docs/transfer.md); 0: random start
 
 

@@ -182,9 +182,8 @@ class KeepRows:
 
 
 def initialize_embeddings(model, vocabulary, path, freeze=False, trainable_words=0):
-    """Writes the vectors of `path` into every word embedding of `model` (a Keras `Embedding`
-    with a row for each vocabulary entry, hashed n-gram rows after them allowed, that embeds
-    neither positions, segments nor casing); words without a vector keep their random start.
+    """Writes the vectors of `path` into every word embedding of `model` (see
+    `set_word_rows`); words without a vector keep their random start.
 
     With `freeze` those embeddings are made untrainable; with `freeze` and `trainable_words` N
     only the rows that got a vector, bar the vocabulary's first N entries (the most frequent
@@ -195,19 +194,39 @@ def initialize_embeddings(model, vocabulary, path, freeze=False, trainable_words
         {"path", "coverage": the fraction of the vocabulary found, "embeddings": layers set,
         "frozen", "fixed_parameters": the embedding weights that do not train}.
     """
+    found, vectors = read_word_vectors(path, vocabulary)
+    report = set_word_rows(model, vocabulary, found, vectors, setting="model.word_vectors",
+                           source=path, freeze=freeze, trainable_words=trainable_words)
+    return {"path": os.path.abspath(path), **report}
+
+
+def word_embeddings(model, vocabulary_size):
+    """The Keras `Embedding` layers of `model` with a row for each of `vocabulary_size` entries
+    (hashed n-gram rows after them allowed) that embed neither positions, segments nor casing."""
     import keras
 
-    found, vectors = read_word_vectors(path, vocabulary)
+    return [layer for layer in model._flatten_layers()
+            if isinstance(layer, keras.layers.Embedding) and layer.input_dim >= vocabulary_size
+            and not any(other in layer.name for other in NOT_WORDS)]
+
+
+def set_word_rows(model, vocabulary, found, vectors, *, setting, source, freeze=False,
+                  trainable_words=0):
+    """Writes `vectors` (one per id of `found`) into every word embedding of `model`; the other
+    rows keep their random start. `freeze` and `trainable_words` as `initialize_embeddings`.
+
+    Raises:
+        ConfigError (naming `setting` and `source`) when the model has no word embedding of the
+        vocabulary's size or its width differs from the vectors'.
+    """
     dim = vectors.shape[1]
-    layers = [layer for layer in model._flatten_layers()
-              if isinstance(layer, keras.layers.Embedding) and layer.input_dim >= len(vocabulary)
-              and not any(other in layer.name for other in NOT_WORDS)]
+    layers = word_embeddings(model, len(vocabulary))
     if not layers:
-        raise ConfigError(f"model.word_vectors: model {model.name} has no word embedding with "
-                          f"{len(vocabulary)} rows to start from {path}")
+        raise ConfigError(f"{setting}: model {model.name} has no word embedding with "
+                          f"{len(vocabulary)} rows to start from {source}")
     for layer in layers:
         if layer.output_dim != dim:
-            raise ConfigError(f"model.word_vectors: {path} holds vectors of {dim} numbers but "
+            raise ConfigError(f"{setting}: {source} holds vectors of {dim} numbers but "
                               f"the word embedding has {layer.output_dim}; set the model's "
                               f"embedding width to {dim}")
     partly = freeze and trainable_words > 0
@@ -223,7 +242,6 @@ def initialize_embeddings(model, vocabulary, path, freeze=False, trainable_words
         else:
             layer.trainable = not freeze
             fixed_parameters += table.size if freeze else 0
-    return {"path": os.path.abspath(path), "coverage": round(len(found) / len(vocabulary), 4),
-            "embeddings": len(layers), "frozen": bool(freeze),
-            "trainable_words": int(trainable_words) if partly else 0,
+    return {"coverage": round(len(found) / len(vocabulary), 4), "embeddings": len(layers),
+            "frozen": bool(freeze), "trainable_words": int(trainable_words) if partly else 0,
             "fixed_parameters": fixed_parameters}

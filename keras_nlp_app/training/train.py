@@ -16,6 +16,7 @@ from keras_nlp_app import runs
 from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks import get_task
 from keras_nlp_app.training import tracking
+from keras_nlp_app.training.warm_start import start_from_run
 from keras_nlp_app.utils import atomic
 
 log = logging.getLogger("keras_nlp_app")
@@ -117,6 +118,7 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
         with _precision(cfg.train.mixed_precision), strategy.scope():
             model = task.build_model(cfg, preprocessor, space, training=True,
                                      batch_size=cfg.train.batch_size)
+            warm_start = start_from_run(cfg, preprocessor, model)
             vectors = _start_from_word_vectors(cfg, preprocessor, model)
             groups = task.layer_groups(model) if grouped else None
             if grouped and not groups:
@@ -187,6 +189,8 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
         result["train_examples"] = len(train_examples.texts)
     if vectors:
         result["word_vectors"] = vectors
+    if warm_start:
+        result["init_from"] = warm_start
     result.update(task.final_metrics(cfg, preprocessor, model, space, validation_examples, run_dir))
     result["parameters"] = int(model.count_params())
     # rows of a partly fixed word embedding are trainable weights that never change
