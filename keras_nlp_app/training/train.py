@@ -16,7 +16,7 @@ from keras_nlp_app import runs
 from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks import get_task
 from keras_nlp_app.training import tracking
-from keras_nlp_app.training.warm_start import start_from_run
+from keras_nlp_app.training.warm_start import start_from_run, word_vocabulary
 from keras_nlp_app.utils import atomic
 
 log = logging.getLogger("keras_nlp_app")
@@ -219,10 +219,8 @@ def _start_from_word_vectors(cfg, preprocessor, model):
                           "model.trainable_words: 0")
     from keras_nlp_app.data.word_vectors import initialize_embeddings
 
-    # word-and-character preprocessors (tagging, QA) keep their word vocabulary themselves
-    vocabulary = getattr(preprocessor, "word_vocabulary", None) or getattr(
-        getattr(preprocessor, "tokenizer", None), "vocabulary", None)
-    if not isinstance(vocabulary, list):
+    vocabulary = word_vocabulary(preprocessor)
+    if vocabulary is None:
         raise ConfigError(f"model.word_vectors needs a word vocabulary (tokenizer.kind: word); "
                           f"the {cfg.task} run's tokenizer has none")
     return initialize_embeddings(model, vocabulary, cfg.model.word_vectors,

@@ -17,8 +17,9 @@ from keras_nlp_app.errors import ConfigError
 SETTING = "model.init_from"
 
 
-def _vocabulary(preprocessor):
-    """The word list of a run's preprocessor, or None for tokenizers without one."""
+def word_vocabulary(preprocessor):
+    """The word list of a run's preprocessor (word-and-character preprocessors of tagging and QA
+    keep theirs themselves), or None for tokenizers without one."""
     vocabulary = getattr(preprocessor, "word_vocabulary", None) or getattr(
         getattr(preprocessor, "tokenizer", None), "vocabulary", None)
     return vocabulary if isinstance(vocabulary, list) else None
@@ -74,7 +75,7 @@ def start_from_run(cfg, preprocessor, model):
     from keras_nlp_app.data.word_vectors import set_word_rows, word_embeddings
 
     origin = runs.restore_run(source)
-    vocabulary, source_vocabulary = _vocabulary(preprocessor), _vocabulary(origin.preprocessor)
+    vocabulary, source_vocabulary = word_vocabulary(preprocessor), word_vocabulary(origin.preprocessor)
     report = {"run": os.path.abspath(source), "coverage": 0.0}
     source_tables = word_embeddings(origin.model, len(source_vocabulary or ()))
     if vocabulary and source_vocabulary and source_tables:
