@@ -16,10 +16,14 @@ def masked_mean(sequence, token_ids):
 
 
 def masked_max(sequence, token_ids):
-    """Max of `sequence[B, T, D]` over real tokens; zeros for a row with none."""
+    """Max of `sequence[B, T, D]` over real tokens; zeros for a row with none.
+
+    `where`, not `sequence * mask + lowest * (1 - mask)`: Keras' TensorFlow `add` takes a
+    `[1, T, 1]` term for a bias over the last axis when T equals D, and adds it transposed.
+    """
     mask = _padding_mask(token_ids, sequence.dtype)
     lowest = keras.ops.min(sequence) - 1.0
-    best = keras.ops.max(sequence * mask + lowest * (1.0 - mask), axis=1)
+    best = keras.ops.max(keras.ops.where(mask > 0, sequence, lowest), axis=1)
     return best * keras.ops.minimum(keras.ops.sum(mask, axis=1), 1.0)
 
 
