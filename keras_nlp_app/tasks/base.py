@@ -192,10 +192,12 @@ class Task:
 
     def layer_groups(self, model):
         """The model's trainable variables in groups from the bottom up (embeddings, each layer,
-        the head) for layer-wise learning rates and gradual unfreezing; None if it has none."""
+        the head) for layer-wise learning rates and gradual unfreezing: a keras-hub backbone's
+        transformer layers, else the recurrent layers; None if it has neither."""
         from keras_nlp_app.models.backbone_classifier import layer_groups
+        from keras_nlp_app.models.recurrent import recurrent_layer_groups
 
-        return layer_groups(model)
+        return layer_groups(model) or recurrent_layer_groups(model)
 
     def datasets_for(self, cfg, preprocessor, space, train, validation, global_batch):
         """(train tf.data, validation tf.data or None, batches in one pass over train)."""

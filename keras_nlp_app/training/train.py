@@ -80,9 +80,9 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
         raise ConfigError("train.layerwise_lr_decay must be in (0, 1] and train.gradual_unfreezing "
                           "at least 0")
     grouped = cfg.train.layerwise_lr_decay != 1 or cfg.train.gradual_unfreezing > 0
-    if grouped and not cfg.model.backbone:
-        raise ConfigError("train.layerwise_lr_decay and train.gradual_unfreezing act on the layers "
-                          "of a pretrained backbone; set model.backbone")
+    if grouped and not (cfg.model.backbone or cfg.model.init_from or cfg.model.word_vectors):
+        raise ConfigError("train.layerwise_lr_decay and train.gradual_unfreezing act on pretrained "
+                          "layers; set model.backbone, model.init_from or model.word_vectors")
     valid_monitors = task.monitorable(cfg.data, validation_examples is not None)
     if cfg.train.monitor not in valid_monitors:
         hint = ("" if validation_examples is not None or not cfg.train.monitor.startswith("val_") else
@@ -122,8 +122,8 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
             vectors = _start_from_word_vectors(cfg, preprocessor, model)
             groups = task.layer_groups(model) if grouped else None
             if grouped and not groups:
-                raise ConfigError(f"model {cfg.model.name} has no backbone layers to give "
-                                  f"layer-wise rates to")
+                raise ConfigError(f"model {cfg.model.name} has no backbone or recurrent layers "
+                                  f"to give layer-wise rates to")
             optimizer = make_optimizer(cfg.train, steps_per_epoch * cfg.train.epochs,
                                        steps_per_epoch, replicas=replicas, variable_groups=groups)
             model.compile(optimizer=optimizer,

@@ -97,3 +97,42 @@ def test_what_cannot_fit_is_refused_before_training(lm_run, easy_files, tmp_path
     with pytest.raises(error, match=match):
         train(cfg, str(tmp_path / "refused"))
     assert not os.path.exists(tmp_path / "refused")
+
+
+def test_gradual_unfreezing_keeps_the_lm_layers_still_until_their_epoch(lm_run, easy_files,
+                                                                         tmp_path):
+    """ULMFiT's controls on a model started from an LM: groups embedding → LSTM → head; with one
+    epoch per group, epoch 1 trains the head alone, epoch 2 the LSTM too, and the embedding
+    still holds the LM's rows after both."""
+    from keras_nlp_app.models.recurrent import recurrent_layer_groups
+    from keras_nlp_app.runs import restore_run
+    from keras_nlp_app.training.train import train
+
+    cfg = _classifier(easy_files, **{"model.init_from": lm_run, "train.epochs": 2,
+                                     "train.gradual_unfreezing": 1, "train.optimizer": "adam",
+                                     "train.layerwise_lr_decay": 0.5,
+                                     "model.params": "{embedding_dim: 16, lstm_units: 16, "
+                                                     "pooling: concat}"})
+    run = train(cfg, str(tmp_path / "run"))
+    restored, lm = restore_run(run), restore_run(lm_run)
+    model = restored.model
+    model.load_weights(os.path.join(run, "checkpoints", "last.weights.h5"))
+    assert [len(group) for group in recurrent_layer_groups(model)] == [1, 3, 2]
+    assert not all(np.array_equal(mine, theirs) for mine, theirs in zip(
+        model.get_layer("lstm").get_weights(), lm.model.get_layer("lstm_0").get_weights()))
+    lm_rows = {w: i for i, w in enumerate(lm.preprocessor.tokenizer.vocabulary)}
+    lm_table = lm.model.get_layer("embedding").embeddings.numpy()
+    table = model.get_layer("embedding").embeddings.numpy()
+    vocabulary = restored.preprocessor.tokenizer.vocabulary
+    shared = [i for i, w in enumerate(vocabulary) if i and w in lm_rows]
+    np.testing.assert_array_equal(table[shared],
+                                  lm_table[[lm_rows[vocabulary[i]] for i in shared]])
+
+
+def test_layer_wise_rates_need_something_pretrained(easy_files, tmp_path):
+    from keras_nlp_app.training.train import train
+
+    cfg = _classifier(easy_files, **{"train.layerwise_lr_decay": 0.5})
+    with pytest.raises(ConfigError, match="model.init_from or model.word_vectors"):
+        train(cfg, str(tmp_path / "refused"))
+    assert not os.path.exists(tmp_path / "refused")
