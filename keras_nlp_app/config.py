@@ -55,7 +55,7 @@ class TokenizerConfig:
     lowercase: bool = True  # Unicode case folding before splitting
     vocab_size: int = 20000  # largest vocabulary, special tokens included
     min_count: int = 1  # word tokenizer: drop words seen fewer times in training data
-    vector_words: int = 0  # with model.word_vectors: also add up to N words of the vectors file (most frequent first) that the learned word vocabulary lacks (word tokenizers, taggers, QA readers), so words unseen in training keep their pretrained vectors (on top of vocab_size)
+    vector_words: int = 0  # with model.word_vectors (or model.init_from): also add up to N words of the vectors file (or of the source run's vocabulary), most frequent first, that the learned word vocabulary lacks (word tokenizers, taggers, QA readers), so words unseen in training keep their pretrained vectors (on top of vocab_size)
     sequence_length: int = 128  # tokens kept per text (per n-gram order when ngrams > 1); LMs: window / BPTT length
     truncation: str = "head"  # head | tail | head+tail: which tokens of a longer text are kept
     ngrams: int = 1  # 2 or more adds word n-grams up to this order (fastText-style features)
@@ -144,6 +144,10 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     tune: dict[str, typing.Any] = field(default_factory=dict)  # knlp tune's search space: {dotted key: [choices] | {uniform|log_uniform|int|log_int: [low, high], step: s}}
 
+
+# a run folder's resolved config and its assets folder (the layout `runs` documents)
+RUN_CONFIG = "config.yaml"
+RUN_ASSETS = "assets"
 
 CHOICES = {
     "data.format": ("auto", "tsv", "csv", "jsonl", "txt", "parallel", "dialog", "conll"),

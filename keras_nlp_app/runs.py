@@ -21,8 +21,8 @@ from keras_nlp_app import config as config_lib
 from keras_nlp_app.errors import UserError
 from keras_nlp_app.tasks import get_task
 
-CONFIG = "config.yaml"
-ASSETS = "assets"
+CONFIG = config_lib.RUN_CONFIG
+ASSETS = config_lib.RUN_ASSETS
 CHECKPOINTS = "checkpoints"
 BACKUP = "backup"
 METRICS = "metrics.json"

@@ -46,21 +46,53 @@ def text_of(value):
 
 
 def with_vector_words(cfg, vocabulary, lowercase=None):
-    """The word list `vocabulary` followed by up to `tokenizer.vector_words` words of
-    `model.word_vectors`' file that it lacks (most frequent first), so that words unseen in
-    training keep their pretrained vectors instead of becoming [UNK]; `vocabulary` itself when
-    the setting is 0. `lowercase` (default `tokenizer.lowercase`): whether the words are
-    case-folded."""
+    """The word list `vocabulary` followed by up to `tokenizer.vector_words` words that it lacks
+    of `model.word_vectors`' file, or of the vocabulary of the run `model.init_from` starts from
+    (most frequent first), so that words unseen in training keep what pretraining learned of them
+    instead of becoming [UNK]; `vocabulary` itself when the setting is 0. `lowercase` (default
+    `tokenizer.lowercase`): whether the words are case-folded."""
     tok = cfg.tokenizer
     if not tok.vector_words:
         return vocabulary
-    if not cfg.model.word_vectors:
-        raise ConfigError("tokenizer.vector_words adds words of model.word_vectors' file; "
-                          "set model.word_vectors or tokenizer.vector_words: 0")
-    from keras_nlp_app.data.word_vectors import words_to_add
+    lowercase = tok.lowercase if lowercase is None else lowercase
+    if cfg.model.word_vectors:
+        from keras_nlp_app.data.word_vectors import words_to_add
 
-    return list(vocabulary) + words_to_add(cfg.model.word_vectors, vocabulary, tok.vector_words,
-                                           tok.lowercase if lowercase is None else lowercase)
+        return list(vocabulary) + words_to_add(cfg.model.word_vectors, vocabulary,
+                                               tok.vector_words, lowercase)
+    if cfg.model.init_from:
+        known, added = set(vocabulary), []
+        for word in source_run_words(cfg.model.init_from)[1:]:  # index 0 pads
+            if len(added) >= tok.vector_words:
+                break
+            if word not in known and not (lowercase and word != word.casefold()):
+                known.add(word)
+                added.append(word)
+        return list(vocabulary) + added
+    raise ConfigError("tokenizer.vector_words adds the words of model.word_vectors' file or of "
+                      "model.init_from's run; set one of them or tokenizer.vector_words: 0")
+
+
+def source_run_words(run_dir):
+    """The word vocabulary (most frequent first) of the trained run folder `run_dir`, read from
+    its assets without TensorFlow.
+
+    Raises:
+        UserError for a folder that is not a run; ConfigError for a run without a word vocabulary.
+    """
+    from keras_nlp_app import config as config_lib
+    from keras_nlp_app.tasks import get_task
+
+    saved = os.path.join(run_dir, config_lib.RUN_CONFIG)
+    if not os.path.isfile(saved):
+        raise UserError(f"{run_dir}: not a run folder (no {config_lib.RUN_CONFIG})")
+    source_task = config_lib.load_config([saved]).task
+    tokenizer = get_task(source_task).load_tokenizer(os.path.join(run_dir, config_lib.RUN_ASSETS))
+    words = getattr(tokenizer, "vocabulary", None) or getattr(tokenizer, "word_vocabulary", None)
+    if not isinstance(words, list):
+        raise ConfigError(f"tokenizer.vector_words: {run_dir} ({source_task}) has no word "
+                          f"vocabulary to add words from")
+    return words
 
 
 class Task:

@@ -136,3 +136,34 @@ def test_layer_wise_rates_need_something_pretrained(easy_files, tmp_path):
     with pytest.raises(ConfigError, match="model.init_from or model.word_vectors"):
         train(cfg, str(tmp_path / "refused"))
     assert not os.path.exists(tmp_path / "refused")
+
+
+def test_vector_words_adds_the_source_runs_words_with_their_rows(lm_run, easy_files, tmp_path):
+    """`tokenizer.vector_words` with `model.init_from`: words the labelled data leaves out of the
+    learned vocabulary (here all but 6) join it from the LM's vocabulary, with the LM's rows."""
+    from keras_nlp_app.runs import restore_run
+    from keras_nlp_app.tasks import get_task
+    from keras_nlp_app.training.warm_start import start_from_run
+
+    cfg = _classifier(easy_files, **{"model.init_from": lm_run, "tokenizer.vocab_size": 6,
+                                     "tokenizer.vector_words": 1000})
+    task = get_task("classification")
+    train_examples, _ = task.load_splits(cfg.data, cfg.train.seed)
+    tokenizer, space = task.prepare_assets(cfg, train_examples, str(tmp_path))
+    lm = restore_run(lm_run)
+    lm_words = lm.preprocessor.tokenizer.vocabulary
+    vocabulary = tokenizer.vocabulary
+    plain = _classifier(easy_files, **{"model.init_from": lm_run, "tokenizer.vocab_size": 6})
+    learned = task.prepare_assets(plain, train_examples, str(tmp_path / "plain"))[0].vocabulary
+    assert len(learned) == 6 and vocabulary[:6] == learned
+    assert set(lm_words[1:]) <= set(vocabulary)  # every LM word, none twice
+    assert len(vocabulary) == len(set(vocabulary))
+    preprocessor = task.build_preprocessor(cfg, tokenizer)
+    model = task.build_model(cfg, preprocessor, space, training=True)
+    report = start_from_run(cfg, preprocessor, model)
+    added = vocabulary[6:]
+    lm_table = lm.model.get_layer("embedding").embeddings.numpy()
+    table = model.get_layer("embedding").embeddings.numpy()
+    for word in added:
+        np.testing.assert_array_equal(table[vocabulary.index(word)], lm_table[lm_words.index(word)])
+    assert report["coverage"] > 0.9
