@@ -45,6 +45,7 @@ class DataConfig:
     tag_column: int = -1  # tagging, CoNLL files: the column holding the tag (-1: the last)
     condition_field: str | None = None  # lm: a column or JSON field (e.g. label) whose value conditions each text: a control token __VALUE__ starts it (controlled generation: knlp generate --condition VALUE)
     condition_names: dict[str, typing.Any] = field(default_factory=dict)  # lm with condition_field: names for the field's values, e.g. {"0": negative, "1": positive}
+    mirror_pairs: bool = False  # relation training: also train on every pair with head and tail exchanged, a directed label's direction flipped (R(e1,e2) <-> R(e2,e1)) and any other label kept as undirected (SemEval's Other); validation is not mirrored
     answer_occurrences: str = "given"  # qa training: given (the answer at its answer_start) | all (every occurrence of the answer text in the context is a valid span)
 
 

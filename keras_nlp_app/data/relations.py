@@ -73,6 +73,29 @@ def parse_marked(marked):
     return text, spans["e1"], spans["e2"]
 
 
+def mirrored_label(label):
+    """`R(e2,e1)` for `R(e1,e2)` and back; any other label (SemEval's `Other`) as it is."""
+    for one, other in (("(e1,e2)", "(e2,e1)"), ("(e2,e1)", "(e1,e2)")):
+        if label.endswith(one):
+            return label[:-len(one)] + other
+    return label
+
+
+def with_mirrored_pairs(examples):
+    """`examples` followed by each of them with head and tail exchanged and its label mirrored
+    (Xu et al. 2016's augmentation by relation direction): the same sentence read the other way
+    round is a second, correct example of the mirrored relation."""
+    mirrored = [mark(text, (ts, te), (hs, he)) for text, hs, he, ts, te in examples.sources]
+    return dataclasses.replace(
+        examples, texts=examples.texts + mirrored,
+        labels=examples.labels + [mirrored_label(label) for label in examples.labels],
+        lines=examples.lines + examples.lines,
+        sources=examples.sources + [(text, ts, te, hs, he)
+                                    for text, hs, he, ts, te in examples.sources],
+        groups=None if examples.groups is None else examples.groups + examples.groups,
+        report=dataclasses.replace(examples.report, examples=2 * len(examples.texts)))
+
+
 def _add(out, line, text, head, tail, label):
     out.add(line, mark(text, head, tail), label)
     out.sources.append((text, head[0], head[1], tail[0], tail[1]))

@@ -18,8 +18,10 @@ from keras_nlp_app.data.relations import (
     HEAD_START,
     MARKERS,
     TAIL_START,
+    mirrored_label,
     parse_marked,
     read_relations,
+    with_mirrored_pairs,
 )
 from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks.base import register, text_of
@@ -45,12 +47,7 @@ def both_directions(space):
     """The label space with the mirror of every directed label (`R(e1,e2)` ↔ `R(e2,e1)`): a
     relation seen in one direction may hold in the other (SemEval's rarest label has one
     training example)."""
-    labels = set(space.labels)
-    for label in space.labels:
-        for one, other in (("(e1,e2)", "(e2,e1)"), ("(e2,e1)", "(e1,e2)")):
-            if label.endswith(one):
-                labels.add(label[:-len(one)] + other)
-    return LabelSpace(sorted(labels))
+    return LabelSpace(sorted(set(space.labels) | {mirrored_label(label) for label in space.labels}))
 
 
 def marker_pieces(tokenizer):
@@ -81,6 +78,14 @@ class RelationTask(ClassificationTask):
 
     def read_file(self, path, data_cfg, fmt=None):
         return read_relations(path, on_bad_line=data_cfg.on_bad_line)
+
+    def load_splits(self, data_cfg, seed):
+        """The classifier's splits; with `data.mirror_pairs`, training also reads every pair the
+        other way round (after the holdout, so no validation pair leaks into training)."""
+        train, validation = super().load_splits(data_cfg, seed)
+        if data_cfg.mirror_pairs:
+            train = with_mirrored_pairs(train)
+        return train, validation
 
     def check_config(self, cfg):
         from keras_nlp_app.tasks.classification import BACKBONE_MODEL

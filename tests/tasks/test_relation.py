@@ -26,6 +26,42 @@ def test_semeval_file_gives_texts_spans_and_marked_texts(tmp_path):
                                          "by", "__e2s__", "smoke", "__e2e__", "."]
 
 
+def test_mirrored_pairs_exchange_head_and_tail_and_flip_only_directed_labels(tmp_path):
+    from keras_nlp_app.data.relations import with_mirrored_pairs
+
+    path = tmp_path / "train.txt"
+    path.write_bytes((SEMEVAL + '3\t"The <e1>cat</e1> saw a <e2>dog</e2>."\nOther\nComment:\n\n')
+                     .encode())
+    examples = read_relations(str(path))
+    both = with_mirrored_pairs(examples)
+    assert both.labels == examples.labels + ["Cause-Effect(e1,e2)", "Content-Container(e2,e1)",
+                                             "Other"]
+    assert both.texts[:3] == examples.texts and both.lines == examples.lines * 2
+    assert both.report.examples == 6
+    text, hs, he, ts, te = both.sources[3]
+    assert (text[hs:he], text[ts:te]) == ("smoke", "fire")
+    assert both.texts[3] == mark(text, (hs, he), (ts, te))
+    assert both.texts[3].split()[1:4] == ["__e2s__", "fire", "__e2e__"]  # the tail comes first
+
+
+def test_mirroring_applies_to_training_after_the_holdout(tmp_path):
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.tasks import get_task
+    from tests.conftest import relation_examples, write_jsonl
+
+    train_file = write_jsonl(tmp_path / "train.jsonl", relation_examples(100, 1))
+    overrides = ["data.dataset=null", f"data.train_file={train_file}"]
+    task = get_task("relation")
+    plain = load_config(["configs/semeval2010.yaml"], overrides)
+    mirrored = load_config(["configs/semeval2010.yaml"], overrides + ["data.mirror_pairs=true"])
+    train, validation = task.load_splits(plain.data, plain.train.seed)
+    train_m, validation_m = task.load_splits(mirrored.data, mirrored.train.seed)
+    assert validation_m.texts == validation.texts and len(validation.texts) == 10
+    assert train_m.texts[:90] == train.texts and len(train_m.texts) == 180
+    assert train_m.sources[90:] == [(text, ts, te, hs, he)
+                                    for text, hs, he, ts, te in train.sources]
+
+
 @pytest.mark.parametrize("sentence, message", [
     ("The fire was caused by <e2>smoke</e2>.", "exactly one <e1>"),
     ("<e1>A <e2>b</e2> c</e1>", "nested"),
