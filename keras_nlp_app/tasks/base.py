@@ -75,7 +75,7 @@ def with_vector_words(cfg, vocabulary, lowercase=None):
 
 def source_run_words(run_dir):
     """The word vocabulary (most frequent first) of the trained run folder `run_dir`, read from
-    its assets without TensorFlow.
+    its assets.
 
     Raises:
         UserError for a folder that is not a run; ConfigError for a run without a word vocabulary.
