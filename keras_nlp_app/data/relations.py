@@ -22,6 +22,7 @@ _SEMEVAL_LINE = re.compile(r'^\s*(\d+)\t"(.*)"\s*$')
 @dataclasses.dataclass
 class RelationExamples(Examples):
     sources: list = None  # (text, head_start, head_end, tail_start, tail_end) per example
+    read: int | None = None  # with mirrored pairs after them: how many examples were read
 
 
 def mark(text, head, tail):
@@ -93,7 +94,14 @@ def with_mirrored_pairs(examples):
         sources=examples.sources + [(text, ts, te, hs, he)
                                     for text, hs, he, ts, te in examples.sources],
         groups=None if examples.groups is None else examples.groups + examples.groups,
-        report=dataclasses.replace(examples.report, examples=2 * len(examples.texts)))
+        report=dataclasses.replace(examples.report, examples=2 * len(examples.texts)),
+        read=len(examples.texts))
+
+
+def read_texts(examples):
+    """The marked texts as read, without their mirrored copies: what a vocabulary is learned
+    from, so that mirroring does not double every word's count (`tokenizer.min_count`)."""
+    return examples.texts[:examples.read]
 
 
 def _add(out, line, text, head, tail, label):

@@ -21,6 +21,7 @@ from keras_nlp_app.data.relations import (
     mirrored_label,
     parse_marked,
     read_relations,
+    read_texts,
     with_mirrored_pairs,
 )
 from keras_nlp_app.errors import ConfigError, UserError
@@ -115,7 +116,7 @@ class RelationTask(ClassificationTask):
             tokenizer = presets.PresetTokenizer.from_preset(cfg.model.backbone)
             tokenizer.save(assets_dir)
         else:
-            tokenizer = self.learned_tokenizer(cfg, train.texts, reserved=MARKERS)
+            tokenizer = self.learned_tokenizer(cfg, read_texts(train), reserved=MARKERS)
             tokenizers.save_tokenizer(tokenizer, assets_dir)
         space = both_directions(label_space(train))
         space.save(assets_dir)

@@ -62,6 +62,24 @@ def test_mirroring_applies_to_training_after_the_holdout(tmp_path):
                                     for text, hs, he, ts, te in train.sources]
 
 
+def test_mirrored_copies_do_not_count_towards_the_vocabulary(tmp_path):
+    """Every word of the file occurs once: with `tokenizer.min_count: 2` none may enter the
+    vocabulary, mirrored or not."""
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.tasks import get_task
+
+    path = tmp_path / "train.txt"
+    path.write_bytes(SEMEVAL.encode())
+    task = get_task("relation")
+    cfg = load_config(["configs/semeval2010.yaml"], [
+        "data.dataset=null", f"data.train_file={path}", "data.holdout_fraction=0",
+        "data.mirror_pairs=true", "tokenizer.min_count=2"])
+    train, _ = task.load_splits(cfg.data, cfg.train.seed)
+    assert len(train.texts) == 4 and train.read == 2
+    words = task.prepare_assets(cfg, train, str(tmp_path / "assets"))[0].vocabulary
+    assert not {"fire", "smoke", "cup", "box"} & set(words)
+
+
 @pytest.mark.parametrize("sentence, message", [
     ("The fire was caused by <e2>smoke</e2>.", "exactly one <e1>"),
     ("<e1>A <e2>b</e2> c</e1>", "nested"),
