@@ -58,6 +58,7 @@ class TokenizerConfig:
     min_count: int = 1  # word tokenizer: drop words seen fewer times in training data
     vector_words: int = 0  # with model.word_vectors (or model.init_from): also add up to N words of the vectors file (or of the source run's vocabulary), most frequent first, that the learned word vocabulary lacks (word tokenizers, taggers, QA readers), so words unseen in training keep their pretrained vectors (on top of vocab_size)
     sequence_length: int = 128  # tokens kept per text (per n-gram order when ngrams > 1); LMs: window / BPTT length
+    start_token: str | None = None  # classifiers: a token every text starts with, reserved in the vocabulary, e.g. <eos> for a classifier started from a word LM (model.init_from), which read every line after one; null for none
     truncation: str = "head"  # head | tail | head+tail: which tokens of a longer text are kept
     ngrams: int = 1  # 2 or more adds word n-grams up to this order (fastText-style features)
     ngram_buckets: int = 0  # hash buckets shared by all n-grams; 0 with ngrams > 1: exact n-grams, the training data's in the vocabulary (as scikit-learn's CountVectorizer)

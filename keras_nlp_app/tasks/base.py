@@ -174,6 +174,9 @@ class Task:
                 raise ConfigError(f"tokenizer.vocabulary: {tok.vocabulary} holds a {tokenizer.kind} "
                                   f"tokenizer but tokenizer.kind is {tok.kind}; set one to match")
             return tokenizer
+        reserved = tuple(options.get("reserved", ()))
+        if tok.start_token and tok.start_token not in reserved:  # a special token of its own
+            options["reserved"] = (*reserved, tok.start_token)
         tokenizer = tokenizers.learn_tokenizer(
             texts, kind=tok.kind, vocab_size=tok.vocab_size, min_count=tok.min_count,
             lowercase=tok.lowercase, model_type=tok.model_type, **options)

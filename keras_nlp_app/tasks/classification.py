@@ -170,6 +170,9 @@ class ClassificationTask(Task):
         from keras_nlp_app.text.presets import check_backbone_config
 
         if check_backbone_config(cfg, BACKBONE_MODEL):
+            if cfg.tokenizer.start_token:
+                raise ConfigError("tokenizer.start_token is for the package's own tokenizers; a "
+                                  "backbone's preprocessor adds its own start token")
             return
         if cfg.tokenizer.kind in ("char", "byte"):
             raise ConfigError(f"tokenizer.kind {cfg.tokenizer.kind} is for language models; "
@@ -249,9 +252,17 @@ class ClassificationTask(Task):
                 return PresetPreprocessor(tokenizer, tok.sequence_length, tok.truncation)
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+        start_id = None
+        if tok.start_token:
+            vocabulary = getattr(tokenizer, "vocabulary", None) or []
+            if tok.start_token not in vocabulary:
+                raise ConfigError(f"tokenizer.start_token {tok.start_token!r} is not in the "
+                                  f"vocabulary (a tokenizer.vocabulary folder must hold it)")
+            start_id = vocabulary.index(tok.start_token)
         try:
             return ClassifierPreprocessor(tokenizer, tok.sequence_length, truncation=tok.truncation,
-                                          ngrams=tok.ngrams, ngram_buckets=tok.ngram_buckets)
+                                          ngrams=tok.ngrams, ngram_buckets=tok.ngram_buckets,
+                                          start_id=start_id)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 

@@ -52,13 +52,15 @@ class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
         ngram_buckets: hash buckets for the n-grams, whose ids start at the vocabulary size; 0
             looks them up in the tokenizer's vocabulary instead (exact n-grams learned with it,
             unknown ones get the unknown id).
+        start_id: an id every text starts with (`tokenizer.start_token`; within
+            `sequence_length`), or None.
 
     Call with a batch `[B]` of strings to get padded int32 ids `[B, T]`, `T >= 1`; `ragged_ids`
     gives the unpadded rows that tf.data buckets by length.
     """
 
     def __init__(self, tokenizer, sequence_length=128, truncation="head", ngrams=1,
-                 ngram_buckets=0, **kwargs):
+                 ngram_buckets=0, start_id=None, **kwargs):
         super().__init__(**kwargs)
         if truncation not in TRUNCATIONS:
             raise ValueError(f"unknown truncation {truncation!r}; choose one of {', '.join(TRUNCATIONS)}")
@@ -70,6 +72,7 @@ class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
         self.truncation = truncation
         self.ngrams = int(ngrams)
         self.ngram_buckets = int(ngram_buckets) if ngrams > 1 else 0
+        self.start_id = None if start_id is None else int(start_id)
 
     @property
     def input_vocabulary_size(self):
@@ -77,7 +80,12 @@ class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
         return self.tokenizer.vocabulary_size + self.ngram_buckets
 
     def ragged_ids(self, strings):
-        ids = truncate(self.tokenizer(strings), self.sequence_length, self.truncation)
+        if self.start_id is None:
+            ids = truncate(self.tokenizer(strings), self.sequence_length, self.truncation)
+        else:
+            ids = truncate(self.tokenizer(strings), self.sequence_length - 1, self.truncation)
+            start = tf.fill([ids.nrows(), 1], tf.cast(self.start_id, ids.dtype))
+            ids = tf.concat([tf.RaggedTensor.from_tensor(start), ids], axis=1)
         if self.ngrams < 2:
             return ids
         tokens = self.tokenizer.tokenize(strings)
@@ -97,7 +105,8 @@ class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
         return {"kind": self.tokenizer.kind, "lowercase": self.tokenizer.lowercase,
                 "vocabulary_size": self.tokenizer.vocabulary_size,
                 "sequence_length": self.sequence_length, "truncation": self.truncation,
-                "ngrams": self.ngrams, "ngram_buckets": self.ngram_buckets}
+                "ngrams": self.ngrams, "ngram_buckets": self.ngram_buckets,
+                "start_id": self.start_id}
 
     def call(self, strings):
         ids = self.ragged_ids(strings).to_tensor(0)
@@ -108,7 +117,7 @@ class ClassifierPreprocessor(_SavesTokenizer, keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "sequence_length": self.sequence_length,
                 "truncation": self.truncation, "ngrams": self.ngrams,
-                "ngram_buckets": self.ngram_buckets}
+                "ngram_buckets": self.ngram_buckets, "start_id": self.start_id}
 
 
 @keras.saving.register_keras_serializable(package="keras_nlp_app")

@@ -46,3 +46,12 @@ def _saved(tokenizer):
     folder = tempfile.mkdtemp()
     tokenizers.save_tokenizer(tokenizer, folder)
     return folder
+
+
+def test_a_start_id_begins_every_row_inside_the_length():
+    tokenizer = tokenizers.learn_tokenizer(["a b c d"], kind="word", reserved=("<eos>",))
+    start = tokenizer.vocabulary.index("<eos>")
+    preprocessor = ClassifierPreprocessor(tokenizer, sequence_length=3, start_id=start)
+    rows = preprocessor.ragged_ids(tf.constant(["a b c d", ""])).to_list()
+    assert rows == [[start, *tokenizer(tf.constant(["a b"])).to_list()[0]], [start]]
+    assert preprocessor.get_config()["start_id"] == start

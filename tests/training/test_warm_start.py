@@ -167,3 +167,40 @@ def test_vector_words_adds_the_source_runs_words_with_their_rows(lm_run, easy_fi
     for word in added:
         np.testing.assert_array_equal(table[vocabulary.index(word)], lm_table[lm_words.index(word)])
     assert report["coverage"] > 0.9
+
+
+def test_a_start_token_leads_every_text_through_training_and_export(lm_run, easy_files, tmp_path):
+    """`tokenizer.start_token: <eos>`: the classifier reads every text after the LM's line
+    separator, as the LM did; the token is reserved (id 2) and the export agrees."""
+    from keras_nlp_app.export.saved_model import export_run
+    from keras_nlp_app.runs import restore_run
+    from keras_nlp_app.training.train import train
+
+    run = train(_classifier(easy_files, **{"model.init_from": lm_run,
+                                           "tokenizer.start_token": "<eos>"}),
+                str(tmp_path / "run"))
+    restored = restore_run(run)
+    vocabulary = restored.preprocessor.tokenizer.vocabulary
+    start = vocabulary.index("<eos>")
+    assert start == 2  # reserved after [PAD] and [UNK]
+    ids = restored.preprocessor(np.array(["a great film"])).numpy()[0]
+    assert ids[0] == start and ids[1] != start
+    with open(os.path.join(run, "metrics.json")) as f:
+        assert json.load(f)["init_from"]["coverage"] > 0.5
+    export_run(run, str(tmp_path / "export"))  # checks the SavedModel against the run
+
+
+@pytest.mark.parametrize("extra, match", [
+    ({"tokenizer.start_token": "<bos>", "tokenizer.vocabulary": "VOCAB"}, "not in the vocabulary"),
+])
+def test_a_start_token_missing_from_a_given_vocabulary_is_refused(easy_files, tmp_path, extra,
+                                                                  match):
+    from keras_nlp_app.text import tokenizers
+    from keras_nlp_app.training.train import train
+
+    folder = tmp_path / "vocab"
+    tokenizers.save_tokenizer(tokenizers.learn_tokenizer(["a great film"], kind="word"), str(folder))
+    extra = {k: (str(folder) if v == "VOCAB" else v) for k, v in extra.items()}
+    with pytest.raises(ConfigError, match=match):
+        train(_classifier(easy_files, **extra), str(tmp_path / "refused"))
+    assert not os.path.exists(tmp_path / "refused")
