@@ -170,9 +170,6 @@ class ClassificationTask(Task):
         from keras_nlp_app.text.presets import check_backbone_config
 
         if check_backbone_config(cfg, BACKBONE_MODEL):
-            if cfg.tokenizer.start_token:
-                raise ConfigError("tokenizer.start_token is for the package's own tokenizers; a "
-                                  "backbone's preprocessor adds its own start token")
             return
         if cfg.tokenizer.kind in ("char", "byte"):
             raise ConfigError(f"tokenizer.kind {cfg.tokenizer.kind} is for language models; "

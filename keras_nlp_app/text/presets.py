@@ -76,6 +76,10 @@ def check_backbone_config(cfg, backbone_model):
         raise ConfigError("tokenizer.vector_words widens a word vocabulary learned from the "
                           "training data; with model.backbone the preset's tokenizer is used, so "
                           "set tokenizer.vector_words: 0")
+    if cfg.tokenizer.start_token:
+        raise ConfigError("tokenizer.start_token starts a learned word vocabulary's texts; with "
+                          "model.backbone the preset's preprocessor adds its own start token, so "
+                          "set tokenizer.start_token: null")
     check_loadable(model_cfg.backbone)
     return True
 

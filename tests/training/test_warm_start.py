@@ -192,9 +192,10 @@ def test_a_start_token_leads_every_text_through_training_and_export(lm_run, easy
 
 @pytest.mark.parametrize("extra, match", [
     ({"tokenizer.start_token": "<bos>", "tokenizer.vocabulary": "VOCAB"}, "not in the vocabulary"),
+    ({"tokenizer.start_token": "<eos>", "model.name": "backbone_classifier",
+      "model.backbone": "VOCAB"}, "preset's preprocessor adds its own"),
 ])
-def test_a_start_token_missing_from_a_given_vocabulary_is_refused(easy_files, tmp_path, extra,
-                                                                  match):
+def test_a_start_token_that_cannot_apply_is_refused(easy_files, tmp_path, extra, match):
     from keras_nlp_app.text import tokenizers
     from keras_nlp_app.training.train import train
 
