@@ -70,7 +70,8 @@ def with_vector_words(cfg, vocabulary, lowercase=None):
                 added.append(word)
         return list(vocabulary) + added
     raise ConfigError("tokenizer.vector_words adds the words of model.word_vectors' file or of "
-                      "model.init_from's run; set one of them or tokenizer.vector_words: 0")
+                      "model.init_from's run; set model.word_vectors or model.init_from, or "
+                      "tokenizer.vector_words: 0")
 
 
 def source_run_words(run_dir):
