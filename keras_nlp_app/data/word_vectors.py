@@ -140,26 +140,35 @@ def read_word_vectors(path, vocabulary):
     return np.asarray(found, np.int64), np.asarray(rows, np.float32).reshape(-1, dim)
 
 
-def words_to_add(path, vocabulary, limit, lowercase=True):
-    """The first `limit` words of the vectors file `path` (word2vec and GloVe files list the most
-    frequent first) that `vocabulary` lacks and a tokenizer could produce (case-folded ones only
-    when it folds case): words unseen in training that keep their pretrained vector.
-
-    Raises:
-        UserError for a missing file; DataError naming the line for one that is not UTF-8.
-    """
+def missing_words(candidates, vocabulary, limit, lowercase=True):
+    """The first `limit` of `candidates` (most frequent first) that `vocabulary` lacks and a
+    tokenizer could produce (case-folded ones only when it folds case), each once: words unseen
+    in training that keep what pretraining learned of them."""
     known, added = set(vocabulary), []
-    for number, line in _lines(path):
+    for word in candidates:
         if len(added) >= limit:
             break
-        word, _, numbers = line.partition(" ")
-        if number == 1 and word.isdigit() and numbers.strip().isdigit():
-            continue  # word2vec's header
         if not word or word in known or (lowercase and word != word.casefold()):
             continue
         known.add(word)
         added.append(word)
     return added
+
+
+def words_to_add(path, vocabulary, limit, lowercase=True):
+    """`missing_words` of the vectors file `path` (word2vec and GloVe files list the most
+    frequent first).
+
+    Raises:
+        UserError for a missing file; DataError naming the line for one that is not UTF-8.
+    """
+    def words():
+        for number, line in _lines(path):
+            word, _, numbers = line.partition(" ")
+            if not (number == 1 and word.isdigit() and numbers.strip().isdigit()):  # word2vec's header
+                yield word
+
+    return missing_words(words(), vocabulary, limit, lowercase)
 
 
 class KeepRows:

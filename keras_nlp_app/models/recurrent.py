@@ -122,23 +122,29 @@ class FusedBidirectionalLSTM(keras.layers.Layer):
         return {**super().get_config(), "units": self.units}
 
 
-def recurrent_layer_groups(model):
-    """A recurrent model's trainable variables in groups from the bottom up, as ULMFiT's
-    discriminative rates and gradual unfreezing need them: the embeddings, each recurrent layer
-    (a bidirectional pair is one), then everything else (the head); None without a recurrent
-    layer."""
+def outer_recurrent_layers(model):
+    """`model`'s recurrent layers in the order they were built, each bidirectional pair as its
+    wrapper (the LSTM or GRU layers inside a `Bidirectional` are not listed apart)."""
     recurrent_types = (keras.layers.LSTM, keras.layers.GRU, keras.layers.Bidirectional,
                        FusedBidirectionalLSTM)
     layers = list(model._flatten_layers(include_self=False))
     inside = {id(inner) for outer in layers if isinstance(outer, recurrent_types)
               for inner in outer._flatten_layers(include_self=False)}
-    recurrent = [layer for layer in layers
-                 if isinstance(layer, recurrent_types) and id(layer) not in inside]
+    return [layer for layer in layers
+            if isinstance(layer, recurrent_types) and id(layer) not in inside]
+
+
+def recurrent_layer_groups(model):
+    """A recurrent model's trainable variables in groups from the bottom up, as ULMFiT's
+    discriminative rates and gradual unfreezing need them: the embeddings, each recurrent layer
+    (a bidirectional pair is one), then everything else (the head); None without a recurrent
+    layer."""
+    recurrent = outer_recurrent_layers(model)
     if not recurrent:
         return None
     blocks = [list(layer.trainable_variables) for layer in recurrent]
-    embeddings = [v for layer in layers if isinstance(layer, keras.layers.Embedding)
-                  for v in layer.trainable_variables]
+    embeddings = [v for layer in model._flatten_layers(include_self=False)
+                  if isinstance(layer, keras.layers.Embedding) for v in layer.trainable_variables]
     grouped = {id(v) for v in embeddings} | {id(v) for block in blocks for v in block}
     head = [v for v in model.trainable_variables if id(v) not in grouped]
     return [group for group in [embeddings, *blocks, head] if group]

@@ -54,24 +54,30 @@ def with_vector_words(cfg, vocabulary, lowercase=None):
     tok = cfg.tokenizer
     if not tok.vector_words:
         return vocabulary
+    from keras_nlp_app.data.word_vectors import missing_words, words_to_add
+
     lowercase = tok.lowercase if lowercase is None else lowercase
     if cfg.model.word_vectors:
-        from keras_nlp_app.data.word_vectors import words_to_add
-
         return list(vocabulary) + words_to_add(cfg.model.word_vectors, vocabulary,
                                                tok.vector_words, lowercase)
     if cfg.model.init_from:
-        known, added = set(vocabulary), []
-        for word in source_run_words(cfg.model.init_from)[1:]:  # index 0 pads
-            if len(added) >= tok.vector_words:
-                break
-            if word not in known and not (lowercase and word != word.casefold()):
-                known.add(word)
-                added.append(word)
-        return list(vocabulary) + added
+        source = source_run_words(cfg.model.init_from)[1:]  # index 0 pads
+        return list(vocabulary) + missing_words(source, vocabulary, tok.vector_words, lowercase)
     raise ConfigError("tokenizer.vector_words adds the words of model.word_vectors' file or of "
                       "model.init_from's run; set model.word_vectors or model.init_from, or "
                       "tokenizer.vector_words: 0")
+
+
+def word_vocabulary(owner):
+    """The word list of a preprocessor, or of what a task's `load_tokenizer` returns: its own
+    `word_vocabulary` (the word-and-character inputs of tagging and QA), else its tokenizer's or
+    its own `vocabulary`; None for tokenizers without one (bytes, characters, presets)."""
+    for found in (getattr(owner, "word_vocabulary", None),
+                  getattr(getattr(owner, "tokenizer", None), "vocabulary", None),
+                  getattr(owner, "vocabulary", None)):
+        if isinstance(found, list):
+            return found
+    return None
 
 
 def source_run_words(run_dir):
@@ -89,8 +95,8 @@ def source_run_words(run_dir):
         raise UserError(f"{run_dir}: not a run folder (no {config_lib.RUN_CONFIG})")
     source_task = config_lib.load_config([saved]).task
     tokenizer = get_task(source_task).load_tokenizer(os.path.join(run_dir, config_lib.RUN_ASSETS))
-    words = getattr(tokenizer, "vocabulary", None) or getattr(tokenizer, "word_vocabulary", None)
-    if not isinstance(words, list):
+    words = word_vocabulary(tokenizer)
+    if words is None:
         raise ConfigError(f"tokenizer.vector_words: {run_dir} ({source_task}) has no word "
                           f"vocabulary to add words from")
     return words

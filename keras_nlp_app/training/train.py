@@ -15,8 +15,9 @@ import numpy as np
 from keras_nlp_app import runs
 from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks import get_task
+from keras_nlp_app.tasks.base import word_vocabulary
 from keras_nlp_app.training import tracking
-from keras_nlp_app.training.warm_start import start_from_run, word_vocabulary
+from keras_nlp_app.training.warm_start import start_from_run
 from keras_nlp_app.utils import atomic
 
 log = logging.getLogger("keras_nlp_app")

@@ -13,16 +13,9 @@ import numpy as np
 
 from keras_nlp_app import runs
 from keras_nlp_app.errors import ConfigError
+from keras_nlp_app.tasks.base import word_vocabulary
 
 SETTING = "model.init_from"
-
-
-def word_vocabulary(preprocessor):
-    """The word list of a run's preprocessor (word-and-character preprocessors of tagging and QA
-    keep theirs themselves), or None for tokenizers without one."""
-    vocabulary = getattr(preprocessor, "word_vocabulary", None) or getattr(
-        getattr(preprocessor, "tokenizer", None), "vocabulary", None)
-    return vocabulary if isinstance(vocabulary, list) else None
 
 
 def recurrent_layers(model):
@@ -30,11 +23,10 @@ def recurrent_layers(model):
     (a bidirectional wrapper's layers excluded: a left-to-right LM has no right-to-left weights)."""
     import keras
 
-    inside = {id(layer) for outer in model._flatten_layers()
-              if isinstance(outer, keras.layers.Bidirectional)
-              for layer in (outer.forward_layer, outer.backward_layer)}
-    return [layer for layer in model._flatten_layers()
-            if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)) and id(layer) not in inside]
+    from keras_nlp_app.models.recurrent import outer_recurrent_layers
+
+    return [layer for layer in outer_recurrent_layers(model)
+            if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU))]
 
 
 def _copy_recurrent(source_model, model, source):
