@@ -56,13 +56,16 @@ MODELS = {
 
 
 def build_model(name, **kwargs):
-    """Calls the factory `name`, rejecting unknown names and unknown keyword arguments."""
+    """Calls the factory `name`, rejecting unknown names and unknown keyword arguments (a
+    factory that passes extra ones on to others, the ensemble, leaves them to those)."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}",
                           key="model.name")
     factory = MODELS[name]
-    valid = [p for p in inspect.signature(factory).parameters]
-    unknown = [k for k in kwargs if k not in valid]
+    parameters = inspect.signature(factory).parameters.values()
+    valid = [p.name for p in parameters if p.kind is not p.VAR_KEYWORD]
+    passes_on = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    unknown = [] if passes_on else [k for k in kwargs if k not in valid]
     if unknown:
         raise ConfigError(f"model {name} has no parameter {unknown[0]!r}; valid: "
                           f"{', '.join(valid)}", key=f"model.params.{unknown[0]}")

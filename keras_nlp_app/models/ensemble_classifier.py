@@ -7,7 +7,7 @@ from keras_nlp_app.errors import ConfigError
 
 def build_ensemble_classifier(*, vocab_size, num_classes=2, multi_label=False, sequence_length=None,
                               members=({"name": "lstm_classifier"}, {"name": "cnn_classifier"},
-                                       {"name": "bilstm_classifier"})):
+                                       {"name": "bilstm_classifier"}), **task_inputs):
     """Averages the class probabilities of several classifiers that read the same token ids.
 
     Members are trained together on the loss of the average; each keeps its own embedding and
@@ -17,6 +17,8 @@ def build_ensemble_classifier(*, vocab_size, num_classes=2, multi_label=False, s
         vocab_size, num_classes, multi_label, sequence_length: passed to every member.
         members: list of {"name": factory, "params": {...}} from `keras_nlp_app.models.MODELS`
             (not another ensemble).
+        **task_inputs: what the task gives every member besides the token ids (the relation
+            task's entity-marker ids), passed on unchanged.
     """
     from keras_nlp_app.models import MODELS, build_model
 
@@ -34,7 +36,7 @@ def build_ensemble_classifier(*, vocab_size, num_classes=2, multi_label=False, s
             raise ConfigError(f"ensemble member {i} has unknown keys {sorted(unknown)}; use name, params")
         model = build_model(name, vocab_size=vocab_size, num_classes=num_classes,
                             multi_label=multi_label, sequence_length=sequence_length,
-                            **member.get("params", {}))
+                            **task_inputs, **member.get("params", {}))
         member_model = keras.Model(model.inputs[0], model.outputs[0], name=f"member_{i}_{name}")
         outputs.append(member_model(token_ids))
     if len(outputs) > 1:

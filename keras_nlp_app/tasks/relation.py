@@ -37,6 +37,7 @@ from keras_nlp_app.tasks.labels import LabelSpace, encode, label_space
 NAME = "relation"
 SPANS = ("head_start", "head_end", "tail_start", "tail_end")
 RELATION_MODELS = ("relation_bilstm", "relation_transformer")
+ENSEMBLE = "ensemble_classifier"  # members averaged, each a relation model
 
 
 def span_columns(sources):
@@ -96,9 +97,19 @@ class RelationTask(ClassificationTask):
             raise ConfigError("task relation: one relation per entity pair (data.multi_label: false)")
         if check_backbone_config(cfg, BACKBONE_MODEL):
             return  # the preset's tokenizer cuts the marked text, markers included
-        if cfg.model.name not in RELATION_MODELS:
+        if cfg.model.name not in (*RELATION_MODELS, ENSEMBLE):
             raise ConfigError(f"task relation: model {cfg.model.name!r} is not a relation model; "
-                              f"use {' or '.join(RELATION_MODELS)}")
+                              f"use {', '.join(RELATION_MODELS)} or {ENSEMBLE} of them")
+        if cfg.model.name == ENSEMBLE:
+            members = cfg.model.params.get("members") or []
+            for i, member in enumerate(members):
+                name = member.get("name") if isinstance(member, dict) else member
+                if name not in RELATION_MODELS:
+                    raise ConfigError(f"task relation: ensemble member {i} names {name!r}; "
+                                      f"members are {' or '.join(RELATION_MODELS)}")
+            if not members:
+                raise ConfigError(f"task relation: {ENSEMBLE} needs model.params.members, a list "
+                                  f"of relation models ({' or '.join(RELATION_MODELS)})")
         if cfg.tokenizer.kind not in ("word", "whitespace") or cfg.tokenizer.ngrams > 1:
             raise ConfigError("task relation: tokenizer.kind word or whitespace and "
                               "tokenizer.ngrams 1 (the entity markers are whole words)")

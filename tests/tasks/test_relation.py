@@ -294,3 +294,40 @@ def test_a_presets_marker_pieces_stand_in_its_tokenization_of_marked_text(tmp_pa
     after_head = tokenize(tokenizer, [" great"]).to_list()[0][0] + 1
     assert ids[first(head) + len(head)] == after_head  # the head's marker, then the head's word
     assert first(head) < first(tail)
+
+
+def test_an_ensemble_of_relation_models_gives_each_member_the_markers(tmp_path):
+    import keras
+
+    from keras_nlp_app.models import build_model
+    from keras_nlp_app.models.pooling import MarkerStates
+
+    model = build_model("ensemble_classifier", vocab_size=50, num_classes=5, sequence_length=16,
+                        head_marker_id=2, tail_marker_id=4,
+                        members=[{"name": "relation_bilstm", "params": {"embedding_dim": 8,
+                                                                        "lstm_units": 8}},
+                                 {"name": "relation_transformer",
+                                  "params": {"hidden_dim": 8, "num_layers": 1, "num_heads": 2,
+                                             "intermediate_dim": 16}}])
+    markers = [layer for layer in model._flatten_layers() if isinstance(layer, MarkerStates)]
+    assert len(markers) == 2
+    assert all(m.get_config()["head_marker_id"] == m.get_config()["head_marker_id"] for m in markers)
+    assert {(tuple(np.ravel(m.head_marker_id)), tuple(np.ravel(m.tail_marker_id))) for m in markers} == {((2,), (4,))}
+    ids = np.array([[7, 2, 9, 3, 8, 4, 10, 5, 0, 0]], dtype="int32")
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    expected = np.mean([member.predict(ids, verbose=0) for member in members], axis=0)
+    assert np.allclose(model.predict(ids, verbose=0), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("members, message", [
+    ("[{name: lstm_classifier}]", "ensemble member 0 names 'lstm_classifier'"),
+    ("[]", "needs model.params.members")])
+def test_a_relation_ensemble_takes_relation_models_only(members, message):
+    from keras_nlp_app.config import load_config
+    from keras_nlp_app.errors import ConfigError
+    from keras_nlp_app.tasks import get_task
+
+    cfg = load_config(["configs/semeval2010.yaml"], ["model.name=ensemble_classifier",
+                                                     f"model.params={{members: {members}}}"])
+    with pytest.raises(ConfigError, match=message):
+        get_task("relation").check_config(cfg)
