@@ -250,6 +250,23 @@ RANGES = {
 }
 
 
+# Settings only some tasks read: set away from their default under another task they would be
+# ignored without a word, so `load_config` refuses them (keys: registered task names).
+TASK_SETTINGS = {
+    "data.mirror_pairs": ("relation",),
+    "data.answer_occurrences": ("qa",),
+    "data.condition_field": ("lm",),
+    "data.tag_scheme": ("tagging",),
+    "data.context_turns": ("seq2seq",),
+    "tokenizer.start_token": ("classification", "relation"),
+    "tokenizer.question_length": ("qa",),
+    "tokenizer.doc_stride": ("qa",),
+    "tokenizer.mask_selection_rate": ("pretrain",),
+    "model.max_answer_length": ("qa",),
+    "model.skipgram_epochs": ("pretrain",),
+}
+
+
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -413,7 +430,26 @@ def load_config(paths=(), overrides=()):
             _merge(cfg, parse_override(text))
         except ConfigError as exc:
             raise ConfigError(f"--set {text}: {exc}", key=exc.key) from None
+    _refuse_other_tasks_settings(cfg, [os.fspath(path) for path in paths], overrides)
     return cfg
+
+
+def _refuse_other_tasks_settings(cfg, paths, overrides):
+    """A `TASK_SETTINGS` key set away from its default under a task that does not read it is an
+    error naming where it was set (the last override or file that sets it)."""
+    defaults = Config()
+    for dotted, tasks in TASK_SETTINGS.items():
+        section, key = dotted.split(".")
+        value, default = getattr(getattr(cfg, section), key), getattr(getattr(defaults, section), key)
+        if cfg.task in tasks or value == default:
+            continue
+        error = ConfigError(f"{dotted} is read by task {' and '.join(tasks)} only, not by task "
+                            f"{cfg.task}; remove it (default {default!r})", key=dotted)
+        setting = [text for text in overrides if text.split("=", 1)[0].strip() == dotted]
+        if setting:
+            raise ConfigError(f"--set {setting[-1]}: {error}", key=dotted)
+        files = [path for path in paths if key_line(path, dotted)]
+        raise in_file(error, files[-1]) if files else error
 
 
 def config_to_dict(cfg):

@@ -81,3 +81,28 @@ def test_every_recipe_loads_and_a_list_of_text_fields_is_accepted():
         if not recipe.endswith("_rules.yaml"):  # dialogue rules (docs/dialogue.md), not a run
             load_config([recipe])
     assert load_config(["configs/ag_news.yaml"]).data.text_field == ["title", "description"]
+
+
+def test_a_setting_of_another_task_is_refused_where_it_was_set(tmp_path):
+    with pytest.raises(ConfigError, match=r"^--set data.mirror_pairs=true: data.mirror_pairs is "
+                                          r"read by task relation only, not by task classification"):
+        load_config(["configs/sst2_lstm.yaml"], ["data.mirror_pairs=true"])
+    recipe = tmp_path / "tagger.yaml"
+    recipe.write_text("task: tagging\ntokenizer:\n  kind: word\n  start_token: <eos>\n")
+    with pytest.raises(ConfigError, match=rf"^{recipe}:4: tokenizer.start_token is read by task "
+                                          r"classification and relation only"):
+        load_config([str(recipe)])
+    # the default value, or the task that reads it, is fine
+    assert load_config(["configs/sst2_lstm.yaml"], ["data.mirror_pairs=false"])
+    assert load_config(["configs/semeval2010.yaml"], ["data.mirror_pairs=true"]).data.mirror_pairs
+
+
+def test_task_settings_name_registered_tasks_and_real_keys():
+    from keras_nlp_app.config import TASK_SETTINGS, Config
+    from keras_nlp_app.tasks import TASKS
+
+    defaults = Config()
+    for dotted, tasks in TASK_SETTINGS.items():
+        section, key = dotted.split(".")
+        assert hasattr(getattr(defaults, section), key), dotted
+        assert set(tasks) <= set(TASKS), dotted
