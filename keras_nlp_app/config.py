@@ -37,6 +37,7 @@ class DataConfig:
     holdout_fraction: float = 0.0  # with no validation data, hold out this fraction of train (seeded; LMs: the last fraction of the text)
     cv_folds: int = 0  # with no validation data, k-fold cross-validation: hold out fold data.cv_fold of k (scripts/cross_validate.py runs them all); 0: off
     cv_fold: int = 0  # the fold held out, 0 .. cv_folds - 1 (the partition is seeded by train.seed, as the holdout is)
+    holdout_seed: int | None = None  # seeds the holdout and the cross-validation partition instead of train.seed, so runs that differ in train.seed hold out the same examples (members of one knlp ensemble); null: train.seed
     context_turns: int = 2  # dialogue: earlier turns (with speaker markers) in each source
     max_train_examples: int | None = None  # keep only the first N training examples (LMs: characters); null for all
     train_subset: int | None = None  # keep a seeded random subset of N training examples (label-efficiency curves); null for all
@@ -197,6 +198,7 @@ RANGES = {
     "data.context_turns": _at_least(0),
     "data.cv_folds": (lambda v: v == 0 or v >= 2, "0 (off) or at least 2"),
     "data.cv_fold": _at_least(0),
+    "data.holdout_seed": _at_least(0),
     "data.max_train_examples": _at_least(1),
     "data.train_subset": _at_least(1),
     "data.tag_column": (lambda v: v != 0, "a column other than 0 (the token): 1, 2, ... or -1"),
@@ -247,23 +249,6 @@ RANGES = {
     "train.explain_samples": _at_least(0),
     "train.projector_tokens": _at_least(0),
     "train.seed": _at_least(0),
-}
-
-
-# Settings only some tasks read: set away from their default under another task they would be
-# ignored without a word, so `load_config` refuses them (keys: registered task names).
-TASK_SETTINGS = {
-    "data.mirror_pairs": ("relation",),
-    "data.answer_occurrences": ("qa",),
-    "data.condition_field": ("lm",),
-    "data.tag_scheme": ("tagging",),
-    "data.context_turns": ("seq2seq",),
-    "tokenizer.start_token": ("classification", "relation"),
-    "tokenizer.question_length": ("qa",),
-    "tokenizer.doc_stride": ("qa",),
-    "tokenizer.mask_selection_rate": ("pretrain",),
-    "model.max_answer_length": ("qa",),
-    "model.skipgram_epochs": ("pretrain",),
 }
 
 
@@ -430,26 +415,7 @@ def load_config(paths=(), overrides=()):
             _merge(cfg, parse_override(text))
         except ConfigError as exc:
             raise ConfigError(f"--set {text}: {exc}", key=exc.key) from None
-    _refuse_other_tasks_settings(cfg, [os.fspath(path) for path in paths], overrides)
     return cfg
-
-
-def _refuse_other_tasks_settings(cfg, paths, overrides):
-    """A `TASK_SETTINGS` key set away from its default under a task that does not read it is an
-    error naming where it was set (the last override or file that sets it)."""
-    defaults = Config()
-    for dotted, tasks in TASK_SETTINGS.items():
-        section, key = dotted.split(".")
-        value, default = getattr(getattr(cfg, section), key), getattr(getattr(defaults, section), key)
-        if cfg.task in tasks or value == default:
-            continue
-        error = ConfigError(f"{dotted} is read by task {' and '.join(tasks)} only, not by task "
-                            f"{cfg.task}; remove it (default {default!r})", key=dotted)
-        setting = [text for text in overrides if text.split("=", 1)[0].strip() == dotted]
-        if setting:
-            raise ConfigError(f"--set {setting[-1]}: {error}", key=dotted)
-        files = [path for path in paths if key_line(path, dotted)]
-        raise in_file(error, files[-1]) if files else error
 
 
 def config_to_dict(cfg):

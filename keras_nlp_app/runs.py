@@ -14,6 +14,7 @@ Training writes it, and export, evaluation and prediction read it, all through t
 
 import contextlib
 import dataclasses
+import filecmp
 import os
 import shutil
 
@@ -130,3 +131,102 @@ def restore_run(run_dir):
     else:
         raise UserError(f"{run_dir}: no checkpoint yet ({CHECKPOINTS}/{BEST_WEIGHTS}); train it first")
     return RestoredRun(cfg, preprocessor, model, space)
+
+
+def _effective_data(cfg):
+    """The run's data settings with the seed that drew its holdout written in (None when it
+    holds nothing out)."""
+    data = config_lib.config_to_dict(cfg)["data"]
+    if not (cfg.data.holdout_fraction or cfg.data.cv_folds):
+        data["holdout_seed"] = None
+    elif cfg.data.holdout_seed is None:
+        data["holdout_seed"] = cfg.train.seed
+    return data
+
+
+def _same_files(folder, other):
+    """Whether two folders hold the same file names with the same bytes."""
+    def listing(root):
+        return sorted(os.path.relpath(os.path.join(top, name), root)
+                      for top, _, names in os.walk(root) for name in names)
+
+    names = listing(folder)
+    return names == listing(other) and all(
+        filecmp.cmp(os.path.join(folder, n), os.path.join(other, n), shallow=False) for n in names)
+
+
+def _check_members(run_dirs, configs):
+    """Refuses runs that cannot be averaged into one model: another task or one that does not
+    ensemble, a backbone or an ensemble, or other data, holdout, tokenizer or assets."""
+    first, first_cfg = run_dirs[0], configs[0]
+    task = get_task(first_cfg.task)
+    if not task.ensembles:
+        raise UserError(f"{first}: task {first_cfg.task} runs cannot be ensembled (classification "
+                        f"and relation runs can)")
+    for run_dir, cfg in zip(run_dirs, configs):
+        if cfg.model.backbone or cfg.model.name == "ensemble_classifier":
+            raise UserError(f"{run_dir}: a member is one model without model.backbone, not "
+                            f"{cfg.model.backbone or 'an ensemble'}")
+        if cfg.task != first_cfg.task:
+            raise UserError(f"{run_dir}: task {cfg.task}, but {first} is task {first_cfg.task}")
+        for section, described in (("data", _effective_data), ("tokenizer", None)):
+            mine = described(cfg) if described else config_lib.config_to_dict(cfg)[section]
+            theirs = (described(first_cfg) if described
+                      else config_lib.config_to_dict(first_cfg)[section])
+            differing = sorted(k for k in mine if mine[k] != theirs.get(k))
+            if differing:
+                raise UserError(f"{run_dir}: {section}.{differing[0]} is {mine[differing[0]]!r}, "
+                                f"but {first} has {theirs.get(differing[0])!r}; members must "
+                                f"train on the same data and hold out the same examples (give "
+                                f"them one data.holdout_seed)")
+        if not _same_files(os.path.join(run_dir, ASSETS), os.path.join(first, ASSETS)):
+            raise UserError(f"{run_dir}: its {ASSETS}/ (vocabulary, labels) differ from {first}'s")
+
+
+def write_ensemble(run_dirs, output):
+    """One run folder whose model averages the class probabilities of trained runs (an
+    `ensemble_classifier` holding each run's model and best weights) and whose metrics.json
+    scores the average on the members' shared validation data. Returns `output`.
+
+    The members must be runs of one classification or relation config that differ in what
+    does not change the data seen (train.seed, the model and its settings): the same data,
+    holdout (`data.holdout_seed`), tokenizer settings and assets. `output` must not exist; it
+    appears whole or not at all.
+    """
+    import keras
+
+    from keras_nlp_app.utils import atomic
+
+    if len(run_dirs) < 2 or len({os.path.realpath(d) for d in run_dirs}) < len(run_dirs):
+        raise UserError("an ensemble needs two or more different run folders")
+    if os.path.exists(output):
+        raise UserError(f"{output} exists; the ensemble is written to a new folder")
+    configs = [read_run(run_dir)[0] for run_dir in run_dirs]
+    _check_members(run_dirs, configs)
+    members = [restore_run(run_dir) for run_dir in run_dirs]
+    cfg = dataclasses.replace(configs[0])
+    cfg.data = dataclasses.replace(configs[0].data, holdout_seed=_effective_data(configs[0])[
+        "holdout_seed"])
+    cfg.model = dataclasses.replace(configs[0].model, name="ensemble_classifier", params={
+        "members": [{"name": c.model.name, "params": dict(c.model.params)} for c in configs]})
+    first, task = members[0], get_task(cfg.task)
+    model = task.build_model(cfg, first.preprocessor, first.space)
+    parts = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    for part, member, run_dir in zip(parts, members, run_dirs):
+        try:
+            part.set_weights(member.model.get_weights())
+        except ValueError as exc:
+            raise UserError(f"{run_dir}: its weights do not fit its config's model "
+                            f"({str(exc).splitlines()[0][:200]})") from None
+    _, validation = task.load_splits(cfg.data, cfg.train.seed)
+    with atomic.atomic_folder(output) as staging:
+        config_lib.dump_config(cfg, os.path.join(staging, CONFIG))
+        shutil.copytree(os.path.join(run_dirs[0], ASSETS), os.path.join(staging, ASSETS))
+        os.makedirs(os.path.join(staging, CHECKPOINTS))
+        model.save_weights(os.path.join(staging, CHECKPOINTS, BEST_WEIGHTS))
+        metrics = {"task": cfg.task, "ensemble_of": [os.path.abspath(d) for d in run_dirs],
+                   "parameters": int(model.count_params()),
+                   **task.final_metrics(cfg, first.preprocessor, model, first.space, validation,
+                                        staging)}
+        atomic.write_json(os.path.join(staging, METRICS), metrics)
+    return output

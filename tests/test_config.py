@@ -83,26 +83,28 @@ def test_every_recipe_loads_and_a_list_of_text_fields_is_accepted():
     assert load_config(["configs/ag_news.yaml"]).data.text_field == ["title", "description"]
 
 
-def test_a_setting_of_another_task_is_refused_where_it_was_set(tmp_path):
-    with pytest.raises(ConfigError, match=r"^--set data.mirror_pairs=true: data.mirror_pairs is "
-                                          r"read by task relation only, not by task classification"):
-        load_config(["configs/sst2_lstm.yaml"], ["data.mirror_pairs=true"])
+def test_a_setting_only_other_tasks_read_is_refused_naming_the_line(tmp_path):
+    from keras_nlp_app.cli import main
+    from keras_nlp_app.tasks import TASKS, get_task
+    from keras_nlp_app.tasks.base import refuse_other_tasks_settings
+
+    with pytest.raises(ConfigError, match=r"^data.mirror_pairs is read by task relation only, "
+                                          r"not by task classification"):
+        refuse_other_tasks_settings(load_config(["configs/sst2_lstm.yaml"], [
+            "data.mirror_pairs=true"]), get_task("classification"))
+    # the default value, or a task that reads it, is fine
+    for overrides, task in ((["data.mirror_pairs=false"], "classification"),
+                            (["data.mirror_pairs=true"], "relation"),
+                            (["tokenizer.start_token=<eos>"], "relation")):
+        refuse_other_tasks_settings(load_config(["configs/semeval2010.yaml"], overrides),
+                                    get_task(task))
     recipe = tmp_path / "tagger.yaml"
-    recipe.write_text("task: tagging\ntokenizer:\n  kind: word\n  start_token: <eos>\n")
-    with pytest.raises(ConfigError, match=rf"^{recipe}:4: tokenizer.start_token is read by task "
-                                          r"classification and relation only"):
-        load_config([str(recipe)])
-    # the default value, or the task that reads it, is fine
-    assert load_config(["configs/sst2_lstm.yaml"], ["data.mirror_pairs=false"])
-    assert load_config(["configs/semeval2010.yaml"], ["data.mirror_pairs=true"]).data.mirror_pairs
-
-
-def test_task_settings_name_registered_tasks_and_real_keys():
-    from keras_nlp_app.config import TASK_SETTINGS, Config
-    from keras_nlp_app.tasks import TASKS
-
+    recipe.write_text("task: tagging\ndata:\n  dataset: conll2003\ntokenizer:\n  kind: word\n"
+                      "  start_token: <eos>\n")
+    assert main(["train", str(recipe), "--run-dir", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
     defaults = Config()
-    for dotted, tasks in TASK_SETTINGS.items():
-        section, key = dotted.split(".")
-        assert hasattr(getattr(defaults, section), key), dotted
-        assert set(tasks) <= set(TASKS), dotted
+    for task in TASKS.values():  # every declared setting is a real key
+        for dotted in task.settings:
+            section, key = dotted.split(".")
+            assert hasattr(getattr(defaults, section), key), dotted

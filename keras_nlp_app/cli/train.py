@@ -1,5 +1,5 @@
-"""`knlp train | tune | evaluate | export | quickstart`: from a config to a run folder to a
-SavedModel."""
+"""`knlp train | tune | evaluate | ensemble | export | quickstart`: from a config to a run folder
+to a SavedModel."""
 
 import json
 import os
@@ -77,6 +77,13 @@ def cmd_evaluate(args):
     target = describe(args.target)
     report = evaluate(target, data=args.data, split=args.split)
     print(json.dumps(report) if args.json else target.task_hooks.format_report(report))
+    return 0
+
+
+def cmd_ensemble(args):
+    from keras_nlp_app.runs import write_ensemble
+
+    print_run(write_ensemble(args.runs, args.output))
     return 0
 
 
@@ -165,6 +172,13 @@ def add_parsers(verbs):
                         help="a split of the run's data config (default: validation)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+    p = verbs.add_parser("ensemble", help="average trained classification or relation runs into "
+                                          "one run folder (export, evaluate and serve it as any)")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                   help="two or more runs of one data config and holdout (data.holdout_seed)")
+    p.add_argument("--output", required=True, help="the new run folder (must not exist)")
+    p.set_defaults(func=cmd_ensemble)
 
     p = verbs.add_parser("export", help="export a run or an n-gram model as a versioned SavedModel")
     p.add_argument("run_dir", metavar="RUN_DIR_OR_NGRAM", help="run folder, or n-gram PATH(.npz|.arpa)")

@@ -105,7 +105,9 @@ def random_subset(examples, count, seed):
 def holdout_then_cap(train, validation, data_cfg, seed):
     """(train, validation): validation held out of train (seeded) when there is none and the
     config asks for `holdout_fraction`, then train cut to its first `max_train_examples`, then
-    to a seeded random `train_subset`."""
+    to a seeded random `train_subset`. `data.holdout_seed`, when set, seeds the holdout in
+    place of `seed` (train.seed)."""
+    seed = seed if data_cfg.holdout_seed is None else data_cfg.holdout_seed
     if validation is None and data_cfg.cv_folds:
         if not 0 <= data_cfg.cv_fold < data_cfg.cv_folds:
             raise UserError(f"data.cv_fold must be in [0, {data_cfg.cv_folds}), got "

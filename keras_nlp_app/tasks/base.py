@@ -17,6 +17,7 @@ else. Arguments that recur:
 import json
 import os
 
+from keras_nlp_app.config import Config
 from keras_nlp_app.data import datasets, splits
 from keras_nlp_app.errors import ConfigError, UserError
 
@@ -38,6 +39,20 @@ def get_task(name):
         raise ConfigError(f"task: unknown task {name!r}; choose one of {', '.join(sorted(TASKS))}",
                           key="task")
     return TASKS[name]
+
+
+def refuse_other_tasks_settings(cfg, task):
+    """Settings that only other tasks read (their `Task.settings`), set away from their default,
+    are a config error: under this task they would be ignored without a word."""
+    defaults = Config()
+    for dotted in sorted({key for other in TASKS.values() for key in other.settings}):
+        section, key = dotted.split(".")
+        default = getattr(getattr(defaults, section), key)
+        if dotted in task.settings or getattr(getattr(cfg, section), key) == default:
+            continue
+        readers = " and ".join(sorted(t.name for t in TASKS.values() if dotted in t.settings))
+        raise ConfigError(f"{dotted} is read by task {readers} only, not by task {task.name}; "
+                          f"remove it (default {default!r})", key=dotted)
 
 
 def text_of(value):
@@ -117,6 +132,9 @@ class Task:
         """Signature inputs `knlp predict` takes as `--NAME VALUE` options (text is positional)."""
         return tuple(name for name in self.signature_inputs if name != "text")
     converses = False  # `knlp chat` talks with it
+    ensembles = False  # `knlp ensemble` averages its runs' probabilities (ensemble_classifier)
+    # dotted settings that only some tasks read and this one does: any other task refuses them
+    settings = ()
 
     # -- data --------------------------------------------------------------------------------
 

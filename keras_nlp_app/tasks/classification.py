@@ -155,6 +155,8 @@ class ClassificationTask(Task):
     """Binary, multi-class and multi-label text classification."""
 
     name = "classification"
+    ensembles = True
+    settings = ("tokenizer.start_token",)
 
     def read_file(self, path, data_cfg, fmt=None):
         explicit = fmt is None

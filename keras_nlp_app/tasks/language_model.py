@@ -90,6 +90,7 @@ class LanguageModelTask(Task):
     """Next-token language models (LSTM, Transformer) at word, character, byte or subword level."""
 
     name = NAME
+    settings = ("data.condition_field",)
     generates = True
 
     # -- data --------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ class PretrainTask(Task):
     """Masked-LM pretraining of a keras-hub encoder on unlabeled text."""
 
     name = "pretrain"
+    settings = ("tokenizer.mask_selection_rate", "model.skipgram_epochs")
 
     # -- data --------------------------------------------------------------------------------
 

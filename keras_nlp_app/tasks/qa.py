@@ -104,6 +104,8 @@ class QATask(Task):
     """Extractive question answering with BiDAF-style and Transformer readers."""
 
     name = NAME
+    settings = ("data.answer_occurrences", "tokenizer.question_length", "tokenizer.doc_stride",
+                "model.max_answer_length")
     signature_inputs = ("question", "context")
 
     # -- data --------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class RelationTask(ClassificationTask):
     """Directed relation between two marked entities of a text."""
 
     name = NAME
+    settings = (*ClassificationTask.settings, "data.mirror_pairs")
     signature_inputs = ("text", *SPANS)
     option_inputs = ()  # `knlp predict` reads the spans from <e1>…</e1> <e2>…</e2> in the text
 

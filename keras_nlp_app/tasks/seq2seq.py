@@ -71,6 +71,7 @@ class Seq2SeqTask(Task):
     """Translation, summarization and dialogue: a Transformer or attentional LSTM encoder-decoder."""
 
     name = NAME
+    settings = ("data.context_turns",)
     generates = True
     converses = True
 

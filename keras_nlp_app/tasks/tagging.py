@@ -131,6 +131,7 @@ class TaggingTask(Task):
     """Sequence tagging (named entities) with BiLSTM-CRF and Transformer taggers."""
 
     name = NAME
+    settings = ("data.tag_scheme",)
 
     # -- data --------------------------------------------------------------------------------
 

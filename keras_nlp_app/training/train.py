@@ -15,7 +15,7 @@ import numpy as np
 from keras_nlp_app import runs
 from keras_nlp_app.errors import ConfigError, UserError
 from keras_nlp_app.tasks import get_task
-from keras_nlp_app.tasks.base import word_vocabulary
+from keras_nlp_app.tasks.base import refuse_other_tasks_settings, word_vocabulary
 from keras_nlp_app.training import tracking
 from keras_nlp_app.training.warm_start import start_from_run
 from keras_nlp_app.utils import atomic
@@ -68,6 +68,7 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
     run_dir = run_dir or runs.default_run_dir(cfg)
     started = time.time()
     # Data and settings are checked before TensorFlow starts, so bad input fails fast and quietly.
+    refuse_other_tasks_settings(cfg, task)
     task.check_config(cfg)
     tracked = tracking.tracker_names(cfg)
     train_examples, validation_examples = task.load_splits(cfg.data, cfg.train.seed)
