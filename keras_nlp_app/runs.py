@@ -175,10 +175,11 @@ def _check_members(run_dirs, configs):
                       else config_lib.config_to_dict(first_cfg)[section])
             differing = sorted(k for k in mine if mine[k] != theirs.get(k))
             if differing:
-                raise UserError(f"{run_dir}: {section}.{differing[0]} is {mine[differing[0]]!r}, "
-                                f"but {first} has {theirs.get(differing[0])!r}; members must "
-                                f"train on the same data and hold out the same examples (give "
-                                f"them one data.holdout_seed)")
+                key = differing[0]
+                hint = " (give the runs one data.holdout_seed)" if key == "holdout_seed" else ""
+                raise UserError(f"{run_dir}: {section}.{key} is {mine[key]!r}, but {first} has "
+                                f"{theirs.get(key)!r}; members must read the same data, hold out "
+                                f"the same examples and tokenize alike{hint}")
         if not _same_files(os.path.join(run_dir, ASSETS), os.path.join(first, ASSETS)):
             raise UserError(f"{run_dir}: its {ASSETS}/ (vocabulary, labels) differ from {first}'s")
 
