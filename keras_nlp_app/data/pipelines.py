@@ -3,8 +3,8 @@
 No Python runs per example. All texts are tokenized up front, in batches, by the same
 preprocessor layer that the SavedModel carries, into one ragged tensor held in memory. Each epoch
 shuffles example *indices*; each window of `sort_window` batches is gathered, sorted by length
-and cut into batches padded to their own longest row (the "pool" batching of OpenNMT and
-fairseq), so padding stays small. Per-example tf.data elements and `bucket_by_sequence_length`
+(an example's longest column) and cut into batches padded to their own longest row (the "pool"
+batching of OpenNMT and fairseq), so padding stays small. Per-example tf.data elements and `bucket_by_sequence_length`
 were measured 7x slower than this and slower than the models they fed.
 """
 
@@ -90,7 +90,8 @@ def make_dataset(texts, targets, preprocessor, *, batch_size, training, weights=
 def batched_dataset(columns, *, batch_size, training, seed=0, sort_window=4, input_context=None,
                     assemble=None, boundaries=None, padding=None):
     """Batches of columns held in memory (tensors with N rows; ragged ones are padded per
-    batch), grouped by the length of the first, which must be ragged. See `make_dataset`.
+    batch), grouped by each example's longest ragged column (a seq2seq pair's longer side, so
+    source and target both pad little). The first column must be ragged. See `make_dataset`.
 
     Args:
         boundaries: per column, None (pad to the batch's longest) or length boundaries.
@@ -99,7 +100,9 @@ def batched_dataset(columns, *, batch_size, training, seed=0, sort_window=4, inp
     boundaries = boundaries or [None] * len(columns)
     padding = padding or [0] * len(columns)
     window = batch_size * max(sort_window, 1)
-    lengths = columns[0].row_lengths() if sort_window > 1 else None
+    lengths = (tf.reduce_max(tf.stack([c.row_lengths() for c in columns
+                                       if isinstance(c, tf.RaggedTensor)]), axis=0)
+               if sort_window > 1 else None)
 
     def sorted_batches(index):
         """A window of example indices as batches of indices, shortest examples first."""

@@ -97,3 +97,22 @@ def test_sort_windows_shuffle_every_row_once_and_sort_each_window_by_length():
     assert seen.tolist() != list(range(103))  # shuffled
     again = epoch(seed=5)
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(batches, again))
+
+
+def test_a_sort_window_groups_pairs_by_their_longer_side():
+    # sources all one length, targets of every length: grouping by the source alone would leave
+    # each batch's targets as mixed as unsorted ones; by the longer side they pad little
+    rng = np.random.default_rng(3)
+    sources = ["7 8 9"] * 512
+    targets = tf.ragged.constant([[1, *rng.integers(3, 50, rng.integers(1, 40)), 2]
+                                  for _ in range(512)], dtype=tf.int32)
+
+    def target_padding(sort_window):
+        padded = real = 0
+        for _, labels in make_dataset(sources, targets, preprocessor=SplitIds(), batch_size=16,
+                                      training=True, sort_window=sort_window):
+            padded, real = padded + labels.numpy().size, real + np.count_nonzero(labels.numpy())
+        return padded / real
+
+    assert target_padding(0) > 1.5
+    assert target_padding(8) < 1.15
