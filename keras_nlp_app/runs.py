@@ -144,6 +144,12 @@ def _effective_data(cfg):
     return data
 
 
+def _data_and_tokenizer(cfg):
+    """What members must share: the data settings (holdout seed resolved) and the tokenizer's."""
+    return {"data": _effective_data(cfg),
+            "tokenizer": config_lib.config_to_dict(cfg)["tokenizer"]}
+
+
 def _same_files(folder, other):
     """Whether two folders hold the same file names with the same bytes."""
     def listing(root):
@@ -169,10 +175,8 @@ def _check_members(run_dirs, configs):
                             f"{cfg.model.backbone or 'an ensemble'}")
         if cfg.task != first_cfg.task:
             raise UserError(f"{run_dir}: task {cfg.task}, but {first} is task {first_cfg.task}")
-        for section, described in (("data", _effective_data), ("tokenizer", None)):
-            mine = described(cfg) if described else config_lib.config_to_dict(cfg)[section]
-            theirs = (described(first_cfg) if described
-                      else config_lib.config_to_dict(first_cfg)[section])
+        for section in ("data", "tokenizer"):
+            mine, theirs = _data_and_tokenizer(cfg)[section], _data_and_tokenizer(first_cfg)[section]
             differing = sorted(k for k in mine if mine[k] != theirs.get(k))
             if differing:
                 key = differing[0]
