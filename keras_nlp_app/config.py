@@ -119,7 +119,7 @@ class TrainConfig:
     monitor: str = "val_accuracy"  # metric for the best checkpoint and early stopping
     early_stopping_patience: int = 0  # epochs without improvement before stopping; 0 turns it off
     backup_every_steps: int = 0  # back up the training state every N batches too (resume there after a crash); 0: only at the end of every epoch
-    mixed_precision: str = "none"  # none | mixed_float16 (loss-scaled) | bfloat16 (mixed_bfloat16): compute in 16 bits, variables in float32
+    mixed_precision: str = "none"  # none | mixed_float16 (loss-scaled) | bfloat16 (mixed_bfloat16): compute in 16 bits, variables in float32 | auto: bfloat16 where the hardware multiplies in it (AMX CPUs without XLA, GPUs from Ampere), else none
     steps_per_epoch: int | None = None  # cap on steps per epoch; null for a full pass
     steps_per_execution: int = 1  # training steps per compiled call (fewer Python round trips)
     layerwise_lr_decay: float = 1.0  # with a backbone: each layer below the top learns at this factor times the one above (ULMFiT/ELECTRA; 1: off)
@@ -166,7 +166,7 @@ CHOICES = {
     "train.decay": ("none", "cosine", "linear", "step", "noam"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),
     "train.scale_learning_rate": ("none", "linear", "sqrt"),
-    "train.mixed_precision": ("none", "mixed_float16", "bfloat16"),
+    "train.mixed_precision": ("none", "mixed_float16", "bfloat16", "auto"),
     "train.verbose": ("auto", "0", "1", "2"),
     "train.jit_compile": ("auto", "on", "off"),
 }

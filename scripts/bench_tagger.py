@@ -28,15 +28,18 @@ def bench_training(cfg, steps):
     tagging = get_task("tagging")
     from keras_nlp_app.callbacks import EpochTimer
     from keras_nlp_app.training.schedules import make_optimizer
+    from keras_nlp_app.training.train import precision_scope, resolved_precision
 
     train, _ = tagging.load_splits(cfg.data, cfg.train.seed)
     vocabularies, space = tagging.prepare_assets(cfg, train, tempfile.mkdtemp(prefix="bench_assets_"))
     preprocessor = tagging.build_preprocessor(cfg, vocabularies)
     data, _, _ = tagging.datasets_for(cfg, preprocessor, space, train, None, cfg.train.batch_size)
-    model = tagging.build_model(cfg, preprocessor, space, training=True)
+    compile_arguments = tagging.compile_arguments(cfg, space)
+    precision = resolved_precision(cfg.train.mixed_precision, compile_arguments)
+    with precision_scope(precision):
+        model = tagging.build_model(cfg, preprocessor, space, training=True)
     model.compile(optimizer=make_optimizer(cfg.train, steps * 2),
-                  steps_per_execution=cfg.train.steps_per_execution,
-                  **tagging.compile_arguments(cfg, space))
+                  steps_per_execution=cfg.train.steps_per_execution, **compile_arguments)
     timer = EpochTimer()
     model.fit(data.repeat(), steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[timer])
     # the second epoch's batches: the repeated dataset's steps steps+1 .. 2*steps
@@ -47,7 +50,7 @@ def bench_training(cfg, steps):
             "train_tokens_per_s": round(tokens / seconds, 1),
             "train_sentences_per_s": round(steps * cfg.train.batch_size / seconds, 1),
             "batch_size": cfg.train.batch_size, "parameters": int(model.count_params()),
-            "model": cfg.model.name}
+            "model": cfg.model.name, "mixed_precision": precision}
 
 
 def main():

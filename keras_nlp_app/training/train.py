@@ -30,7 +30,7 @@ def _set_seeds(seed):
 
 
 @contextlib.contextmanager
-def _precision(policy):
+def precision_scope(policy):
     """Layers built inside use `train.mixed_precision` (variables stay float32; Keras wraps the
     optimizer in a LossScaleOptimizer for mixed_float16); the previous policy comes back after,
     so models restored later in the same process are float32."""
@@ -43,6 +43,18 @@ def _precision(policy):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def resolved_precision(setting, compile_arguments):
+    """`train.mixed_precision` with `auto` decided for this machine and this task's step:
+    bfloat16 where its products run in hardware (`strategy.native_bfloat16`), else none."""
+    if setting != "auto":
+        return setting
+    from keras_nlp_app.training.strategy import native_bfloat16
+
+    precision = "bfloat16" if native_bfloat16(xla=compile_arguments.get("jit_compile") is True) else "none"
+    log.info("train.mixed_precision auto: %s on this machine", precision)
+    return precision
 
 
 def _verbosity(setting):
@@ -117,7 +129,10 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
         train_data, validation_data, steps_per_pass = task.datasets_for(
             cfg, preprocessor, space, train_examples, validation_examples, global_batch)
         steps_per_epoch = cfg.train.steps_per_epoch or steps_per_pass
-        with _precision(cfg.train.mixed_precision), strategy.scope():
+        with strategy.scope():
+            compile_arguments = task.compile_arguments(cfg, space)
+        precision = resolved_precision(cfg.train.mixed_precision, compile_arguments)
+        with precision_scope(precision), strategy.scope():
             model = task.build_model(cfg, preprocessor, space, training=True,
                                      batch_size=cfg.train.batch_size)
             warm_start = start_from_run(cfg, preprocessor, model)
@@ -130,7 +145,7 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
                                        steps_per_epoch, replicas=replicas, variable_groups=groups)
             model.compile(optimizer=optimizer,
                           steps_per_execution=cfg.train.steps_per_execution,
-                          **task.compile_arguments(cfg, space))
+                          **compile_arguments)
 
         checkpoints = os.path.join(run_dir, runs.CHECKPOINTS)
         best_path = os.path.join(checkpoints, runs.BEST_WEIGHTS)
@@ -186,7 +201,7 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
               "train_batches": progress["batches"], "resumed_at_batches": progress["resumed_at"],
               "train_seconds": round(time.time() - started, 1), "replicas": replicas,
               "workers": worker_count(strategy),
-              "global_batch_size": global_batch}
+              "global_batch_size": global_batch, "mixed_precision": precision}
     if hasattr(train_examples, "texts"):
         result["train_examples"] = len(train_examples.texts)
     if vectors:

@@ -184,7 +184,8 @@ def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(easy_files
     finally:
         keras.mixed_precision.set_global_policy("float32")
     with open(os.path.join(run_dir, "metrics.json")) as f:
-        assert json.load(f)["accuracy"] > 0.9
+        metrics = json.load(f)
+    assert metrics["accuracy"] > 0.9 and metrics["mixed_precision"] == policy
     # float16 needs loss scaling: the checkpoint's optimizer wraps an inner one (LossScaleOptimizer)
     import h5py
 
@@ -194,6 +195,34 @@ def test_mixed_precision_trains_with_float32_outputs_and_loss_scaling(easy_files
     probabilities = run.serve({"text": __import__("tensorflow").constant(["a great film"])})
     assert all(v.dtype.name in ("float32", "string", "int32", "int64")
                for v in probabilities.values())
+
+
+def test_auto_precision_is_bfloat16_only_where_the_hardware_multiplies_in_it(monkeypatch):
+    import tensorflow as tf
+
+    from keras_nlp_app.training import strategy
+    from keras_nlp_app.training.train import resolved_precision
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("the CPU rule is checked on a CPU-only machine")
+    assert strategy.native_bfloat16(xla=False, cpu_flags={"avx512f", "amx_bf16", "amx_tile"})
+    assert not strategy.native_bfloat16(xla=True, cpu_flags={"amx_bf16"})  # XLA's CPU code: no AMX
+    assert not strategy.native_bfloat16(xla=False, cpu_flags={"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(strategy, "_cpu_flags", lambda: {"amx_bf16"})
+    assert resolved_precision("auto", {}) == "bfloat16"
+    assert resolved_precision("auto", {"jit_compile": True}) == "none"
+    assert resolved_precision("mixed_float16", {"jit_compile": True}) == "mixed_float16"
+    monkeypatch.setattr(strategy, "_cpu_flags", lambda: set())
+    assert resolved_precision("auto", {"jit_compile": False}) == "none"
+
+
+def test_cpu_flags_are_read_from_the_flags_line(tmp_path):
+    from keras_nlp_app.training.strategy import _cpu_flags
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 amx_bf16 avx512f\n\n")
+    assert _cpu_flags(str(cpuinfo)) == {"fpu", "sse2", "amx_bf16", "avx512f"}
+    assert _cpu_flags(str(tmp_path / "missing")) == set()
 
 
 @pytest.mark.slow  # over 20 s: pytest -m slow
