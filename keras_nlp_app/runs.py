@@ -169,14 +169,16 @@ def _check_members(run_dirs, configs):
     if not task.ensembles:
         raise UserError(f"{first}: task {first_cfg.task} runs cannot be ensembled (classification "
                         f"and relation runs can)")
+    first_shared = _data_and_tokenizer(first_cfg)
     for run_dir, cfg in zip(run_dirs, configs):
         if cfg.model.backbone or cfg.model.name == "ensemble_classifier":
             raise UserError(f"{run_dir}: a member is one model without model.backbone, not "
                             f"{cfg.model.backbone or 'an ensemble'}")
         if cfg.task != first_cfg.task:
             raise UserError(f"{run_dir}: task {cfg.task}, but {first} is task {first_cfg.task}")
+        shared = _data_and_tokenizer(cfg)
         for section in ("data", "tokenizer"):
-            mine, theirs = _data_and_tokenizer(cfg)[section], _data_and_tokenizer(first_cfg)[section]
+            mine, theirs = shared[section], first_shared[section]
             differing = sorted(k for k in mine if mine[k] != theirs.get(k))
             if differing:
                 key = differing[0]

@@ -28,15 +28,14 @@ def bench_training(cfg, steps):
     tagging = get_task("tagging")
     from keras_nlp_app.callbacks import EpochTimer
     from keras_nlp_app.training.schedules import make_optimizer
-    from keras_nlp_app.training.train import precision_scope, resolved_precision
+    from keras_nlp_app.training.train import precision_scope
 
     train, _ = tagging.load_splits(cfg.data, cfg.train.seed)
     vocabularies, space = tagging.prepare_assets(cfg, train, tempfile.mkdtemp(prefix="bench_assets_"))
     preprocessor = tagging.build_preprocessor(cfg, vocabularies)
     data, _, _ = tagging.datasets_for(cfg, preprocessor, space, train, None, cfg.train.batch_size)
     compile_arguments = tagging.compile_arguments(cfg, space)
-    precision = resolved_precision(cfg.train.mixed_precision, compile_arguments)
-    with precision_scope(precision):
+    with precision_scope(cfg.train.mixed_precision, compile_arguments) as precision:
         model = tagging.build_model(cfg, preprocessor, space, training=True)
     model.compile(optimizer=make_optimizer(cfg.train, steps * 2),
                   steps_per_execution=cfg.train.steps_per_execution, **compile_arguments)

@@ -30,17 +30,19 @@ def _set_seeds(seed):
 
 
 @contextlib.contextmanager
-def precision_scope(policy):
-    """Layers built inside use `train.mixed_precision` (variables stay float32; Keras wraps the
-    optimizer in a LossScaleOptimizer for mixed_float16); the previous policy comes back after,
-    so models restored later in the same process are float32."""
+def precision_scope(setting, compile_arguments):
+    """Layers built inside use `train.mixed_precision`, `auto` resolved for this machine and the
+    task's step (`resolved_precision`), which the scope yields. Variables stay float32; Keras
+    wraps the optimizer in a LossScaleOptimizer for mixed_float16. The previous policy comes
+    back after, so models restored later in the same process are float32."""
     import keras
 
+    policy = resolved_precision(setting, compile_arguments)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(
         {"none": "float32", "bfloat16": "mixed_bfloat16"}.get(policy, policy))
     try:
-        yield
+        yield policy
     finally:
         keras.mixed_precision.set_global_policy(previous)
 
@@ -131,8 +133,8 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
         steps_per_epoch = cfg.train.steps_per_epoch or steps_per_pass
         with strategy.scope():
             compile_arguments = task.compile_arguments(cfg, space)
-        precision = resolved_precision(cfg.train.mixed_precision, compile_arguments)
-        with precision_scope(precision), strategy.scope():
+        with precision_scope(cfg.train.mixed_precision, compile_arguments) as precision, \
+                strategy.scope():
             model = task.build_model(cfg, preprocessor, space, training=True,
                                      batch_size=cfg.train.batch_size)
             warm_start = start_from_run(cfg, preprocessor, model)
