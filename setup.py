@@ -40,8 +40,10 @@ setup(
     ],
     extras_require={
         # the tests cover tracking and search offline, so they install both extras
-        "test": ["pytest>=8", "httpx>=0.27", "ruff>=0.6", "wandb>=0.18", "mlflow-skinny>=2.16",
-                 "optuna>=4"],
+        # pytest-xdist: scripts/test.sh runs the suite in two processes (one file per process
+        # at a time, so a module's fixture is built once)
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "httpx>=0.27", "ruff>=0.6", "wandb>=0.18",
+                 "mlflow-skinny>=2.16", "optuna>=4"],
         # train.tracking: wandb | mlflow
         "track": ["wandb>=0.18", "mlflow-skinny>=2.16"],
         # knlp tune: hyperparameter search
