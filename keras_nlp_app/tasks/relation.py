@@ -15,8 +15,10 @@ import numpy as np
 
 from keras_nlp_app import metrics as metrics_lib
 from keras_nlp_app.data.relations import (
+    HEAD_END,
     HEAD_START,
     MARKERS,
+    TAIL_END,
     TAIL_START,
     mirrored_label,
     parse_marked,
@@ -148,6 +150,8 @@ class RelationTask(ClassificationTask):
                      sequence_length=preprocessor.sequence_length,
                      head_marker_id=vocabulary.index(HEAD_START),
                      tail_marker_id=vocabulary.index(TAIL_START),
+                     head_end_marker_id=vocabulary.index(HEAD_END),
+                     tail_end_marker_id=vocabulary.index(TAIL_END),
                      num_classes=space.num_classes, **cfg.model.params)
 
     def monitorable(self, data_cfg, with_validation):

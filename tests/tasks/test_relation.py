@@ -266,6 +266,27 @@ def test_marker_states_find_where_each_markers_whole_piece_sequence_first_begins
     np.testing.assert_array_equal(np.asarray(single), [[3, 6], [9, 9]])
 
 
+def test_entity_ends_add_the_bilstm_states_at_the_end_markers():
+    """With `entity_ends` the features are the states at e1s, e2s, then e1e, e2e: the forward
+    half at an end marker has read its entity, which at the start marker it has not."""
+    import keras
+
+    from keras_nlp_app.models import build_model
+
+    markers = dict(head_marker_id=2, head_end_marker_id=3, tail_marker_id=4, tail_end_marker_id=5)
+    model = build_model("relation_bilstm", vocab_size=30, num_classes=5, embedding_dim=4,
+                        lstm_units=3, entity_ends=True, **markers)
+    ids = np.array([[7, 2, 9, 3, 8, 4, 10, 11, 5, 0]], dtype="int32")
+    states = keras.Model(model.inputs, model.get_layer("bilstm_0").output)(ids)
+    features = keras.Model(model.inputs, model.get_layer("entity_states").output)(ids)
+    expected = np.concatenate([np.asarray(states)[0, i] for i in (1, 5, 3, 8)])
+    np.testing.assert_allclose(np.asarray(features)[0], expected, atol=1e-6)
+    plain = build_model("relation_bilstm", vocab_size=30, num_classes=5, embedding_dim=4,
+                        lstm_units=3, **markers)
+    assert plain.get_layer("marker_states").output.shape[-1] == 2 * 2 * 3
+    assert all(layer.name != "end_marker_states" for layer in plain.layers)
+
+
 def test_a_presets_marker_pieces_stand_in_its_tokenization_of_marked_text(tmp_path):
     """The pieces the relation task looks for are the ones the preset's tokenizer makes of the
     markers inside a marked sentence; a vocabulary that cannot tell the markers apart (the tiny
