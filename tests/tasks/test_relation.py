@@ -148,7 +148,7 @@ def test_a_tiny_relation_model_learns_the_easy_task_and_serves_spans(tmp_path):
                  f"data.validation_file={dev_file}", "tokenizer.vocab_size=100",
                  "tokenizer.sequence_length=24",
                  "model.params={embedding_dim: 16, lstm_units: 16, attention_dim: 8, dropout: 0.1,"
-                 " embedding_dropout: 0.0}", "train.epochs=8", "train.batch_size=16",
+                 " embedding_dropout: 0.0, entity_ends: true}", "train.epochs=8", "train.batch_size=16",
                  "train.learning_rate=0.01", "train.verbose=0", "train.early_stopping_patience=0"]
     run_dir = train(load_config(["configs/semeval2010.yaml"], overrides), run_dir=str(tmp_path / "run"))
     target = describe(run_dir)
