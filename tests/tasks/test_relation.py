@@ -285,6 +285,11 @@ def test_entity_ends_add_the_bilstm_states_at_the_end_markers():
                         lstm_units=3, **markers)
     assert plain.get_layer("marker_states").output.shape[-1] == 2 * 2 * 3
     assert all(layer.name != "end_marker_states" for layer in plain.layers)
+    transformer = build_model("relation_transformer", vocab_size=30, num_classes=5, hidden_dim=8,
+                              num_layers=1, num_heads=2, intermediate_dim=16, sequence_length=10,
+                              entity_ends=True, **markers)
+    assert transformer.get_layer("entity_states").output.shape[-1] == 4 * 8
+    assert transformer.predict(ids, verbose=0).shape == (1, 5)
 
 
 def test_a_presets_marker_pieces_stand_in_its_tokenization_of_marked_text(tmp_path):
