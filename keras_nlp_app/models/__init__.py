@@ -56,8 +56,9 @@ MODELS = {
 
 
 def build_model(name, **kwargs):
-    """Calls the factory `name`, rejecting unknown names and unknown keyword arguments (a
-    factory that passes extra ones on to others, the ensemble, leaves them to those)."""
+    """Calls the factory `name`, rejecting unknown names, unknown keyword arguments (a factory
+    that passes extra ones on to others, the ensemble, leaves them to those) and anything but
+    true or false for a switch (a parameter whose default is a bool: "no" would read as true)."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}",
                           key="model.name")
@@ -69,6 +70,11 @@ def build_model(name, **kwargs):
     if unknown:
         raise ConfigError(f"model {name} has no parameter {unknown[0]!r}; valid: "
                           f"{', '.join(valid)}", key=f"model.params.{unknown[0]}")
+    switches = {p.name for p in parameters if isinstance(p.default, bool)}
+    for key in switches & set(kwargs):
+        if not isinstance(kwargs[key], bool):
+            raise ConfigError(f"model {name}: {key} must be true or false, not {kwargs[key]!r}",
+                              key=f"model.params.{key}")
     try:
         return factory(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -40,6 +40,14 @@ def test_unknown_model_or_parameter_lists_the_valid_ones():
         build_model("lstm_classifier", vocab_size=5, units=3)
 
 
+def test_a_switch_takes_only_true_or_false():
+    """A string would read as true: `entity_ends: "no"` must not switch the end markers on."""
+    with pytest.raises(ConfigError, match="entity_ends must be true or false, not 'no'") as error:
+        build_model("relation_bilstm", vocab_size=10, head_marker_id=2, tail_marker_id=4,
+                    entity_ends="no")
+    assert error.value.key == "model.params.entity_ends"
+
+
 @pytest.mark.parametrize("name, arguments", [
     ("lstm_classifier", {"vocab_size": 50}),
     ("bilstm_classifier", {"vocab_size": 50}),
