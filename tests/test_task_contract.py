@@ -121,9 +121,12 @@ def _relation(folder):
 
     train = write_jsonl(folder / "train.jsonl", relation_examples(200, 1))
     dev = write_jsonl(folder / "dev.jsonl", relation_examples(30, 2))
+    lexicon = folder / "lexicon.tsv"  # word classes: the exported model carries their table
+    lexicon.write_text("fire\tevent\nstorm\tevent\ncup\tartifact\nbox\tartifact\n")
     overrides = ["data.dataset=null", f"data.train_file={train}", f"data.validation_file={dev}",
                  "tokenizer.vocab_size=60", "tokenizer.sequence_length=20",
-                 "model.params={embedding_dim: 8, lstm_units: 8, attention_dim: 8, entity_ends: true}",
+                 "model.params={embedding_dim: 8, lstm_units: 8, attention_dim: 8, entity_ends: true,"
+                 " word_class_dim: 4}", f"model.word_classes={lexicon}",
                  "train.epochs=1", "train.batch_size=32"]
     inputs = {"text": ["the fire caused the smoke", "a cup was in the box"],
               "head_start": [4, 2], "head_end": [8, 5], "tail_start": [20, 17], "tail_end": [25, 20]}

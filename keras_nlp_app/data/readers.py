@@ -37,6 +37,17 @@ class Examples:
     groups: list = None  # a unit per example (e.g. its article) that a holdout keeps together
 
 
+def numbered_lines(path):
+    """(line number, text) of each line of the UTF-8 file `path`, decoded one by one so that an
+    error names its line (for files too large to decode at once)."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                raise DataError("is not UTF-8 text", path=path, line=number) from None
+
+
 def detect_format(path, fmt="auto"):
     if fmt != "auto":
         return fmt

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from keras_nlp_app.data.readers import numbered_lines
 from keras_nlp_app.errors import ConfigError, DataError, UserError
 from keras_nlp_app.utils import atomic
 
@@ -98,12 +99,7 @@ def _lines(path):
     if not os.path.isfile(path):
         raise UserError(f"model.word_vectors: {path} is not a file; learn one with "
                         f"`knlp vectors TEXT... --output {path}` (docs/transfer.md)")
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                yield number, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise DataError("is not UTF-8 text", path=path, line=number) from None
+    yield from numbered_lines(path)
 
 
 def read_word_vectors(path, vocabulary):

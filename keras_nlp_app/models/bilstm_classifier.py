@@ -5,15 +5,20 @@ import keras
 from keras_nlp_app.models.lstm_classifier import classifier_head
 from keras_nlp_app.models.pooling import AttentionPooling, masked_max, masked_mean
 from keras_nlp_app.models.recurrent import recurrent_layer
+from keras_nlp_app.models.word_classes import WordClassEmbedding
 
 POOLINGS = ("attention", "max_mean")
 
 
 def bilstm_encoder(token_ids, vocab_size, embedding_dim, embedding_dropout, num_layers, cell,
-                   units):
-    """Masked embedding → dropout → stacked bidirectional recurrent layers: `[B, T, 2 units]`
-    states of the functional input `token_ids`."""
+                   units, word_class_dim=0):
+    """Masked embedding (beside a `word_class_dim` vector of each word's class, if set) →
+    dropout → stacked bidirectional recurrent layers: `[B, T, 2 units]` states of the
+    functional input `token_ids`."""
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(token_ids)
+    if word_class_dim:
+        classes = WordClassEmbedding(vocab_size, word_class_dim, name="word_classes")(token_ids)
+        x = keras.layers.Concatenate(name="words_and_classes")([x, classes])
     x = keras.layers.Dropout(embedding_dropout)(x)
     for i in range(num_layers):
         x = keras.layers.Bidirectional(
@@ -23,7 +28,8 @@ def bilstm_encoder(token_ids, vocab_size, embedding_dim, embedding_dropout, num_
 
 def build_bilstm_classifier(*, vocab_size, num_classes=2, multi_label=False, sequence_length=None,
                             embedding_dim=128, lstm_units=64, num_layers=1, pooling="attention",
-                            attention_dim=64, dropout=0.3, embedding_dropout=0.2, cell="lstm"):
+                            attention_dim=64, dropout=0.3, embedding_dropout=0.2, cell="lstm",
+                            word_class_dim=0):
     """Embedding → stacked BiLSTM → pooling over time → Dense.
 
     Args:
@@ -38,13 +44,15 @@ def build_bilstm_classifier(*, vocab_size, num_classes=2, multi_label=False, seq
         attention_dim: hidden width of the attention scorer.
         dropout: on the pooled features; embedding_dropout: on the embeddings.
         cell: lstm, or gru (bidirectional GRUs).
+        word_class_dim: width of a learned vector of each word's class, beside its embedding
+            (the classes come from `model.word_classes`); 0: none.
     """
     del sequence_length
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = bilstm_encoder(token_ids, vocab_size, embedding_dim, embedding_dropout, num_layers, cell,
-                       lstm_units)
+                       lstm_units, word_class_dim)
     if pooling == "attention":
         pooled = AttentionPooling(attention_dim, name="attention_pooling")(x, token_ids)
     else:

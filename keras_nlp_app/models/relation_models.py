@@ -37,7 +37,7 @@ def build_relation_bilstm(*, vocab_size, head_marker_id, tail_marker_id, head_en
                           tail_end_marker_id=None, num_classes=19, multi_label=False,
                           sequence_length=None, embedding_dim=100, lstm_units=128, num_layers=1,
                           attention_dim=64, dropout=0.5, embedding_dropout=0.3, cell="lstm",
-                          entity_ends=False):
+                          entity_ends=False, word_class_dim=0):
     """Entity-marker BiLSTM with attention (Zhou et al. 2016's Att-BiLSTM, with markers).
 
     Embedding → stacked BiLSTM → [attention pooling over the sentence; the states at the two
@@ -54,12 +54,14 @@ def build_relation_bilstm(*, vocab_size, head_marker_id, tail_marker_id, head_en
         dropout: on the pooled features; embedding_dropout: on the embeddings.
         cell: lstm or gru.
         entity_ends: also pool the states at the end markers.
+        word_class_dim: width of a learned vector of each word's class (WordNet supersense or a
+            lexicon's label, from `model.word_classes`) beside its embedding; 0: none.
     """
     del sequence_length
     _check(multi_label)
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = bilstm_encoder(token_ids, vocab_size, embedding_dim, embedding_dropout, num_layers, cell,
-                       lstm_units)
+                       lstm_units, word_class_dim)
     pooled = AttentionPooling(attention_dim, name="attention_pooling")(x, token_ids)
     entities = _entity_states(x, token_ids, head_marker_id, tail_marker_id, head_end_marker_id,
                               tail_end_marker_id, entity_ends)

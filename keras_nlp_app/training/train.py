@@ -139,6 +139,7 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
                                      batch_size=cfg.train.batch_size)
             warm_start = start_from_run(cfg, preprocessor, model)
             vectors = _start_from_word_vectors(cfg, preprocessor, model)
+            word_classes = _start_from_word_classes(cfg, preprocessor, model)
             groups = task.layer_groups(model) if grouped else None
             if grouped and not groups:
                 raise ConfigError(f"model {cfg.model.name} has no backbone or recurrent layers "
@@ -210,6 +211,8 @@ def train(cfg, run_dir=None, *, task=None, extra_callbacks=()):
         result["word_vectors"] = vectors
     if warm_start:
         result["init_from"] = warm_start
+    if word_classes:
+        result["word_classes"] = word_classes
     result.update(task.final_metrics(cfg, preprocessor, model, space, validation_examples, run_dir))
     result["parameters"] = int(model.count_params())
     # rows of a partly fixed word embedding are trainable weights that never change
@@ -245,6 +248,24 @@ def _start_from_word_vectors(cfg, preprocessor, model):
     return initialize_embeddings(model, vocabulary, cfg.model.word_vectors,
                                  freeze=cfg.model.freeze_word_vectors,
                                  trainable_words=cfg.model.trainable_words)
+
+
+def _start_from_word_classes(cfg, preprocessor, model):
+    """`model.word_classes` written into the model's word-class table (None without them)."""
+    from keras_nlp_app.models.word_classes import initialize_word_classes, word_class_layers
+
+    if not cfg.model.word_classes:
+        if word_class_layers(model):
+            raise ConfigError("model.params.word_class_dim embeds each word's class; set "
+                              "model.word_classes to a lexicon (a WordNet folder such as "
+                              "/usr/share/wordnet, or a word<TAB>class file)",
+                              key="model.word_classes")
+        return None
+    vocabulary = word_vocabulary(preprocessor)
+    if vocabulary is None:
+        raise ConfigError(f"model.word_classes needs a word vocabulary (tokenizer.kind: word); "
+                          f"the {cfg.task} run's tokenizer has none", key="model.word_classes")
+    return initialize_word_classes(model, vocabulary, cfg.model.word_classes)
 
 
 def _write_inspection_files(cfg, preprocessor, model, run_dir, result):
