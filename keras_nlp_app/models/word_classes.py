@@ -33,6 +33,12 @@ class WordClassEmbedding(keras.layers.Layer):
         classes = keras.ops.take(self.table, keras.ops.cast(token_ids, "int32"))
         return keras.ops.take(self.class_vectors, classes, axis=0)
 
+    def compute_mask(self, token_ids, mask=None):
+        """Padding (id 0) masked, as the word embedding masks it: Keras' `Concatenate` keeps a
+        position that any input leaves unmasked, so without this the padding would reach the
+        recurrent layers."""
+        return keras.ops.not_equal(token_ids, 0)
+
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim}
 

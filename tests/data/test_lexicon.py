@@ -119,7 +119,11 @@ def test_the_model_embeds_the_class_its_table_gives_each_token(tmp_path):
     vectors = layer.class_vectors.numpy()
     out = layer(np.array([[6, 7, 8, 1, 0]])).numpy()[0]
     assert np.allclose(out, vectors[[2, 1, 2, 0, 0]])
-    assert model(np.array([[2, 6, 3, 4, 7, 5]])).shape == (1, 3)
+    sentence = np.array([[2, 6, 3, 4, 7, 5]])
+    assert model(sentence).shape == (1, 3)
+    # padding stays masked beside the class vectors: the backward LSTM never reads it
+    padded = np.pad(sentence, ((0, 0), (0, 7)))
+    assert np.allclose(model(sentence).numpy(), model(padded).numpy(), atol=1e-6)
 
     plain = build_model("relation_bilstm", vocab_size=len(vocabulary), head_marker_id=2,
                         tail_marker_id=4, num_classes=3, embedding_dim=4, lstm_units=3)
