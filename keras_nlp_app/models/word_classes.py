@@ -59,7 +59,8 @@ def initialize_word_classes(model, vocabulary, path):
     """
     layers = word_class_layers(model)
     if not layers:
-        raise ConfigError(f"model.word_classes: model {model.name} embeds no word classes; set "
+        raise ConfigError(f"model.word_classes: model {model.name} embeds no word classes; "
+                          f"relation_bilstm and bilstm_classifier do, with "
                           f"model.params.word_class_dim (e.g. 16)", key="model.word_classes")
     names, ids = vocabulary_classes(path, vocabulary)
     for layer in layers:

@@ -127,5 +127,5 @@ def test_the_model_embeds_the_class_its_table_gives_each_token(tmp_path):
 
     plain = build_model("relation_bilstm", vocab_size=len(vocabulary), head_marker_id=2,
                         tail_marker_id=4, num_classes=3, embedding_dim=4, lstm_units=3)
-    with pytest.raises(ConfigError, match="set model.params.word_class_dim"):
+    with pytest.raises(ConfigError, match="relation_bilstm and bilstm_classifier do"):
         initialize_word_classes(plain, vocabulary, str(path))
