@@ -44,10 +44,6 @@ SUFFIX_RULES = {  # WordNet's morphy: inflected ending → base ending
 }
 
 
-def is_wordnet(path):
-    return os.path.isdir(path) and os.path.exists(os.path.join(path, "index.noun"))
-
-
 class WordNetClasses:
     """The supersense of a word by WordNet's database folder `root`."""
 
@@ -151,7 +147,7 @@ def vocabulary_classes(path, vocabulary):
     if not os.path.exists(path):
         raise UserError(f"model.word_classes: {path} does not exist (a WordNet database folder "
                         f"such as /usr/share/wordnet, or a word<TAB>class file)")
-    if is_wordnet(path):
+    if os.path.isdir(path):  # a folder is read as WordNet's database, whose files it must hold
         wordnet = WordNetClasses(path)
         names = [name for name in LEXNAMES if name.split(".")[0] in PARTS_OF_SPEECH]
         found = [wordnet.classify(word) for word in vocabulary]

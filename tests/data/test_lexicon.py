@@ -87,6 +87,8 @@ def test_missing_or_broken_lexicons_are_clear_errors(tmp_path):
         vocabulary_classes(str(tmp_path / "nowhere"), ["a"])
     folder = tmp_path / "half"
     folder.mkdir()
+    with pytest.raises(UserError, match="is not a WordNet database folder: it lacks index.noun"):
+        vocabulary_classes(str(folder), ["a"])
     (folder / "index.noun").write_text(LICENCE)
     with pytest.raises(UserError, match="lacks data.noun"):
         vocabulary_classes(str(folder), ["a"])
