@@ -131,3 +131,18 @@ def test_the_model_embeds_the_class_its_table_gives_each_token(tmp_path):
                         tail_marker_id=4, num_classes=3, embedding_dim=4, lstm_units=3)
     with pytest.raises(ConfigError, match="relation_bilstm and bilstm_classifier do"):
         initialize_word_classes(plain, vocabulary, str(path))
+
+
+def test_the_bilstm_classifier_embeds_word_classes_too(tmp_path):
+    from keras_nlp_app.models import build_model
+    from keras_nlp_app.models.word_classes import initialize_word_classes
+
+    path = tmp_path / "lexicon.tsv"
+    path.write_text("good\tpraise\nbad\tblame\n")
+    model = build_model("bilstm_classifier", vocab_size=5, embedding_dim=4, lstm_units=3,
+                        attention_dim=2, word_class_dim=3)
+    assert initialize_word_classes(model, ["", "[UNK]", "good", "bad", "film"],
+                                   str(path))["classes"] == ["blame", "praise"]
+    sentence = np.array([[4, 2, 3]])
+    assert np.allclose(model(sentence).numpy(), model(np.pad(sentence, ((0, 0), (0, 4)))).numpy(),
+                       atol=1e-6)
