@@ -78,7 +78,7 @@ class TokenizerConfig:
 class ModelConfig:
     name: str = "lstm_classifier"  # factory in keras_nlp_app.models.MODELS
     backbone: str | None = None  # keras-hub preset to start from: a local preset folder (knlp pretrain's, or downloaded), a preset name, kaggle://..., hf://...; the preset's tokenizer is used
-    finetune: str = "full"  # with a backbone: full (every weight trains) | frozen (features only) | lora (only LoRA factors train)
+    finetune: str = "full"  # with a backbone: full (every weight trains) | frozen (features only) | lora (only LoRA factors in the attention query/value projections train) | lora_all (LoRA factors in every attention and feed-forward projection)
     lora_rank: int = 8  # finetune lora: rank of the LoRA factors in the attention query/value projections
     backbone_weights: str = "pretrained"  # pretrained (fine-tune the preset) | random (the preset's architecture and tokenizer, fresh weights: pretraining from scratch, e.g. a causal LM written as a keras-hub preset)
     params: dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
@@ -162,7 +162,7 @@ CHOICES = {
     "tokenizer.model_type": ("unigram", "bpe"),
     "tokenizer.truncation": ("head", "tail", "head+tail"),
     "train.optimizer": ("adam", "adamw", "sgd"),
-    "model.finetune": ("full", "frozen", "lora"),
+    "model.finetune": ("full", "frozen", "lora", "lora_all"),
     "model.backbone_weights": ("pretrained", "random"),
     "train.decay": ("none", "cosine", "linear", "step", "noam"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),

@@ -6,7 +6,11 @@ import keras
 from keras_nlp_app.models.lstm_classifier import classifier_head
 from keras_nlp_app.models.pooling import MarkerStates, masked_mean
 
-FINETUNE_MODES = ("full", "frozen", "lora")
+FINETUNE_MODES = ("full", "frozen", "lora", "lora_all")
+# lora_all: every projection of attention and feed-forward blocks (keras-hub's layer names in the
+# BERT, RoBERTa, GPT-2 and Gemma families), beside the query and value that `lora` adapts
+ALL_PROJECTIONS = ("key", "key_dense", "attention_output", "feedforward_intermediate_dense",
+                   "feedforward_output_dense", "ffw_gating", "ffw_gating_2", "ffw_linear")
 POOLINGS = ("first", "mean", "last", "markers")
 
 
@@ -43,17 +47,19 @@ def pool(sequence, shifted_ids, pooling):
 
 
 def apply_finetune(backbone, finetune, lora_rank):
-    """Sets what trains: everything (full), nothing of the backbone (frozen) or only LoRA
-    factors of rank `lora_rank` in the attention query/value projections (keras-hub's
-    `enable_lora`)."""
+    """Sets what trains: everything (full), nothing of the backbone (frozen), or only LoRA
+    factors of rank `lora_rank` (keras-hub's `enable_lora`): in the attention query/value
+    projections (lora) or in every attention and feed-forward projection (lora_all)."""
     if finetune not in FINETUNE_MODES:
         raise ValueError(f"model.finetune must be one of {', '.join(FINETUNE_MODES)}, got {finetune!r}")
     if finetune == "frozen":
         backbone.trainable = False
-    elif finetune == "lora":
+    elif finetune in ("lora", "lora_all"):
         if lora_rank < 1:
             raise ValueError(f"model.lora_rank must be at least 1, got {lora_rank}")
-        backbone.enable_lora(lora_rank)
+        targets = None if finetune == "lora" else [*backbone.default_lora_layer_names(),
+                                                    *ALL_PROJECTIONS]
+        backbone.enable_lora(lora_rank, target_layer_names=targets)
 
 
 def build_backbone_classifier(*, backbone, pad_token_id, num_classes=2, multi_label=False,

@@ -412,3 +412,22 @@ def test_a_lora_causal_lm_run_writes_a_plain_preset_with_the_factors_merged(tmp_
     expected = np.asarray(trained(inputs))
     np.testing.assert_allclose(np.asarray(merged(inputs)), expected, atol=1e-5)
     assert np.abs(np.asarray(base(inputs)) - expected).max() > 1e-4
+
+
+def test_lora_all_adapts_every_attention_and_feed_forward_projection():
+    import keras_hub
+
+    from keras_nlp_app.models.backbone_classifier import apply_finetune
+
+    def factors(finetune):
+        backbone = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=2, num_heads=2,
+                                                 hidden_dim=8, intermediate_dim=16,
+                                                 max_sequence_length=8)
+        apply_finetune(backbone, finetune, 2)
+        trainable = [v.path for v in backbone.trainable_weights]
+        assert all("lora" in p or p.endswith("bias") for p in trainable)
+        return sorted({p.split("/")[-2] for p in trainable if "lora" in p})
+
+    assert factors("lora") == ["query", "value"]
+    assert factors("lora_all") == ["attention_output", "feedforward_intermediate_dense",
+                                   "feedforward_output_dense", "key", "query", "value"]
