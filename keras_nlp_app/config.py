@@ -18,6 +18,7 @@ import yaml
 from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.utils import atomic
 
+LORA_MODES = ("lora", "lora_all")  # model.finetune values that train LoRA factors only
 
 @dataclass
 class DataConfig:
@@ -162,7 +163,7 @@ CHOICES = {
     "tokenizer.model_type": ("unigram", "bpe"),
     "tokenizer.truncation": ("head", "tail", "head+tail"),
     "train.optimizer": ("adam", "adamw", "sgd"),
-    "model.finetune": ("full", "frozen", "lora", "lora_all"),
+    "model.finetune": ("full", "frozen", *LORA_MODES),
     "model.backbone_weights": ("pretrained", "random"),
     "train.decay": ("none", "cosine", "linear", "step", "noam"),
     "train.strategy": ("auto", "one_device", "mirrored", "multi_worker"),

@@ -3,10 +3,11 @@ fine-tuned in full, frozen (features only) or with LoRA."""
 
 import keras
 
+from keras_nlp_app.config import LORA_MODES
 from keras_nlp_app.models.lstm_classifier import classifier_head
 from keras_nlp_app.models.pooling import MarkerStates, masked_mean
 
-FINETUNE_MODES = ("full", "frozen", "lora", "lora_all")
+FINETUNE_MODES = ("full", "frozen", *LORA_MODES)
 # lora_all: every projection of attention and feed-forward blocks (keras-hub's layer names in the
 # BERT, RoBERTa, GPT-2 and Gemma families), beside the query and value that `lora` adapts
 ALL_PROJECTIONS = ("key", "key_dense", "attention_output", "feedforward_intermediate_dense",
@@ -54,7 +55,7 @@ def apply_finetune(backbone, finetune, lora_rank):
         raise ValueError(f"model.finetune must be one of {', '.join(FINETUNE_MODES)}, got {finetune!r}")
     if finetune == "frozen":
         backbone.trainable = False
-    elif finetune in ("lora", "lora_all"):
+    elif finetune in LORA_MODES:
         if lora_rank < 1:
             raise ValueError(f"model.lora_rank must be at least 1, got {lora_rank}")
         targets = None if finetune == "lora" else [*backbone.default_lora_layer_names(),

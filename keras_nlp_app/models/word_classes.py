@@ -19,6 +19,9 @@ class WordClassEmbedding(keras.layers.Layer):
     """`[B, T]` token ids → `[B, T, dim]` vectors of their word classes (class 0: none)."""
 
     def __init__(self, vocab_size, dim, **kwargs):
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"word_class_dim must be a whole number of at least 1 (0: no word "
+                             f"classes), got {dim!r}")
         super().__init__(**kwargs)
         self.vocab_size, self.dim = vocab_size, dim
 

@@ -14,6 +14,7 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_nlp_app.config import LORA_MODES
 from keras_nlp_app.errors import ConfigError
 from keras_nlp_app.text.preprocessors import truncate
 
@@ -70,7 +71,7 @@ def check_backbone_config(cfg, backbone_model):
     if not model_cfg.backbone:
         raise ConfigError(f"model {model_cfg.name} fine-tunes a pretrained backbone; set "
                           f"model.backbone to a keras-hub preset")
-    if model_cfg.finetune.startswith("lora") and model_cfg.lora_rank < 1:
+    if model_cfg.finetune in LORA_MODES and model_cfg.lora_rank < 1:
         raise ConfigError(f"model.lora_rank must be at least 1, got {model_cfg.lora_rank}")
     if cfg.tokenizer.vector_words:
         raise ConfigError("tokenizer.vector_words widens a word vocabulary learned from the "

@@ -127,6 +127,11 @@ def test_the_model_embeds_the_class_its_table_gives_each_token(tmp_path):
     padded = np.pad(sentence, ((0, 0), (0, 7)))
     assert np.allclose(model(sentence).numpy(), model(padded).numpy(), atol=1e-6)
 
+    for width in (-1, 2.5, "16x"):
+        with pytest.raises(ConfigError, match="word_class_dim must be a whole number"):
+            build_model("relation_bilstm", vocab_size=len(vocabulary), head_marker_id=2,
+                        tail_marker_id=4, word_class_dim=width)
+
     plain = build_model("relation_bilstm", vocab_size=len(vocabulary), head_marker_id=2,
                         tail_marker_id=4, num_classes=3, embedding_dim=4, lstm_units=3)
     with pytest.raises(ConfigError, match="relation_bilstm and bilstm_classifier do"):
