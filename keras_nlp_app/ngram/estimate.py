@@ -1,7 +1,7 @@
 """Estimating n-gram models from tokenized sentences: vocabulary, counts, and the smoothing
 (interpolated modified Kneser-Ney with KenLM's discounts, add-k, MLE, stupid backoff)."""
 
-import collections
+import array
 
 import numpy as np
 
@@ -13,8 +13,10 @@ from keras_nlp_app.ngram.model import (
     LOG10_ZERO,
     SMOOTHINGS,
     UNK,
+    UNK_ID,
     NGramModel,
     Order,
+    with_sentence_marks,
 )
 
 
@@ -23,7 +25,8 @@ def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, 
     """Counts n-grams of `sentences` (lists of tokens) and estimates probabilities.
 
     Args:
-        sentences: tokenized training sentences.
+        sentences: tokenized training sentences: a list, or any iterable read once (a file's
+            lines tokenized as they are read, so the corpus is never held as strings).
         order: 1 to 6.
         smoothing: kneser_ney (interpolated, modified, three discounts per order), add_k, mle,
             or stupid_backoff (Brants et al. 2007: relative frequency of the longest seen
@@ -44,14 +47,12 @@ def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, 
         raise UserError(f"n-gram order must be 1 to 6, got {order}")
     if smoothing not in SMOOTHINGS:
         raise UserError(f"unknown smoothing {smoothing!r}; choose {', '.join(SMOOTHINGS)}")
-    if not sentences:
+    seen, first_ids, lengths = _first_seen_ids(sentences)
+    if not len(lengths):
         raise UserError("no sentences to train on")
-    if vocabulary is None:
-        vocabulary = _build_vocabulary(sentences, min_count, max_vocab)
-    else:
-        vocabulary = [UNK, BOS, EOS] + [w for w in vocabulary if w not in (UNK, BOS, EOS)]
+    vocabulary, words = _vocabulary_ids(seen, first_ids, min_count, max_vocab, vocabulary)
     model = NGramModel(vocabulary, [], smoothing=smoothing, k=k, tokenizer=tokenizer, alpha=alpha)
-    tokens, remaining = model._encode(sentences)
+    tokens, remaining = with_sentence_marks(words, lengths)
     counts = _count(tokens, remaining, order, len(vocabulary))
     if smoothing == "kneser_ney":
         model.orders, model.discounts = _kneser_ney(counts, tokens, len(vocabulary),
@@ -61,15 +62,45 @@ def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, 
     return model
 
 
-def _build_vocabulary(sentences, min_count=1, max_vocab=None):
-    """`<unk>`, `<s>`, `</s>`, then words by descending count (ties alphabetical)."""
-    counts = collections.Counter(w for s in sentences for w in s)
-    for special in (UNK, BOS, EOS):
-        counts.pop(special, None)
-    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-    if max_vocab is not None:
-        words = words[: max(max_vocab - 3, 0)]
-    return [UNK, BOS, EOS] + words
+class _NewIds(dict):
+    """Word → id in order of first sight; a new word gets the next id (C-speed with `map`)."""
+
+    def __missing__(self, word):
+        self[word] = len(self)
+        return self[word]
+
+
+def _first_seen_ids(sentences):
+    """One pass over the corpus: its distinct words in order of first sight, every token as the
+    index of its word there, and each sentence's length. Words become integers as they are read,
+    so no per-token string list is built (half the time and memory of counting strings)."""
+    seen, ids, lengths = _NewIds(), array.array("q"), array.array("q")
+    for sentence in sentences:
+        lengths.append(len(sentence))
+        ids.extend(map(seen.__getitem__, sentence))
+    return list(seen), np.frombuffer(ids, dtype=np.int64), np.frombuffer(lengths, dtype=np.int64)
+
+
+def _vocabulary_ids(seen, first_ids, min_count=1, max_vocab=None, vocabulary=None):
+    """The model's vocabulary and the corpus in its ids.
+
+    Counted: `<unk>`, `<s>`, `</s>`, then words by descending count (ties alphabetical); words
+    under min_count or beyond max_vocab become `<unk>`. Given (`vocabulary`): its words in its
+    order after the three, and any other word becomes `<unk>`. The three marks written in the
+    text keep their own ids.
+    """
+    if vocabulary is None:
+        counts = np.bincount(first_ids, minlength=len(seen))
+        kept = [i for i, w in enumerate(seen) if counts[i] >= min_count and w not in (UNK, BOS, EOS)]
+        kept.sort(key=lambda i: (-counts[i], seen[i]))
+        if max_vocab is not None:
+            kept = kept[: max(max_vocab - 3, 0)]
+        vocabulary = [UNK, BOS, EOS] + [seen[i] for i in kept]
+    else:
+        vocabulary = [UNK, BOS, EOS] + [w for w in vocabulary if w not in (UNK, BOS, EOS)]
+    index = {w: i for i, w in enumerate(vocabulary)}
+    to_model = np.fromiter((index.get(w, UNK_ID) for w in seen), dtype=np.int64, count=len(seen))
+    return vocabulary, to_model[first_ids]
 
 
 def _count(tokens, remaining, order, vocab_size):

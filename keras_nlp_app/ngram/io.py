@@ -81,8 +81,12 @@ def train_files(train_file, output, *, order=5, smoothing="kneser_ney", k=1.0, m
         A JSON-ready summary: order, smoothing, vocabulary, ngrams per order, discounts, files,
         seconds.
     """
+    from keras_nlp_app.data.readers import read_text_lines
+
     started = time.time()
-    model = train_model(read_sentences(train_file, tokenizer), order=order, smoothing=smoothing,
+    lines = read_text_lines(train_file).texts
+    sentences = (words for words in (tokenize(line, tokenizer) for line in lines) if words)
+    model = train_model(sentences, order=order, smoothing=smoothing,
                         k=k, min_count=min_count, max_vocab=max_vocab, tokenizer=tokenizer,
                         discount_fallback=discount_fallback, alpha=alpha)
     output = output[:-4] if output.endswith(".npz") else output

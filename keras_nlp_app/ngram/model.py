@@ -75,19 +75,10 @@ class NGramModel:
 
     def _encode(self, sentences):
         """Flat ids `<s> w.. </s> <s> ...` and, per position, tokens left in its sentence."""
-        lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences)) + 2
-        ends = np.cumsum(lengths)
+        lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
         words = np.fromiter(map(self.index.__getitem__, itertools.chain.from_iterable(sentences)),
-                            dtype=np.int64, count=int(lengths.sum()) - 2 * len(sentences))
-        ids = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
-        is_word = np.ones(len(ids), dtype=bool)
-        is_word[ends - lengths] = False
-        is_word[ends - 1] = False
-        ids[is_word] = words
-        ids[ends - lengths] = BOS_ID
-        ids[ends - 1] = EOS_ID
-        remaining = np.repeat(ends, lengths) - np.arange(len(ids))
-        return ids, remaining
+                            dtype=np.int64, count=int(lengths.sum()))
+        return with_sentence_marks(words, lengths)
 
     # ---------------------------------------------------------------- queries
 
@@ -368,6 +359,22 @@ class NGramModel:
             columns.append(lower_keys % self.vocab_size if lower else lower_keys)
             context = lower_keys // self.vocab_size
         return np.stack(columns[::-1], axis=1)
+
+
+def with_sentence_marks(words, lengths):
+    """Word ids of consecutive sentences (`lengths` words each) as one flat array
+    `<s> w.. </s> <s> ...`, and per position the tokens left in its sentence (itself included)."""
+    lengths = lengths + 2
+    ends = np.cumsum(lengths)
+    ids = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+    is_word = np.ones(len(ids), dtype=bool)
+    is_word[ends - lengths] = False
+    is_word[ends - 1] = False
+    ids[is_word] = words
+    ids[ends - lengths] = BOS_ID
+    ids[ends - 1] = EOS_ID
+    remaining = np.repeat(ends, lengths) - np.arange(len(ids))
+    return ids, remaining
 
 
 class _WordIds(dict):

@@ -198,3 +198,28 @@ def test_lookup_finds_every_stored_ngram_and_no_absent_one():
                     for c, w in zip(contexts, words)]
         assert 0 < expected.count(-1) < len(expected)
         np.testing.assert_array_equal(model._lookup(k, contexts, words), expected)
+
+
+def test_a_file_streamed_into_ids_trains_the_model_its_sentence_list_trains(tmp_path):
+    """`knlp ngram train` turns words into ids as it reads the file; the model must equal the
+    one trained from the file's token lists, vocabulary order and `<unk>` included."""
+    from keras_nlp_app.ngram.io import read_sentences, train_files
+
+    corpus = random_corpus(300, 11) + [["rare", "</s>", "<unk>", "a"]]
+    path = tmp_path / "train.txt"
+    path.write_text("\n\n".join(" ".join(s) for s in corpus) + "\n   \n", encoding="utf-8")
+    for options in ({"order": 3}, {"order": 2, "min_count": 2, "smoothing": "add_k"},
+                    {"order": 2, "max_vocab": 50, "smoothing": "mle"}):
+        train_files(str(path), str(tmp_path / "model"), **options)
+        streamed = load_model(str(tmp_path / "model.npz"))
+        listed = train_model(read_sentences(str(path)), **options)
+        assert streamed.vocabulary == listed.vocabulary
+        for mine, theirs in zip(streamed.orders, listed.orders):
+            np.testing.assert_array_equal(mine.keys, theirs.keys)
+            np.testing.assert_array_equal(mine.log10_prob, theirs.log10_prob)
+            np.testing.assert_array_equal(mine.log10_backoff, theirs.log10_backoff)
+    counted = train_model([["b", "a", "c"], ["c", "a"], ["d"]], order=1, smoothing="mle")
+    assert counted.vocabulary == ["<unk>", "<s>", "</s>", "a", "c", "b", "d"]
+    fixed = train_model([["b", "z", "a"]], order=1, smoothing="mle", vocabulary=["a", "b", "<s>"])
+    assert fixed.vocabulary == ["<unk>", "<s>", "</s>", "a", "b"]
+    assert fixed.orders[0].counts.tolist() == [1, 1, 1, 1, 1]  # z became <unk>
