@@ -266,8 +266,10 @@ def main():
         except ImportError:
             result["kenlm_module_on_our_arpa"] = "kenlm not installed (pip install kenlm)"
         try:
-            result["nltk"] = bench_nltk(train, valid, args.nltk_sentences)
-            result["nltk"]["note"] = "fit on a subset (train_sentences); scoring 50 valid sentences"
+            result["nltk"] = (bench_nltk(train, valid, args.nltk_sentences)
+                              if args.nltk_sentences else "not run (--nltk-sentences 0)")
+            if args.nltk_sentences:
+                result["nltk"]["note"] = "fit on a subset (train_sentences); scoring 50 valid sentences"
         except ImportError:
             result["nltk"] = "nltk not installed (pip install nltk)"
     result["valid_perplexity_by_model"] = perplexity_table(train, valid, args.orders)

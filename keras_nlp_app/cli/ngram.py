@@ -22,7 +22,7 @@ def cmd_ngram(args):
     from keras_nlp_app.ngram.io import (
         load_model,
         model_path,
-        read_sentences,
+        read_encoded,
         save_model,
         train_files,
     )
@@ -39,7 +39,7 @@ def cmd_ngram(args):
         return 0
     if args.action == "score":
         model = load_model(model_path(args.model))
-        sentences = read_sentences(args.data, model.tokenizer)
+        sentences = read_encoded(args.data, model)
         report = perplexity_report(model, sentences, include_eos=not args.no_eos)
         if args.per_sentence:
             report["per_sentence"] = model.sentence_scores(sentences)

@@ -53,6 +53,7 @@ def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, 
     vocabulary, words = _vocabulary_ids(seen, first_ids, min_count, max_vocab, vocabulary)
     model = NGramModel(vocabulary, [], smoothing=smoothing, k=k, tokenizer=tokenizer, alpha=alpha)
     tokens, remaining = with_sentence_marks(words, lengths)
+    del first_ids, words  # the counts below need only the marked copy
     counts = _count(tokens, remaining, order, len(vocabulary))
     if smoothing == "kneser_ney":
         model.orders, model.discounts = _kneser_ney(counts, tokens, len(vocabulary),

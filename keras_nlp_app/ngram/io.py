@@ -25,6 +25,16 @@ def read_sentences(path, tokenizer="whitespace"):
     return [s for s in sentences if s]
 
 
+def read_encoded(path, model):
+    """A UTF-8 text file's non-empty lines as `model`'s word ids, tokenized by its tokenizer.
+    Words become ids line by line, so scoring a large file holds no per-token strings."""
+    from keras_nlp_app.data.readers import read_text_lines
+
+    lines = read_text_lines(path).texts
+    return model.encode(words for words in (tokenize(line, model.tokenizer) for line in lines)
+                        if words)
+
+
 def save_model(model, path):
     """Writes a model in the fast binary form (`.npz`), atomically."""
     arrays = {"vocabulary": np.array(model.vocabulary)}
@@ -86,6 +96,7 @@ def train_files(train_file, output, *, order=5, smoothing="kneser_ney", k=1.0, m
     started = time.time()
     lines = read_text_lines(train_file).texts
     sentences = (words for words in (tokenize(line, tokenizer) for line in lines) if words)
+    del lines  # the generator holds them until it is spent, then they go
     model = train_model(sentences, order=order, smoothing=smoothing,
                         k=k, min_count=min_count, max_vocab=max_vocab, tokenizer=tokenizer,
                         discount_fallback=discount_fallback, alpha=alpha)

@@ -11,8 +11,8 @@ Sentences are scored as KenLM does: the context starts with `<s>`, every word an
 `</s>` are predicted, and a word outside the vocabulary is scored as `<unk>` (and counted as OOV).
 """
 
+import array
 import dataclasses
-import itertools
 import math
 import re
 
@@ -47,6 +47,17 @@ class Order:
     counts: np.ndarray = None  # raw counts (kept for MLE and add-k)
 
 
+@dataclasses.dataclass
+class EncodedSentences:
+    """Sentences as one model's word ids: all words in one flat array, and each one's length."""
+
+    words: np.ndarray  # int64 [total words]
+    lengths: np.ndarray  # int64 [sentences]
+
+    def __len__(self):
+        return len(self.lengths)
+
+
 class NGramModel:
     """An n-gram language model over a fixed vocabulary.
 
@@ -73,12 +84,22 @@ class NGramModel:
     def vocab_size(self):
         return len(self.vocabulary)
 
+    def encode(self, sentences):
+        """Token lists (any iterable, read once: a file's lines tokenized as they are read) as
+        `EncodedSentences` of this model's word ids; words outside the vocabulary get `<unk>`'s."""
+        if isinstance(sentences, EncodedSentences):
+            return sentences
+        words, lengths = array.array("q"), array.array("q")
+        for sentence in sentences:
+            lengths.append(len(sentence))
+            words.extend(map(self.index.__getitem__, sentence))
+        return EncodedSentences(np.frombuffer(words, dtype=np.int64),
+                                np.frombuffer(lengths, dtype=np.int64))
+
     def _encode(self, sentences):
         """Flat ids `<s> w.. </s> <s> ...` and, per position, tokens left in its sentence."""
-        lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
-        words = np.fromiter(map(self.index.__getitem__, itertools.chain.from_iterable(sentences)),
-                            dtype=np.int64, count=int(lengths.sum()))
-        return with_sentence_marks(words, lengths)
+        encoded = self.encode(sentences)
+        return with_sentence_marks(encoded.words, encoded.lengths)
 
     # ---------------------------------------------------------------- queries
 
@@ -210,12 +231,13 @@ class NGramModel:
 
     def sentence_scores(self, sentences):
         """Per sentence: total log10 and natural-log probability (words and `</s>`) and OOVs."""
-        scores, oov, _, sentence = self.token_log10_probs(sentences)
-        log10 = np.bincount(sentence, weights=scores, minlength=len(sentences))
-        oovs = np.bincount(sentence, weights=oov, minlength=len(sentences)).astype(int)
+        encoded = self.encode(sentences)
+        scores, oov, _, sentence = self.token_log10_probs(encoded)
+        log10 = np.bincount(sentence, weights=scores, minlength=len(encoded))
+        oovs = np.bincount(sentence, weights=oov, minlength=len(encoded)).astype(int)
         return [{"log10_prob": float(l), "ln_prob": float(l * math.log(10)),
-                 "tokens": len(s) + 1, "oov": int(o)}
-                for l, o, s in zip(log10, oovs, sentences)]
+                 "tokens": int(n) + 1, "oov": int(o)}
+                for l, o, n in zip(log10, oovs, encoded.lengths)]
 
     # ---------------------------------------------------------------- distributions, sampling
 
@@ -402,7 +424,8 @@ def perplexity_report(model, sentences, *, include_eos=True):
     OOV words are scored as `<unk>` and counted; `perplexity_excluding_oov` leaves them out.
     Zero-probability tokens (MLE) make the perplexity infinite; they are counted in `zero_prob`.
     """
-    if not sentences:
+    sentences = model.encode(sentences)
+    if not len(sentences):
         raise UserError("no sentences to score")
     scores, oov, eos, _ = model.token_log10_probs(sentences)
     keep = np.ones(len(scores), dtype=bool) if include_eos else ~eos
