@@ -15,6 +15,8 @@ from keras_nlp_app.ngram.model import BOS, UNK, NGramModel, Order
 from keras_nlp_app.utils import atomic
 
 _SEVEN_DIGITS = "{:.7g}".format
+_PROB_WORDS = "{:.7g}\t{}".format
+_PROB_WORDS_SUFFIX = "{:.7g}\t{}{}".format
 
 
 def write_arpa(model, path):
@@ -22,27 +24,43 @@ def write_arpa(model, path):
     if model.smoothing != "kneser_ney":
         raise UserError(f"an ARPA file can hold only back-off models; this model uses "
                         f"{model.smoothing} (train with --smoothing kneser_ney)")
-    vocabulary = np.array(model.vocabulary, dtype=object)
     with atomic.atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write("\n\\data\\\n")
         for i, order in enumerate(model.orders):
             f.write(f"ngram {i + 1}={len(order.keys)}\n")
+        texts = None
         for i, order in enumerate(model.orders):
             f.write(f"\n\\{i + 1}-grams:\n")
-            words = model.ngram_words(i)
-            # Python lists and str methods: several times faster here than NumPy object arrays
-            texts = map(" ".join, zip(*(vocabulary[words[:, c]].tolist()
-                                        for c in range(words.shape[1]))))
-            probs = map(_SEVEN_DIGITS, order.log10_prob.tolist())
-            if i < model.order - 1:
-                backoffs = ["" if b == 0 else "\t" + _SEVEN_DIGITS(b)
-                            for b in order.log10_backoff.tolist()]
-                lines = map("{}\t{}{}".format, probs, texts, backoffs)
-            else:
-                lines = map("{}\t{}".format, probs, texts)
-            f.write("\n".join(lines))
+            texts = _ngram_texts(model, i, texts)
+            f.write("\n".join(_arpa_lines(order, texts, with_backoff=i < model.order - 1)))
             f.write("\n")
         f.write("\n\\end\\\n")
+
+
+def _ngram_texts(model, order_index, context_texts):
+    """The words of every n-gram of an order, space-separated, in key order (an object array).
+    Each is its context's text (the order below, already built) plus its last word: one string
+    concatenation per n-gram instead of looking up and joining all its words."""
+    keys = model.orders[order_index].keys
+    if order_index == 0:
+        return np.array(model.vocabulary, dtype=object)[keys]
+    spaced = np.array([" " + word for word in model.vocabulary], dtype=object)
+    contexts, words = np.divmod(keys, model.vocab_size)
+    # Python lists and str methods: several times faster here than NumPy object arithmetic
+    return np.array(list(map(str.__add__, context_texts[contexts].tolist(),
+                             spaced[words].tolist())), dtype=object)
+
+
+def _arpa_lines(order, texts, with_backoff):
+    """`log10_prob<TAB>words[<TAB>log10_backoff]` per n-gram; a zero backoff is left out.
+    Backoffs take a few thousand distinct values per order, so each is formatted once."""
+    probs = order.log10_prob.tolist()
+    if not with_backoff:
+        return map(_PROB_WORDS, probs, texts.tolist())
+    distinct, which = np.unique(order.log10_backoff, return_inverse=True)
+    suffixes = np.array(["" if b == 0 else "\t" + _SEVEN_DIGITS(b) for b in distinct.tolist()],
+                        dtype=object)
+    return map(_PROB_WORDS_SUFFIX, probs, texts.tolist(), suffixes[which].tolist())
 
 
 def read_arpa(path, tokenizer="whitespace"):

@@ -27,6 +27,26 @@ def test_arpa_round_trip_scores_the_same(model, tmp_path):
     assert "-99\t<s>" in text
 
 
+def test_arpa_lines_equal_a_plain_line_by_line_writer(tmp_path):
+    """The writer builds each n-gram's text from its context's and formats each distinct backoff
+    once; its file must equal, byte for byte, one written line by line from every n-gram's words."""
+    model = train_model(random_corpus(200, 13), order=3)
+    model.orders[1].log10_backoff[[3, 5]] = -3.25e-05  # values that take an exponent
+    model.orders[2].log10_prob[7] = -1.5e-06
+    path = tmp_path / "m.arpa"
+    write_arpa(model, str(path))
+    expected = ["", "\\data\\"] + [f"ngram {i + 1}={len(o.keys)}" for i, o in enumerate(model.orders)]
+    for i, order in enumerate(model.orders):
+        expected += ["", f"\\{i + 1}-grams:"]
+        for words, prob, backoff in zip(model.ngram_words(i), order.log10_prob, order.log10_backoff):
+            line = "%.7g\t%s" % (prob, " ".join(model.vocabulary[w] for w in words))
+            if i < model.order - 1 and backoff != 0:
+                line += "\t%.7g" % backoff
+            expected.append(line)
+    assert path.read_text() == "\n".join(expected + ["", "\\end\\", ""])
+    assert sum("e-0" in line for line in expected) == 3
+
+
 def test_arpa_holds_only_backoff_models(tmp_path):
     with pytest.raises(UserError, match="only back-off models"):
         write_arpa(train_model(random_corpus(50, 1), order=2, smoothing="add_k"), str(tmp_path / "x.arpa"))
