@@ -3,14 +3,14 @@
 - masked-LM pretraining (configs/pretrain_imdb.yaml on the unlabeled IMDB reviews): training
   tokens/s (window tokens, padding included);
 - fine-tuning on SST-2 (configs/sst2_finetune.yaml) with the backbone frozen, with LoRA (rank 8)
-  and in full: training examples/s, trainable parameters and peak resident memory.
+  on query and value or in every projection (lora_all), and in full: training examples/s, trainable parameters and peak resident memory.
 
 Each case is a real `knlp train` run in a process of its own (so peak memory is its own), of two
 epochs of `--steps` steps; the speed is the second epoch's (the first includes tracing).
 
 Usage:
     KNLP_DATA_DIR=../shared/data .venv/bin/python scripts/bench_pretrain.py \
-        [--preset runs/pretrain_imdb/preset] [--steps 60] [--cases mlm frozen lora full]
+        [--preset runs/pretrain_imdb/preset] [--steps 60] [--cases mlm frozen lora lora_all full]
 """
 
 import argparse
@@ -42,6 +42,7 @@ CASES = {
                                            "data.max_train_examples=3000"]),
     "frozen": ("configs/sst2_finetune.yaml", ["model.finetune=frozen"]),
     "lora": ("configs/sst2_finetune.yaml", ["model.finetune=lora", "model.lora_rank=8"]),
+    "lora_all": ("configs/sst2_finetune.yaml", ["model.finetune=lora_all", "model.lora_rank=8"]),
     "full": ("configs/sst2_finetune.yaml", ["model.finetune=full"]),
 }
 
@@ -78,7 +79,7 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         results = {name: run_case(name, args.steps, args.preset, folder) for name in args.cases}
     if "full" in results:
-        for name in ("frozen", "lora"):
+        for name in ("frozen", "lora", "lora_all"):
             if name in results:
                 results[name]["speed_vs_full"] = round(
                     results[name]["examples_per_s"] / results["full"]["examples_per_s"], 2)
