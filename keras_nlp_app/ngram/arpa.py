@@ -15,8 +15,8 @@ from keras_nlp_app.ngram.model import BOS, UNK, NGramModel, Order
 from keras_nlp_app.utils import atomic
 
 _SEVEN_DIGITS = "{:.7g}".format
-_PROB_WORDS = "{:.7g}\t{}".format
-_PROB_WORDS_SUFFIX = "{:.7g}\t{}{}".format
+_PROB_WORDS = "{:.7g}\t{}\n".format
+_PROB_WORDS_SUFFIX = "{:.7g}\t{}{}\n".format
 
 
 def write_arpa(model, path):
@@ -32,8 +32,7 @@ def write_arpa(model, path):
         for i, order in enumerate(model.orders):
             f.write(f"\n\\{i + 1}-grams:\n")
             texts = _ngram_texts(model, i, texts)
-            f.write("\n".join(_arpa_lines(order, texts, with_backoff=i < model.order - 1)))
-            f.write("\n")
+            f.writelines(_arpa_lines(order, texts, with_backoff=i < model.order - 1))
         f.write("\n\\end\\\n")
 
 
@@ -52,7 +51,7 @@ def _ngram_texts(model, order_index, context_texts):
 
 
 def _arpa_lines(order, texts, with_backoff):
-    """`log10_prob<TAB>words[<TAB>log10_backoff]` per n-gram; a zero backoff is left out.
+    """`log10_prob<TAB>words[<TAB>log10_backoff]` lines, lazily; a zero backoff is left out.
     Backoffs take a few thousand distinct values per order, so each is formatted once."""
     probs = order.log10_prob.tolist()
     if not with_backoff:
