@@ -2,6 +2,7 @@
 (interpolated modified Kneser-Ney with KenLM's discounts, add-k, MLE, stupid backoff)."""
 
 import array
+import dataclasses
 
 import numpy as np
 
@@ -18,6 +19,17 @@ from keras_nlp_app.ngram.model import (
     Order,
     with_sentence_marks,
 )
+
+
+@dataclasses.dataclass
+class Counted:
+    """The n-grams of one order as counted: sorted keys, raw counts, the row of each one's
+    suffix in the order below (None for unigrams), and whether each starts with `<s>`."""
+
+    keys: np.ndarray
+    counts: np.ndarray
+    suffix_rows: np.ndarray
+    starts_bos: np.ndarray
 
 
 def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, max_vocab=None,
@@ -55,9 +67,9 @@ def train_model(sentences, order=5, smoothing="kneser_ney", k=1.0, min_count=1, 
     tokens, remaining = with_sentence_marks(words, lengths)
     del first_ids, words  # the counts below need only the marked copy
     counts = _count(tokens, remaining, order, len(vocabulary))
+    del tokens, remaining  # the estimation needs only the counts
     if smoothing == "kneser_ney":
-        model.orders, model.discounts = _kneser_ney(counts, tokens, len(vocabulary),
-                                                    discount_fallback)
+        model.orders, model.discounts = _kneser_ney(counts, len(vocabulary), discount_fallback)
     else:
         model.orders = _count_based(counts, len(vocabulary), smoothing, k)
     return model
@@ -105,26 +117,32 @@ def _vocabulary_ids(seen, first_ids, min_count=1, max_vocab=None, vocabulary=Non
 
 
 def _count(tokens, remaining, order, vocab_size):
-    """Raw counts of every order: list of (keys, counts, first_position, row_at_position)."""
-    result = []
-    rows = tokens.copy()  # unigram row == word id
-    unigram_counts = np.bincount(tokens, minlength=vocab_size)
-    first = np.full(vocab_size, -1, dtype=np.int64)
-    seen = np.unique(tokens, return_index=True)
-    first[seen[0]] = seen[1]
-    result.append((np.arange(vocab_size, dtype=np.int64), unigram_counts, first, rows))
+    """Raw counts of every order: a list of `Counted`, lowest order first.
+
+    Each order's n-grams are its (k-1)-gram prefix's row times V plus the last word, counted
+    with one `np.unique` over the positions where they fit. Only two orders' per-position rows
+    are alive at a time: what the estimation needs of the corpus afterwards (each n-gram's
+    suffix row, whether it starts with `<s>`) is taken from them as each order is counted.
+    """
+    words = np.arange(vocab_size, dtype=np.int64)
+    result = [Counted(words, np.bincount(tokens, minlength=vocab_size), None, words == BOS_ID)]
+    rows = tokens  # unigram row == word id
     for k in range(1, order):
         positions = np.nonzero(remaining > k)[0]
         keys = rows[positions] * vocab_size + tokens[positions + k]
         unique, index, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
                                                    return_counts=True)
+        del keys
+        at = positions[index]  # where each n-gram occurs (its first occurrence)
+        # its suffix (all words but the first) is an n-gram one order down, one position later
+        result.append(Counted(unique, counts, rows[at + 1], tokens[at] == BOS_ID))
         rows = np.full(len(tokens), -1, dtype=np.int64)
         rows[positions] = inverse
-        result.append((unique, counts, positions[index], rows))
+        del positions, inverse, index, at
     return result
 
 
-def _kneser_ney(counts, tokens, vocab_size, discount_fallback=None):
+def _kneser_ney(counts, vocab_size, discount_fallback=None):
     """Interpolated modified Kneser-Ney, with KenLM's conventions.
 
     Adjusted counts: the highest order and n-grams starting with `<s>` keep their counts; other
@@ -134,18 +152,13 @@ def _kneser_ney(counts, tokens, vocab_size, discount_fallback=None):
     """
     order = len(counts)
     adjusted = []
-    for k in range(order):
-        keys, raw, first, _ = counts[k]
+    for k, counted in enumerate(counts):
         if k == order - 1:
-            a = raw.astype(np.int64)
+            a = counted.counts.astype(np.int64)
         else:
-            upper_first = counts[k + 1][2]
-            suffix_rows = counts[k][3][upper_first + 1]
-            a = np.bincount(suffix_rows, minlength=len(keys)).astype(np.int64)
-            starts_bos = np.zeros(len(keys), dtype=bool)
-            present = first >= 0
-            starts_bos[present] = tokens[first[present]] == BOS_ID
-            a = np.where(starts_bos, raw, a)
+            # distinct left extensions: the n-grams one order up whose suffix is this one
+            a = np.bincount(counts[k + 1].suffix_rows, minlength=len(counted.keys))
+            a = np.where(counted.starts_bos, counted.counts, a).astype(np.int64)
         if k == 0:
             a[BOS_ID] = 0
         adjusted.append(a)
@@ -155,29 +168,31 @@ def _kneser_ney(counts, tokens, vocab_size, discount_fallback=None):
     orders = []
     lower_prob = None
     gammas = []
-    for k in range(order):
-        keys = counts[k][0]
+    for k, counted in enumerate(counts):
+        keys = counted.keys
         a = adjusted[k].astype(np.float64)
         d = np.asarray(discounts[k])[np.minimum(adjusted[k], 3)]
+        adjusted[k] = None
         groups = keys // vocab_size if k else np.zeros(len(keys), dtype=np.int64)
-        n_groups = len(counts[k - 1][0]) if k else 1
+        n_groups = len(counts[k - 1].keys) if k else 1
         denominator = np.bincount(groups, weights=a, minlength=n_groups)
         gamma = np.bincount(groups, weights=np.where(a > 0, d, 0.0), minlength=n_groups)
         with np.errstate(divide="ignore", invalid="ignore"):
-            uninterpolated = np.where(denominator[groups] > 0, (a - d) / denominator[groups], 0.0)
+            prob = np.where(denominator[groups] > 0, (a - d) / denominator[groups], 0.0)
             gamma = np.where(denominator > 0, gamma / np.maximum(denominator, 1e-300), 0.0)
+        del a, d, denominator
         if k == 0:
-            prob = uninterpolated + gamma[0] / (vocab_size - 1)
+            prob += gamma[0] / (vocab_size - 1)
         else:
-            suffix = counts[k - 1][3][counts[k][2] + 1]
-            prob = uninterpolated + gamma[groups] * lower_prob[suffix]
+            prob += gamma[groups] * lower_prob[counted.suffix_rows]
+        del groups
         gammas.append(gamma)
         lower_prob = prob
         with np.errstate(divide="ignore"):
             log10_prob = np.log10(prob)
         if k == 0:
             log10_prob[BOS_ID] = LOG10_ZERO
-        orders.append(Order(keys, log10_prob, np.zeros(len(keys)), counts[k][1]))
+        orders.append(Order(keys, log10_prob, np.zeros(len(keys)), counted.counts))
     for k in range(order - 1):
         gamma = gammas[k + 1]  # contexts of order k+2 are the n-grams of order k+1
         with np.errstate(divide="ignore"):
@@ -209,14 +224,15 @@ def _count_based(counts, vocab_size, smoothing, k):
     """MLE or add-k: counts are kept and probabilities computed at query time; the stored
     log10 probabilities are those of each seen n-gram given its full context."""
     orders = []
-    for i, (keys, raw, _, _) in enumerate(counts):
+    for i, counted in enumerate(counts):
+        keys, raw = counted.keys, counted.counts
         raw = raw.astype(np.float64)
         if i == 0:
             total = raw.sum() - raw[BOS_ID]
             context_total = np.full(len(keys), total)
         else:
             groups = keys // vocab_size
-            upper = np.bincount(groups, weights=raw, minlength=len(counts[i - 1][0]))
+            upper = np.bincount(groups, weights=raw, minlength=len(counts[i - 1].keys))
             context_total = upper[groups]
         if smoothing == "add_k":
             p = (raw + k) / (context_total + k * (vocab_size - 1))
@@ -226,5 +242,5 @@ def _count_based(counts, vocab_size, smoothing, k):
             logp = np.log10(p)
         if i == 0:
             logp[BOS_ID] = LOG10_ZERO
-        orders.append(Order(keys, logp, np.zeros(len(keys)), counts[i][1]))
+        orders.append(Order(keys, logp, np.zeros(len(keys)), counted.counts))
     return orders
