@@ -14,25 +14,26 @@ from keras_nlp_app.ngram.model import NGramModel, Order, tokenize
 from keras_nlp_app.utils import atomic
 
 
-def read_sentences(path, tokenizer="whitespace"):
-    """Tokenized non-empty lines of a UTF-8 text file (blank lines are not sentences)."""
+def token_lists(path, tokenizer="whitespace"):
+    """The tokenized non-empty lines of a UTF-8 text file, one list at a time (blank lines are
+    not sentences). The file is read and checked first; its lines go once this is spent."""
     from keras_nlp_app.data.readers import read_text_lines
 
     lines = read_text_lines(path).texts
+    return (words for words in (tokenize(line, tokenizer) for line in lines) if words)
+
+
+def read_sentences(path, tokenizer="whitespace"):
+    """Tokenized non-empty lines of a UTF-8 text file, as a list."""
     # one string object per distinct word: a large corpus' tokens then cost a pointer each
     shared = {}
-    sentences = [[shared.setdefault(w, w) for w in tokenize(line, tokenizer)] for line in lines]
-    return [s for s in sentences if s]
+    return [[shared.setdefault(w, w) for w in words] for words in token_lists(path, tokenizer)]
 
 
 def read_encoded(path, model):
     """A UTF-8 text file's non-empty lines as `model`'s word ids, tokenized by its tokenizer.
     Words become ids line by line, so scoring a large file holds no per-token strings."""
-    from keras_nlp_app.data.readers import read_text_lines
-
-    lines = read_text_lines(path).texts
-    return model.encode(words for words in (tokenize(line, model.tokenizer) for line in lines)
-                        if words)
+    return model.encode(token_lists(path, model.tokenizer))
 
 
 def save_model(model, path):
@@ -91,13 +92,8 @@ def train_files(train_file, output, *, order=5, smoothing="kneser_ney", k=1.0, m
         A JSON-ready summary: order, smoothing, vocabulary, ngrams per order, discounts, files,
         seconds.
     """
-    from keras_nlp_app.data.readers import read_text_lines
-
     started = time.time()
-    lines = read_text_lines(train_file).texts
-    sentences = (words for words in (tokenize(line, tokenizer) for line in lines) if words)
-    del lines  # the generator holds them until it is spent, then they go
-    model = train_model(sentences, order=order, smoothing=smoothing,
+    model = train_model(token_lists(train_file, tokenizer), order=order, smoothing=smoothing,
                         k=k, min_count=min_count, max_vocab=max_vocab, tokenizer=tokenizer,
                         discount_fallback=discount_fallback, alpha=alpha)
     output = output[:-4] if output.endswith(".npz") else output
