@@ -39,9 +39,9 @@ def test_arpa_lines_equal_a_plain_line_by_line_writer(tmp_path):
     for i, order in enumerate(model.orders):
         expected += ["", f"\\{i + 1}-grams:"]
         for words, prob, backoff in zip(model.ngram_words(i), order.log10_prob, order.log10_backoff):
-            line = "%.7g\t%s" % (prob, " ".join(model.vocabulary[w] for w in words))
+            line = f"{prob:.7g}\t" + " ".join(model.vocabulary[w] for w in words)
             if i < model.order - 1 and backoff != 0:
-                line += "\t%.7g" % backoff
+                line += f"\t{backoff:.7g}"
             expected.append(line)
     assert path.read_text() == "\n".join(expected + ["", "\\end\\", ""])
     assert sum("e-0" in line for line in expected) == 3

@@ -200,6 +200,24 @@ def test_lookup_finds_every_stored_ngram_and_no_absent_one():
         np.testing.assert_array_equal(model._lookup(k, contexts, words), expected)
 
 
+@pytest.mark.parametrize("extra_words", [0, 70_000])  # word ids past 16 bits take the other sort
+def test_every_position_finds_the_ngram_that_starts_there(extra_words):
+    corpus = random_corpus(300, 4) + [[f"x{i}" for i in range(j, j + 10)]
+                                      for j in range(0, extra_words, 10)]
+    model = train_model(corpus, order=4, smoothing="mle")
+    probe = corpus[:50] + random_corpus(50, 5) + [["a", "never", "seen"], corpus[-1]]
+    tokens, remaining = model._encode(probe)
+    expected = [model._lookup(0, None, tokens)]
+    for k in range(1, model.order):
+        following = np.zeros_like(tokens)
+        following[: len(tokens) - k] = tokens[k:]
+        expected.append(model._lookup(k, np.where(remaining > k, expected[-1], -1), following))
+    found = model._position_ids(tokens, remaining)
+    for mine, theirs in zip(found, expected):
+        np.testing.assert_array_equal(mine, theirs)
+    assert (found[3] >= 0).sum() > 10 and (found[3] < 0).sum() > 10
+
+
 def test_a_file_streamed_into_ids_trains_the_model_its_sentence_list_trains(tmp_path):
     """`knlp ngram train` turns words into ids as it reads the file; the model must equal the
     one trained from the file's token lists, vocabulary order and `<unk>` included."""
