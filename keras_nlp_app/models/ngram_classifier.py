@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_nlp_app.ngram.corpus import UNK_ID
 from keras_nlp_app.ngram.export import NGramScorer
-from keras_nlp_app.ngram.model import UNK_ID
 
 PRIORS = ("empirical", "uniform")
 
@@ -92,8 +92,8 @@ def fit_class_models(token_rows, class_ids, *, num_classes, vocab_size, order=3)
     n-gram model's `<s>`/`</s>`/`<unk>`; the unknown id 1 is `<unk>`. Discounts that a small
     class cannot estimate fall back to KenLM's (0.5, 1, 1.5).
     """
+    from keras_nlp_app.ngram.corpus import UNK
     from keras_nlp_app.ngram.estimate import train_model
-    from keras_nlp_app.ngram.model import UNK
 
     vocabulary = [str(i) for i in range(2, vocab_size)]
     sentences = [[str(i) if i >= 2 else UNK for i in row] for row in token_rows]

@@ -11,7 +11,8 @@ import os
 import numpy as np
 
 from keras_nlp_app.errors import DataError, UserError
-from keras_nlp_app.ngram.model import BOS, UNK, NGramModel, Order
+from keras_nlp_app.ngram.corpus import BOS, UNK
+from keras_nlp_app.ngram.model import NGramModel, Order
 from keras_nlp_app.utils import atomic
 
 _SEVEN_DIGITS = "{:.7g}".format

@@ -7,18 +7,8 @@ import dataclasses
 import numpy as np
 
 from keras_nlp_app.errors import UserError
-from keras_nlp_app.ngram.model import (
-    BOS,
-    BOS_ID,
-    EOS,
-    LOG10_ZERO,
-    SMOOTHINGS,
-    UNK,
-    UNK_ID,
-    NGramModel,
-    Order,
-    with_sentence_marks,
-)
+from keras_nlp_app.ngram.corpus import BOS, BOS_ID, EOS, UNK, UNK_ID, with_sentence_marks
+from keras_nlp_app.ngram.model import LOG10_ZERO, SMOOTHINGS, NGramModel, Order
 
 
 @dataclasses.dataclass

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nlp_app.errors import UserError
-from keras_nlp_app.ngram.model import BOS_ID, EOS_ID, UNK_ID
+from keras_nlp_app.ngram.corpus import BOS_ID, EOS_ID, UNK_ID
 from keras_nlp_app.utils import atomic
 
 _WORD_PATTERN = r"[\p{L}\p{N}_]+|[^\p{L}\p{N}_\s]"

@@ -1,6 +1,7 @@
 """Count-based n-gram language models on numpy arrays: MLE, add-k and interpolated modified
 Kneser-Ney (Chen & Goodman, with KenLM's conventions): the model, its scoring, perplexity and
-sampling. Estimation is in estimate.py, files (text, .npz, ARPA) in io.py.
+sampling. Estimation is in estimate.py, files (text, .npz, ARPA) in io.py, the corpus as word-id
+arrays in corpus.py.
 
 Storage: every n-gram of order k is an int64 key `context_id * V + word`, where `context_id` is
 the index of its (k-1)-word prefix in the sorted key array of order k-1 (unigram keys are the word
@@ -19,9 +20,15 @@ import re
 import numpy as np
 
 from keras_nlp_app.errors import UserError
+from keras_nlp_app.ngram.corpus import (
+    BOS,
+    BOS_ID,
+    EOS_ID,
+    UNK_ID,
+    EncodedSentences,
+    with_sentence_marks,
+)
 
-UNK, BOS, EOS = "<unk>", "<s>", "</s>"
-UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
 SMOOTHINGS = ("kneser_ney", "add_k", "mle", "stupid_backoff")
 TOKENIZERS = ("whitespace", "word")
 LOG10_ZERO = -99.0  # ARPA's "probability zero" (used for <s>, which is never predicted)
@@ -45,17 +52,6 @@ class Order:
     log10_prob: np.ndarray  # float64 [n]
     log10_backoff: np.ndarray  # float64 [n]; 0 where the n-gram is not a context
     counts: np.ndarray = None  # raw counts (kept for MLE and add-k)
-
-
-@dataclasses.dataclass
-class EncodedSentences:
-    """Sentences as one model's word ids: all words in one flat array, and each one's length."""
-
-    words: np.ndarray  # int64 [total words]
-    lengths: np.ndarray  # int64 [sentences]
-
-    def __len__(self):
-        return len(self.lengths)
 
 
 class NGramModel:
@@ -382,35 +378,6 @@ class NGramModel:
             generated.append(word)
             context.append(word)
         return " ".join(generated)
-
-    # ---------------------------------------------------------------- n-gram words
-
-    def ngram_words(self, order_index):
-        """Word-id matrix `[n, order_index+1]` of every n-gram of an order, in key order."""
-        keys = self.orders[order_index].keys
-        columns = [keys % self.vocab_size if order_index else keys]
-        context = keys // self.vocab_size
-        for lower in range(order_index - 1, -1, -1):
-            lower_keys = self.orders[lower].keys[context]
-            columns.append(lower_keys % self.vocab_size if lower else lower_keys)
-            context = lower_keys // self.vocab_size
-        return np.stack(columns[::-1], axis=1)
-
-
-def with_sentence_marks(words, lengths):
-    """Word ids of consecutive sentences (`lengths` words each) as one flat array
-    `<s> w.. </s> <s> ...`, and per position the tokens left in its sentence (itself included)."""
-    lengths = lengths + 2
-    ends = np.cumsum(lengths)
-    ids = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
-    is_word = np.ones(len(ids), dtype=bool)
-    is_word[ends - lengths] = False
-    is_word[ends - 1] = False
-    ids[is_word] = words
-    ids[ends - lengths] = BOS_ID
-    ids[ends - 1] = EOS_ID
-    remaining = np.repeat(ends, lengths) - np.arange(len(ids))
-    return ids, remaining
 
 
 class _WordIds(dict):

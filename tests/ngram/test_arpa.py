@@ -27,6 +27,16 @@ def test_arpa_round_trip_scores_the_same(model, tmp_path):
     assert "-99\t<s>" in text
 
 
+def ngram_words(model, order_index, key):
+    """The words of the n-gram stored under `key`: its last word, after its context's words
+    (the row `key // V` of the order below)."""
+    if order_index == 0:
+        return [model.vocabulary[key]]
+    context, word = divmod(key, model.vocab_size)
+    context_key = int(model.orders[order_index - 1].keys[context])
+    return ngram_words(model, order_index - 1, context_key) + [model.vocabulary[word]]
+
+
 def test_arpa_lines_equal_a_plain_line_by_line_writer(tmp_path):
     """The writer builds each n-gram's text from its context's and formats each distinct backoff
     once; its file must equal, byte for byte, one written line by line from every n-gram's words."""
@@ -38,8 +48,8 @@ def test_arpa_lines_equal_a_plain_line_by_line_writer(tmp_path):
     expected = ["", "\\data\\"] + [f"ngram {i + 1}={len(o.keys)}" for i, o in enumerate(model.orders)]
     for i, order in enumerate(model.orders):
         expected += ["", f"\\{i + 1}-grams:"]
-        for words, prob, backoff in zip(model.ngram_words(i), order.log10_prob, order.log10_backoff):
-            line = f"{prob:.7g}\t" + " ".join(model.vocabulary[w] for w in words)
+        for key, prob, backoff in zip(order.keys, order.log10_prob, order.log10_backoff):
+            line = f"{prob:.7g}\t" + " ".join(ngram_words(model, i, int(key)))
             if i < model.order - 1 and backoff != 0:
                 line += f"\t{backoff:.7g}"
             expected.append(line)
