@@ -76,7 +76,8 @@ class _NewIds(dict):
 def _first_seen_ids(sentences):
     """One pass over the corpus: its distinct words in order of first sight, every token as the
     index of its word there, and each sentence's length. Words become integers as they are read,
-    so no per-token string list is built (half the time and memory of counting strings)."""
+    so no per-token string list is built (half the time of tokenizing, counting strings and
+    encoding them on PTB)."""
     seen, ids, lengths = _NewIds(), array.array("q"), array.array("q")
     for sentence in sentences:
         lengths.append(len(sentence))
