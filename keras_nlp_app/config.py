@@ -20,6 +20,7 @@ from keras_nlp_app.utils import atomic
 
 LORA_MODES = ("lora", "lora_all")  # model.finetune values that train LoRA factors only
 
+
 @dataclass
 class DataConfig:
     dataset: str | None = "sst2"  # registry name (knlp datasets list); null to use files
@@ -80,7 +81,7 @@ class ModelConfig:
     name: str = "lstm_classifier"  # factory in keras_nlp_app.models.MODELS
     backbone: str | None = None  # keras-hub preset to start from: a local preset folder (knlp pretrain's, or downloaded), a preset name, kaggle://..., hf://...; the preset's tokenizer is used
     finetune: str = "full"  # with a backbone: full (every weight trains) | frozen (features only) | lora (only LoRA factors in the attention query/value projections train) | lora_all (LoRA factors in every attention and feed-forward projection)
-    lora_rank: int = 8  # finetune lora: rank of the LoRA factors in the attention query/value projections
+    lora_rank: int = 8  # finetune lora / lora_all: rank of the LoRA factors
     backbone_weights: str = "pretrained"  # pretrained (fine-tune the preset) | random (the preset's architecture and tokenizer, fresh weights: pretraining from scratch, e.g. a causal LM written as a keras-hub preset)
     params: dict[str, typing.Any] = field(default_factory=dict)  # keyword arguments for the factory
     top_k: int = 5  # the serving signature also returns this many best labels (capped at the label count); qa: answers in the n-best list

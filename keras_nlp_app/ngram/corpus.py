@@ -1,6 +1,7 @@
 """A corpus as n-gram estimation and scoring see it: word ids in flat arrays, sentence by
 sentence, with `<s>` and `</s>` marked. No strings, no TensorFlow."""
 
+import array
 import dataclasses
 
 import numpy as np
@@ -18,6 +19,17 @@ class EncodedSentences:
 
     def __len__(self):
         return len(self.lengths)
+
+
+def encode_sentences(sentences, word_ids):
+    """Token lists (any iterable, read once) as `EncodedSentences`, each word looked up in the
+    mapping `word_ids` (a dict whose `__missing__` decides unknown words), at C speed with `map`."""
+    words, lengths = array.array("q"), array.array("q")
+    for sentence in sentences:
+        lengths.append(len(sentence))
+        words.extend(map(word_ids.__getitem__, sentence))
+    return EncodedSentences(np.frombuffer(words, dtype=np.int64),
+                            np.frombuffer(lengths, dtype=np.int64))
 
 
 def with_sentence_marks(words, lengths):

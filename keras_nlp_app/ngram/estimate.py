@@ -1,13 +1,20 @@
 """Estimating n-gram models from tokenized sentences: vocabulary, counts, and the smoothing
 (interpolated modified Kneser-Ney with KenLM's discounts, add-k, MLE, stupid backoff)."""
 
-import array
 import dataclasses
 
 import numpy as np
 
 from keras_nlp_app.errors import UserError
-from keras_nlp_app.ngram.corpus import BOS, BOS_ID, EOS, UNK, UNK_ID, with_sentence_marks
+from keras_nlp_app.ngram.corpus import (
+    BOS,
+    BOS_ID,
+    EOS,
+    UNK,
+    UNK_ID,
+    encode_sentences,
+    with_sentence_marks,
+)
 from keras_nlp_app.ngram.model import LOG10_ZERO, SMOOTHINGS, NGramModel, Order
 
 
@@ -78,11 +85,9 @@ def _first_seen_ids(sentences):
     index of its word there, and each sentence's length. Words become integers as they are read,
     so no per-token string list is built (half the time of tokenizing, counting strings and
     encoding them on PTB)."""
-    seen, ids, lengths = _NewIds(), array.array("q"), array.array("q")
-    for sentence in sentences:
-        lengths.append(len(sentence))
-        ids.extend(map(seen.__getitem__, sentence))
-    return list(seen), np.frombuffer(ids, dtype=np.int64), np.frombuffer(lengths, dtype=np.int64)
+    seen = _NewIds()
+    encoded = encode_sentences(sentences, seen)
+    return list(seen), encoded.words, encoded.lengths
 
 
 def _vocabulary_ids(seen, first_ids, min_count=1, max_vocab=None, vocabulary=None):

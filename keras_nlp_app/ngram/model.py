@@ -12,7 +12,6 @@ Sentences are scored as KenLM does: the context starts with `<s>`, every word an
 `</s>` are predicted, and a word outside the vocabulary is scored as `<unk>` (and counted as OOV).
 """
 
-import array
 import dataclasses
 import math
 import re
@@ -26,6 +25,7 @@ from keras_nlp_app.ngram.corpus import (
     EOS_ID,
     UNK_ID,
     EncodedSentences,
+    encode_sentences,
     with_sentence_marks,
 )
 
@@ -85,12 +85,7 @@ class NGramModel:
         `EncodedSentences` of this model's word ids; words outside the vocabulary get `<unk>`'s."""
         if isinstance(sentences, EncodedSentences):
             return sentences
-        words, lengths = array.array("q"), array.array("q")
-        for sentence in sentences:
-            lengths.append(len(sentence))
-            words.extend(map(self.index.__getitem__, sentence))
-        return EncodedSentences(np.frombuffer(words, dtype=np.int64),
-                                np.frombuffer(lengths, dtype=np.int64))
+        return encode_sentences(sentences, self.index)
 
     def _encode(self, sentences):
         """Flat ids `<s> w.. </s> <s> ...` and, per position, tokens left in its sentence."""
