@@ -18,10 +18,12 @@ def quick_export(config_path, steps, folder):
     return export_run(train(quick, os.path.join(folder, "run")), os.path.join(folder, "export"))
 
 
-def texts_per_second(model_dir, texts, output, requests_per_batch_size):
+def texts_per_second(model_dir, texts, output, requests_per_batch_size, warm_up_each=False):
     """{"batch<N>_sentences_per_s": ...}: `serving_default` of a SavedModel called on
     consecutive slices of `texts`, `requests_per_batch_size[N]` calls of N texts each, after one
-    warm-up call per batch size; `output` is the output fetched to the host."""
+    warm-up call per batch size (with `warm_up_each`, after one untimed pass over every request:
+    the steady state of a server whose XLA programs are compiled for every shape it meets);
+    `output` is the output fetched to the host."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
@@ -29,7 +31,8 @@ def texts_per_second(model_dir, texts, output, requests_per_batch_size):
     result = {}
     for batch, count in requests_per_batch_size.items():
         requests = [texts[i:i + batch] for i in range(0, batch * count, batch)]
-        serve(text=tf.constant(requests[0]))
+        for request in requests if warm_up_each else requests[:1]:
+            serve(text=tf.constant(request))
         started = time.perf_counter()
         for request in requests:
             serve(text=tf.constant(request))[output].numpy()

@@ -6,7 +6,9 @@ exported SavedModel at batch 1 and 32; prints one JSON object.
   (every beam runs until it ends: the n-best search, best first), in this process; the count of
   outputs that differ.
 - speed: the run exported to a SavedModel (beam search inside the graph), `serving_default` on
-  the validation sources at batch 1 and batch 32, after one warm-up call per batch size.
+  the validation sources at batch 1 and batch 32, after one untimed pass over the same requests
+  (so XLA's compilations for each new shape are not timed).
+- `--outputs FILE` writes the beam search's outputs, one per line, to compare with another commit.
 
 Usage:
     KNLP_DATA_DIR=../shared/data .venv/bin/python scripts/bench_beam.py [--run runs/multi30k_en_de]
@@ -28,6 +30,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="runs/multi30k_en_de")
     parser.add_argument("--examples", type=int, default=0, help="validation sources compared (0: all)")
+    parser.add_argument("--outputs", help="write the beam search's outputs here, one per line")
     args = parser.parse_args()
 
     from keras_nlp_app import runs
@@ -46,13 +49,16 @@ def main():
                                              length_penalty=penalty, n_best=True)]
     full_seconds = time.perf_counter() - started
     differ = sum(a != b for a, b in zip(settled, full))
+    if args.outputs:
+        with open(args.outputs, "w", encoding="utf-8") as handle:
+            handle.writelines(line + "\n" for line in settled)
     report = {"run": args.run, "beam_size": beam, "examples": len(sources),
               "outputs_differing_from_full_search": differ,
               "in_process_seconds": {"settled_rows_stop": round(settled_seconds, 1),
                                      "full_search": round(full_seconds, 1)}}
     with tempfile.TemporaryDirectory() as folder:
         model_dir = export_run(args.run, os.path.join(folder, "model"))
-        speed = texts_per_second(model_dir, sources, "output", {1: 64, 32: 8})
+        speed = texts_per_second(model_dir, sources, "output", {1: 64, 32: 8}, warm_up_each=True)
     report["saved_model"] = speed
     report["batch32_over_batch1"] = round(speed["batch32_sentences_per_s"]
                                           / speed["batch1_sentences_per_s"], 2)

@@ -266,11 +266,12 @@ def test_n_best_returns_every_beam_best_first_with_its_normalized_score():
     assert tokens.numpy()[0, 0, 1:4].tolist() == brute_force_best(table, 2, 3)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_beam_search_that_stops_when_each_row_is_settled_answers_as_the_full_search(seed):
-    """Rows stop costing steps once no live beam can beat their best ended one; the answers are
-    those of running every beam to its end (the n-best search's best), for prompts of any
-    length, stop tokens of any likelihood and any length penalty."""
+@pytest.mark.parametrize("seed, rows", [(0, 16), (1, 16), (2, 16), (3, 13), (4, 1)])
+def test_beam_search_that_stops_when_each_row_is_settled_answers_as_the_full_search(seed, rows):
+    """Rows stop costing steps once no live beam can beat their best ended one, and the search
+    goes on over the live half of the batch when at most half is live; the answers are those of
+    running every beam of every row to its end (the n-best search's best), for prompts of any
+    length, stop tokens of any likelihood, any length penalty and batches of any size."""
     rng = np.random.default_rng(seed)
     table = random_table(30, seed)
     eos = 5
@@ -278,6 +279,7 @@ def test_beam_search_that_stops_when_each_row_is_settled_answers_as_the_full_sea
     model = BigramLM(table)
     prompts = [rng.integers(2, 30, rng.integers(1, 6)).tolist() for _ in range(16)]
     buffer, lengths, _ = decoding.bucketed_buffer(prompts, 20)
+    buffer, lengths = buffer[:rows], lengths[:rows]
     fast = decoding.compiled_decoder(model, strategy="beam", beam_size=4, stop_ids=(eos,))
     full = decoding.compiled_decoder(model, strategy="beam", beam_size=4, stop_ids=(eos,),
                                      n_best=True)
@@ -287,6 +289,29 @@ def test_beam_search_that_stops_when_each_row_is_settled_answers_as_the_full_sea
         best_of_all, _ = full(buffer, lengths, *settings)
         np.testing.assert_array_equal(fast(buffer, lengths, *settings).numpy(),
                                       best_of_all.numpy()[:, 0])
+
+
+def test_beam_search_answers_rows_that_settle_at_very_different_steps():
+    """Most rows end at once and a few run to the length limit, so the search compacts down to
+    the few (each compaction writes the settled rows' answers out); every row's answer is still
+    the full search's."""
+    eos = 3
+    table = np.full((8, 8), -4.0, np.float32)
+    table[2, eos] = 3.0            # token 2 ends almost surely: most prompts end at once
+    table[4, 5] = table[5, 4] = 3.0  # 4 and 5 alternate and never end
+    table[6, 7] = table[7, eos] = 2.0
+    model = BigramLM(table)
+    prompts = [[2]] * 12 + [[4], [6], [5], [4, 5]]
+    buffer, lengths, _ = decoding.bucketed_buffer(prompts, 30)
+    settings = (tf.constant(30), tf.constant(0.0), tf.constant(0), tf.constant(1.0),
+                tf.constant(1.0), tf.constant(0), tf.constant(0.6))
+    fast = decoding.compiled_decoder(model, strategy="beam", beam_size=3, stop_ids=(eos,))
+    full = decoding.compiled_decoder(model, strategy="beam", beam_size=3, stop_ids=(eos,),
+                                     n_best=True)
+    answers = fast(buffer, lengths, *settings).numpy()
+    np.testing.assert_array_equal(answers, full(buffer, lengths, *settings)[0].numpy()[:, 0])
+    assert answers[0, 1:3].tolist() == [eos, 0]
+    assert answers[12, 1:5].tolist() == [5, 4, 5, 4]  # still going at the limit
 
 
 @pytest.mark.parametrize("beam_size, vocab", [(4, 50), (3, 2), (1, 7)])
