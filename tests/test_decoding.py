@@ -291,16 +291,28 @@ def test_beam_search_that_stops_when_each_row_is_settled_answers_as_the_full_sea
                                       best_of_all.numpy()[:, 0])
 
 
+class CountingBigramLM(BigramLM):
+    """A BigramLM that counts the beam rows its decoding steps are given."""
+
+    def __init__(self, table):
+        super().__init__(table)
+        self.row_steps = tf.Variable(0)
+
+    def decode_step(self, token, cache, index):
+        self.row_steps.assign_add(tf.shape(token)[0])
+        return super().decode_step(token, cache, index)
+
+
 def test_beam_search_answers_rows_that_settle_at_very_different_steps():
-    """Most rows end at once and a few run to the length limit, so the search compacts down to
-    the few (each compaction writes the settled rows' answers out); every row's answer is still
-    the full search's."""
+    """Most rows end at once and a few run to the length limit: the search compacts down to
+    the few, so it does a fraction of the full search's row-steps, and each compaction writes
+    the settled rows' answers out, so every row's answer is still the full search's."""
     eos = 3
     table = np.full((8, 8), -4.0, np.float32)
     table[2, eos] = 3.0            # token 2 ends almost surely: most prompts end at once
     table[4, 5] = table[5, 4] = 3.0  # 4 and 5 alternate and never end
     table[6, 7] = table[7, eos] = 2.0
-    model = BigramLM(table)
+    model = CountingBigramLM(table)
     prompts = [[2]] * 12 + [[4], [6], [5], [4, 5]]
     buffer, lengths, _ = decoding.bucketed_buffer(prompts, 30)
     settings = (tf.constant(30), tf.constant(0.0), tf.constant(0), tf.constant(1.0),
@@ -309,7 +321,11 @@ def test_beam_search_answers_rows_that_settle_at_very_different_steps():
     full = decoding.compiled_decoder(model, strategy="beam", beam_size=3, stop_ids=(eos,),
                                      n_best=True)
     answers = fast(buffer, lengths, *settings).numpy()
+    fast_row_steps = int(model.row_steps.numpy())
     np.testing.assert_array_equal(answers, full(buffer, lengths, *settings)[0].numpy()[:, 0])
+    full_row_steps = int(model.row_steps.numpy()) - fast_row_steps
+    # the full search keeps all 16 rows to the end; compacting keeps 4 after the first steps
+    assert fast_row_steps < full_row_steps / 2
     assert answers[0, 1:3].tolist() == [eos, 0]
     assert answers[12, 1:5].tolist() == [5, 4, 5, 4]  # still going at the limit
 
