@@ -230,7 +230,8 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
         "ends": tf.repeat(ends, beam_size),
         "prompt": tf.repeat(prompt_lengths, beam_size),
         "cache": _initial_cache(model, batch * beam_size, source, use_cache, buffer_length),
-        "source": {} if source is None else source}
+        # the uncached path reads the source at every step; a cache already holds what it needs
+        "source": source if source is not None and not use_cache else {}}
     static = set(getattr(model, "static_cache", ())) if source is not None else set()
     batch_axis = getattr(model, "cache_batch_axis", 1)
 
@@ -241,7 +242,7 @@ def _beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_
         cache, tokens = state["cache"], state["tokens"]
         start, cache = window.advance(index, start, cache, tokens, use_cache)
         logits, cache = window.logits(index, start, cache, tokens, use_cache,
-                                      None if source is None else state["source"])
+                                      None if source is None or use_cache else state["source"])
         position = index + 1
         log_probs = _mask_special(tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1),
                                   _never_generated(model))

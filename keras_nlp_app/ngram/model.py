@@ -106,10 +106,7 @@ class NGramModel:
         valid = np.nonzero(context_ids >= 0)[0]
         wanted = context_ids[valid] * self.vocab_size + words[valid]
         ascending = np.argsort(wanted)
-        wanted = wanted[ascending]
-        found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-        hit = keys[found] == wanted
-        rows[valid[ascending[hit]]] = found[hit]
+        rows[valid[ascending]] = _rows_in(keys, wanted[ascending])
         return rows
 
     def _position_ids(self, tokens, remaining):
@@ -127,11 +124,8 @@ class NGramModel:
             context = rows[-1][by_first]
             usable = (context >= 0) & (remaining[by_first] > k)
             at = by_first[usable]
-            wanted = context[usable] * self.vocab_size + tokens[at + k]
-            found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-            hit = keys[found] == wanted
             order_rows = np.full(len(tokens), -1, dtype=np.int64)
-            order_rows[at[hit]] = found[hit]
+            order_rows[at] = _rows_in(keys, context[usable] * self.vocab_size + tokens[at + k])
             rows.append(order_rows)
         return rows
 
@@ -373,6 +367,12 @@ class NGramModel:
             generated.append(word)
             context.append(word)
         return " ".join(generated)
+
+
+def _rows_in(keys, wanted):
+    """The row of each wanted key in the sorted `keys`, or -1 where it is absent."""
+    found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[found] == wanted, found, -1)
 
 
 class _WordIds(dict):
