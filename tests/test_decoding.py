@@ -340,3 +340,42 @@ def test_best_candidates_equal_one_top_k_over_every_beam_and_token(beam_size, vo
     np.testing.assert_array_equal(best, expected)
     np.testing.assert_array_equal(beam, flat_index // vocab)
     np.testing.assert_array_equal(token, flat_index % vocab)
+
+
+@pytest.mark.parametrize("n_best", [False, True])
+def test_beam_search_over_a_growing_cache_answers_as_over_the_whole_buffer(n_best):
+    """A Transformer's beam search starts with a self-attention cache of a quarter of the
+    buffer and grows it once; its tokens and scores are those of a cache of the whole buffer
+    from the start, for sentences that end before the growth and sentences that run past it."""
+    import keras
+
+    from keras_nlp_app.models.transformer_seq2seq import build_transformer_seq2seq
+
+    keras.utils.set_random_seed(5)
+    model = build_transformer_seq2seq(source_vocab_size=30, target_vocab_size=30, num_layers=2,
+                                      num_heads=2, hidden_dim=16, dropout=0.0, max_length=64)
+    model({"source": np.ones((1, 4), np.int32), "target": np.ones((1, 4), np.int32)})
+    eos = 4
+    embeddings = model.target_embedding.embeddings  # (tied output) some sentences then end early
+    embeddings.assign(tf.tensor_scatter_nd_update(embeddings, [[eos]], embeddings[eos:eos + 1] * 2.4))
+    rng = np.random.default_rng(5)
+    source = model.encode(tf.constant(rng.integers(3, 30, (8, 6)), tf.int32))
+    prompts = [[2] + rng.integers(5, 30, n).tolist() for n in range(8)]
+    buffer, lengths, _ = decoding.bucketed_buffer(prompts, 40)
+    settings = (tf.constant(40), tf.constant(0.0), tf.constant(0), tf.constant(1.0),
+                tf.constant(1.0), tf.constant(0), tf.constant(0.6), source)
+    spec = tf.nest.map_structure(lambda t: tf.TensorSpec([None] * t.shape.rank, t.dtype), source)
+
+    def search():
+        decode = decoding.compiled_decoder(model, strategy="beam", beam_size=3, stop_ids=(eos,),
+                                           source_spec=spec, n_best=n_best)
+        return tf.nest.map_structure(lambda t: t.numpy(), decode(buffer, lengths, *settings))
+
+    growing = search()
+    model.grow_cache = None  # the decoder then keeps a cache of the whole buffer throughout
+    model.__dict__.pop("_knlp_decoders")
+    whole = search()
+    tf.nest.map_structure(np.testing.assert_array_equal, growing, whole)
+    best = growing[0][:, 0] if n_best else growing
+    ends = np.where((best == eos).any(-1), (best == eos).argmax(-1), best.shape[1])
+    assert ends.min() < 16 < ends.max()  # the cache grows at position 16 (a quarter of 64)

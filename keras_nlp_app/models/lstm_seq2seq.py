@@ -4,7 +4,7 @@ The training graph is built with the Keras functional API: a bidirectional LSTM 
 LSTM decoder initialized from the encoder's final states, and Luong ("general") or Bahdanau
 (additive) attention over the encoder outputs, whose context is concatenated with the decoder
 output before the softmax. For decoding, the same layers run one step at a time with the
-decoder state as the cache (keras_nlp_app/decoding.py's interface with a `source`).
+decoder state as the cache (keras_nlp_app/decoding/'s interface with a `source`).
 """
 
 import keras

@@ -125,7 +125,7 @@ class DecoderBlock(keras.layers.Layer):
 class TransformerLM(keras.Model):
     """Decoder-only LM: `tokens [B, T]` → next-token logits `[B, T, vocab]`.
 
-    For decoding it also offers `init_cache`, `prefill` and `decode_step` (see decoding.py).
+    For decoding it also offers `init_cache`, `prefill` and `decode_step` (see decoding/).
     """
 
     def __init__(self, *, vocab_size, context_length=256, num_layers=4, num_heads=4,

@@ -2,7 +2,7 @@
 
 Pre-norm blocks (more stable than the paper's post-norm at small batch sizes), sinusoidal or
 learned positions, optional shared source/target embeddings, output layer tied to the target
-embedding. For decoding it offers the interface of keras_nlp_app/decoding.py with a `source`:
+embedding. For decoding it offers the interface of keras_nlp_app/decoding/ with a `source`:
 the encoder runs once, every decoder layer's cross-attention keys and values are computed once
 into the cache, and each step attends over a key/value cache of the target so far.
 
@@ -224,6 +224,15 @@ class TransformerSeq2Seq(keras.Model):
                 "cross_keys": [k for k, _ in cross],
                 "cross_values": [v for _, v in cross],
                 "source_mask": ops.cast(source["mask"], "float32")}
+
+    def grow_cache(self, cache, length):
+        """`cache` with its self-attention keys/values padded with empty positions up to `length`
+        (at most `max_length`): beam search starts small and grows the cache once."""
+        def grown(t):
+            room = ops.minimum(length, self.max_length) - ops.shape(t)[1]
+            return ops.pad(t, ((0, 0), (0, room), (0, 0), (0, 0)))
+        return {**cache, "keys": [grown(k) for k in cache["keys"]],
+                "values": [grown(v) for v in cache["values"]]}
 
     def decode_step(self, token, cache, index):
         x = self._embed(self.target_embedding, getattr(self, "target_positions", None),
