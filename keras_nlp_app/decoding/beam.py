@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_nlp_app.decoding.step import (
     NEG,
     Window,
+    first_cache_length,
     initial_cache,
     mask_special,
     never_generated,
@@ -47,9 +48,7 @@ def beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_p
     vocab = model.vocab_size
     ends = tf.minimum(prompt_lengths + max_new_tokens, buffer_length)
     last = tf.reduce_max(ends) - 1
-    # a cache that grows starts with a quarter of the buffer's positions (see the loops below)
-    grows = use_cache and getattr(model, "grow_cache", None) is not None
-    first_length = buffer_length // 4 if grows else buffer_length
+    grows, first_length = first_cache_length(model, use_cache, buffer_length)
     if source is not None:
         source = tf.nest.map_structure(lambda t: tf.repeat(t, beam_size, axis=0), source)
     state = {
@@ -130,13 +129,13 @@ def beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_p
     index, start, state = tf.nest.map_structure(
         lambda t: t | tf.cast(zero, tf.bool) if t.dtype == tf.bool else t + tf.cast(zero, t.dtype),
         (zero, zero, state))
+
     def live_rows(index, state):
         return tf.reduce_sum(tf.cast(~settled(index, state), tf.int32))
 
     if grows:
-        # A batch's first steps read and reorder a cache of a quarter of the buffer, not all of
-        # it (nothing past the step is written yet); the cache then grows to the whole buffer.
-        # The loop stops early where the loops below would compact, so they still can.
+        # The first steps read and reorder a quarter of the cache (`first_cache_length`); this
+        # loop also stops where the loops below would compact, so they still can.
         def early(index, start, state):
             going = (~tf.reduce_all(state["finished"]) if n_best
                      else live_rows(index, state) > tf.shape(state["scores"])[0] // (2 * beam_size))

@@ -7,6 +7,7 @@ from keras_nlp_app.decoding.step import (
     NEG,
     NEVER_GENERATED,
     Window,
+    first_cache_length,
     initial_cache,
     mask_special,
     never_generated,
@@ -74,7 +75,8 @@ def sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, to
     presence = _presence(tokens, vocab)
     ends = tf.minimum(prompt_lengths + max_new_tokens, buffer_length)
     last = tf.reduce_max(ends) - 1
-    cache = initial_cache(model, batch, source, use_cache, buffer_length)
+    grows, first_length = first_cache_length(model, use_cache, buffer_length)
+    cache = initial_cache(model, batch, source, use_cache, first_length)
     finished = tf.zeros([batch], tf.bool)
 
     def body(index, tokens, cache, presence, finished, start):
@@ -95,6 +97,10 @@ def sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, to
     def cond(index, tokens, cache, presence, finished, start):
         return (index < last) & ~tf.reduce_all(finished)
 
-    _, tokens, *_ = tf.while_loop(
-        cond, body, (tf.constant(0), tokens, cache, presence, finished, tf.constant(0)))
+    state = (tf.constant(0), tokens, cache, presence, finished, tf.constant(0))
+    if grows:  # the first steps over a quarter of the cache, then the cache grows
+        index, tokens, cache, presence, finished, start = tf.while_loop(
+            lambda index, *rest: cond(index, *rest) & (index < first_length), body, state)
+        state = (index, tokens, model.grow_cache(cache, buffer_length), presence, finished, start)
+    _, tokens, *_ = tf.while_loop(cond, body, state)
     return tokens[:, :buffer_length]

@@ -27,6 +27,15 @@ def stop_mask(tokens, stop_ids):
     return stop
 
 
+def first_cache_length(model, use_cache, buffer_length):
+    """(whether the cache grows, the positions it starts with). A model that can grow its cache
+    (`grow_cache`, no moving window) starts with a quarter of the buffer, so a loop's first
+    steps read and copy a quarter as much; the loop grows it once, after those steps."""
+    grows = (use_cache and not model.context_length
+             and getattr(model, "grow_cache", None) is not None)
+    return grows, buffer_length // 4 if grows else buffer_length
+
+
 class Window:
     """The context window a position sees: its start moves by half a context when it fills."""
 
