@@ -8,7 +8,9 @@ exported SavedModel at batch 1 and 32; prints one JSON object.
 - speed: the run exported to a SavedModel (beam search inside the graph), `serving_default` on
   the validation sources at batch 1 and batch 32, after one untimed pass over the same requests
   (so XLA's compilations for each new shape are not timed).
-- `--outputs FILE` writes the beam search's outputs, one per line, to compare with another commit.
+- greedy: the same sources translated greedily in this process, twice (the first pass compiles).
+- `--outputs FILE` writes the beam search's outputs, one per line, and the greedy ones to
+  FILE.greedy, to compare with another commit.
 
 Usage:
     KNLP_DATA_DIR=../shared/data .venv/bin/python scripts/bench_beam.py [--run runs/multi30k_en_de]
@@ -48,14 +50,23 @@ def main():
     full = [best[0][0] for best in translate(run.model, run.preprocessor, sources, beam_size=beam,
                                              length_penalty=penalty, n_best=True)]
     full_seconds = time.perf_counter() - started
+    greedy_seconds = []
+    for _ in range(2):  # the first pass compiles each shape's greedy loop, the second does not
+        started = time.perf_counter()
+        greedy = translate(run.model, run.preprocessor, sources, beam_size=1)
+        greedy_seconds.append(round(time.perf_counter() - started, 1))
     differ = sum(a != b for a, b in zip(settled, full))
     if args.outputs:
         with open(args.outputs, "w", encoding="utf-8") as handle:
             handle.writelines(line + "\n" for line in settled)
+        with open(args.outputs + ".greedy", "w", encoding="utf-8") as handle:
+            handle.writelines(line + "\n" for line in greedy)
     report = {"run": args.run, "beam_size": beam, "examples": len(sources),
               "outputs_differing_from_full_search": differ,
               "in_process_seconds": {"settled_rows_stop": round(settled_seconds, 1),
-                                     "full_search": round(full_seconds, 1)}}
+                                     "full_search": round(full_seconds, 1),
+                                     "greedy_first_pass": greedy_seconds[0],
+                                     "greedy": greedy_seconds[1]}}
     with tempfile.TemporaryDirectory() as folder:
         model_dir = export_run(args.run, os.path.join(folder, "model"))
         speed = texts_per_second(model_dir, sources, "output", {1: 64, 32: 8}, warm_up_each=True)

@@ -49,10 +49,17 @@ def choose_next(logits, presence, step_seed, temperature, top_k, top_p, repetiti
     """The next token of every row: argmax when `temperature` is 0, else a seeded sample from
     the filtered, temperature-scaled distribution. The ids `never` are never chosen."""
     logits = apply_repetition_penalty(mask_special(logits, never), presence, repetition_penalty)
-    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    scaled = filter_logits(logits / tf.maximum(temperature, 1e-6), top_k, top_p)
-    sampled = tf.random.stateless_categorical(scaled, 1, step_seed, dtype=tf.int32)[:, 0]
-    return tf.where(temperature > 0, sampled, greedy)
+
+    def sampled():
+        scaled = logits / tf.maximum(temperature, 1e-6)
+        # the filter sorts the vocabulary at every step: only when a limit is set
+        scaled = tf.cond((top_k > 0) | (top_p < 1.0),
+                         lambda: filter_logits(scaled, top_k, top_p), lambda: scaled)
+        return tf.random.stateless_categorical(scaled, 1, step_seed, dtype=tf.int32)[:, 0]
+
+    # a branch, not both computed: greedy decoding neither sorts nor draws
+    return tf.cond(temperature > 0, sampled,
+                   lambda: tf.argmax(logits, axis=-1, output_type=tf.int32))
 
 
 def _presence(tokens, vocab):
