@@ -15,9 +15,9 @@ Decoding interface of a model (models/transformer_lm.py, models/lstm_lm.py):
     model.context_length → longest window, or None (recurrent models)
     model.never_generated → ids never chosen (optional; default padding 0 and unknown 1)
     model.cache_batch_axis → the cache's batch axis (optional; default 1)
-    model.grow_cache(cache, length) → the cache with room for `length` positions (optional):
-        beam search then starts with a quarter of the buffer's positions and grows the cache
-        once, so a batch's first steps read and reorder a quarter as much
+    model.grow_cache(cache, length) → the cache with room for `length` positions (optional;
+        models without a moving window): every loop then starts with a quarter of the buffer's
+        positions and grows the cache once, so its first steps read and copy a quarter as much
 
 Conditional models (sequence to sequence) also take a `source`: nested tensors with the batch on
 axis 0 (e.g. encoder outputs and their mask), given as `model.init_cache(B, source, length)`
@@ -75,9 +75,9 @@ def compiled_decoder(model, *, strategy="sample", beam_size=4, stop_ids=(), use_
              repetition_penalty, seed, length_penalty, source=None):
         if strategy == "beam":
             return beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size,
-                              length_penalty, stop_ids, use_cache, source, n_best)
+                             length_penalty, stop_ids, use_cache, source, n_best)
         return sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, top_k,
-                              top_p, repetition_penalty, seed, stop_ids, use_cache, source)
+                             top_p, repetition_penalty, seed, stop_ids, use_cache, source)
 
     if source_spec is not None:
         signature.append(source_spec)

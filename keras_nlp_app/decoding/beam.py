@@ -32,7 +32,7 @@ _COMPACTIONS = 3  # times beam search may halve its batch to the sentences still
 
 
 def beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_penalty,
-               stop_ids, use_cache, source=None, n_best=False):
+              stop_ids, use_cache, source=None, n_best=False):
     """Beam search over the `[B, L]` buffer: the best beam of each row `[B, L]`, or with `n_best`
     every beam best first and their normalized scores.
 
@@ -74,7 +74,7 @@ def beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_p
                                       None if source is None or use_cache else state["source"])
         position = index + 1
         log_probs = mask_special(tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1),
-                                  never_generated(model))
+                                 never_generated(model))
         done = state["finished"] | (position >= state["ends"])
         log_probs = tf.where(done[:, None], pad_only[None, :], log_probs)
         best, source_beam, chosen = best_candidates(state["scores"][:, None] + log_probs, beam_size)

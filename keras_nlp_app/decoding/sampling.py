@@ -72,7 +72,7 @@ def _presence(tokens, vocab):
 
 
 def sampling_loop(model, tokens, prompt_lengths, max_new_tokens, temperature, top_k, top_p,
-                   repetition_penalty, seed, stop_ids, use_cache, source=None):
+                  repetition_penalty, seed, stop_ids, use_cache, source=None):
     batch = tf.shape(tokens)[0]
     buffer_length = tf.shape(tokens)[1]
     window = Window(model, buffer_length)
