@@ -130,23 +130,25 @@ def beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_p
         lambda t: t | tf.cast(zero, tf.bool) if t.dtype == tf.bool else t + tf.cast(zero, t.dtype),
         (zero, zero, state))
 
-    def live_rows(index, state):
-        return tf.reduce_sum(tf.cast(~settled(index, state), tf.int32))
+    def going(index, state, compactions_left=_COMPACTIONS):
+        """Whether the search goes on: an n-best search until every beam has ended; else while
+        more rows are live than the next compaction would keep (all of them after the last)."""
+        if n_best:
+            return (index < last) & ~tf.reduce_all(state["finished"])
+        live = tf.reduce_sum(tf.cast(~settled(index, state), tf.int32))
+        half = tf.shape(state["scores"])[0] // (2 * beam_size) if compactions_left else 0
+        return (index < last) & (live > half)
 
     if grows:
         # The first steps read and reorder a quarter of the cache (`first_cache_length`); this
         # loop also stops where the loops below would compact, so they still can.
-        def early(index, start, state):
-            going = (~tf.reduce_all(state["finished"]) if n_best
-                     else live_rows(index, state) > tf.shape(state["scores"])[0] // (2 * beam_size))
-            return (index < tf.minimum(last, first_length)) & going
-
-        index, start, state = tf.while_loop(early, body, (index, start, state))
+        index, start, state = tf.while_loop(
+            lambda index, start, state: going(index, state) & (index < first_length),
+            body, (index, start, state))
         state = {**state, "cache": model.grow_cache(state["cache"], buffer_length)}
     if n_best:
-        _, _, state = tf.while_loop(
-            lambda index, start, state: (index < last) & ~tf.reduce_all(state["finished"]),
-            body, (index, start, state))
+        _, _, state = tf.while_loop(lambda index, start, state: going(index, state),
+                                    body, (index, start, state))
         ranked, order = tf.math.top_k(normalized(state, width), k=beam_size)
         ranked_tokens = tf.gather(state["tokens"][:, :buffer_length],
                                   order + tf.range(batch)[:, None] * beam_size)
@@ -157,9 +159,7 @@ def beam_loop(model, tokens, prompt_lengths, max_new_tokens, beam_size, length_p
     rows = batch  # (from the input's shape too)
     for compactions_left in range(_COMPACTIONS, -1, -1):
         def cond(index, start, state, compactions_left=compactions_left):
-            live = live_rows(index, state)
-            half = tf.shape(state["scores"])[0] // (2 * beam_size) if compactions_left else 0
-            return (index < last) & (live > half)
+            return going(index, state, compactions_left)
 
         index, start, state = tf.while_loop(cond, body, (index, start, state))
         best = tf.argmax(normalized(state, width), axis=1, output_type=tf.int32)
