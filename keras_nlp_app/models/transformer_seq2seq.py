@@ -227,7 +227,8 @@ class TransformerSeq2Seq(keras.Model):
 
     def grow_cache(self, cache, length):
         """`cache` with its self-attention keys/values padded with empty positions up to `length`
-        (at most `max_length`): beam search starts small and grows the cache once."""
+        (at most `max_length`): every decoding loop starts with a small cache and grows it
+        once (`decoding.step.first_cache_length`)."""
         def grown(t):
             room = ops.minimum(length, self.max_length) - ops.shape(t)[1]
             return ops.pad(t, ((0, 0), (0, room), (0, 0), (0, 0)))
